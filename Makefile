@@ -1,0 +1,32 @@
+# Quick start: `make run` serves the embedded default (SQLite, local files, demo data);
+# `make test` runs the whole test suite. Both set up .venv on first use.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: run test lint bench clean
+
+$(BIN)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed; set PYTHON=python3.11 (or newer)")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@
+
+run: $(BIN)/.installed
+	$(BIN)/templateto-bridge init
+	$(BIN)/templateto-bridge demo
+	$(BIN)/templateto-bridge serve --host $(HOST) --port $(PORT)
+
+test: $(BIN)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/pytest
+
+bench: $(BIN)/.installed
+	$(BIN)/python -m benchmarks.auth
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,110 @@
+"""Accounts (workspaces) and their users."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, TypeAdapter
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from werkzeug.security import generate_password_hash
+
+from .clock import Clock
+from .db import Database
+from .errors import Conflict, NotFound
+from .models import Account, User, new_id
+
+AccountName = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]*$")
+]
+Password = Annotated[str, Field(min_length=10, max_length=200)]
+
+
+class Role(enum.StrEnum):
+    ADMIN = "admin"
+    EDITOR = "editor"
+
+
+class AccountInfo(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    name: str
+    created_at: datetime
+
+
+class UserInfo(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    account_id: str
+    email: str
+    role: Role
+    created_at: datetime
+
+
+class NewUser(BaseModel):
+    email: EmailStr
+    password: Password
+    role: Role = Role.EDITOR
+
+
+class Accounts:
+    """Create and look up accounts and users. Each method is one transaction."""
+
+    def __init__(self, db: Database, clock: Clock | None = None) -> None:
+        self._db = db
+        self._clock = clock or Clock()
+
+    def create(self, name: str) -> AccountInfo:
+        account = Account(
+            id=new_id("acc_"),
+            name=TypeAdapter(AccountName).validate_python(name),
+            created_at=self._clock.now(),
+        )
+        with self._db.transaction() as session:
+            session.add(account)
+        return AccountInfo.model_validate(account)
+
+    def list(self) -> list[AccountInfo]:
+        with self._db.transaction() as session:
+            accounts = session.scalars(select(Account).order_by(Account.created_at, Account.id))
+            return [AccountInfo.model_validate(account) for account in accounts]
+
+    def get(self, account_id: str) -> AccountInfo:
+        with self._db.transaction() as session:
+            account = session.get(Account, account_id)
+            if account is None:
+                raise NotFound(f"There is no account {account_id!r}.", code="account_not_found")
+            return AccountInfo.model_validate(account)
+
+    def find_by_name(self, name: str) -> AccountInfo | None:
+        with self._db.transaction() as session:
+            account = session.scalars(
+                select(Account).where(Account.name == name).order_by(Account.created_at).limit(1)
+            ).first()
+            return AccountInfo.model_validate(account) if account else None
+
+    def add_user(self, account_id: str, new_user: NewUser) -> UserInfo:
+        email = new_user.email.lower()
+        with self._db.transaction() as session:
+            if session.get(Account, account_id) is None:
+                raise NotFound(f"There is no account {account_id!r}.", code="account_not_found")
+            user = User(
+                id=new_id("usr_"),
+                account_id=account_id,
+                email=email,
+                password_hash=generate_password_hash(new_user.password),
+                role=new_user.role.value,
+                created_at=self._clock.now(),
+            )
+            session.add(user)
+            try:
+                session.flush()
+            except IntegrityError:
+                raise Conflict(
+                    f"A user with the email {email} already exists.", code="email_taken"
+                ) from None
+            return UserInfo.model_validate(user)

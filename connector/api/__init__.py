@@ -1,0 +1,17 @@
+"""The core JSON API: ``/v1`` routes, error handling and the OpenAPI description."""
+
+from __future__ import annotations
+
+from flask_openapi3 import OpenAPI
+
+from . import api_keys, me
+from .errors import register_error_handlers
+
+
+def register_api(app: OpenAPI) -> None:
+    register_error_handlers(app)
+    app.register_api(me.blueprint)
+    app.register_api(api_keys.blueprint)
+    # The description at the conventional root address, besides /openapi/openapi.json where
+    # the bundled Swagger UI (served from local files) reads it.
+    app.add_url_rule("/openapi.json", "openapi_json", lambda: app.api_doc)

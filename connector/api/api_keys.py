@@ -1,0 +1,116 @@
+"""``/v1/api-keys``: manage an account's keys through the API. Admin keys only."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask import request
+from flask_openapi3 import APIBlueprint, Tag
+from pydantic import BaseModel, Field
+
+from ..api_keys import (
+    ApiKeyInfo,
+    FailureReport,
+    GraceSeconds,
+    IssuedApiKey,
+    KeyName,
+    Permission,
+)
+from ..services import services
+from .security import SECURITY, protect, require_admin
+
+blueprint = APIBlueprint(
+    "api_keys",
+    __name__,
+    url_prefix="/v1/api-keys",
+    abp_tags=[Tag(name="API keys", description="Admin keys only.")],
+    abp_security=SECURITY,
+)
+protect(blueprint)
+
+
+class KeyPath(BaseModel):
+    key_id: str
+
+
+class ListQuery(BaseModel):
+    include_deleted: bool = Field(False, description="Also list deleted keys.")
+
+
+class NewKey(BaseModel):
+    name: KeyName
+    permission: Permission = Permission.STANDARD
+
+
+class Roll(BaseModel):
+    grace_seconds: GraceSeconds = 0
+
+
+class KeyList(BaseModel):
+    data: list[ApiKeyInfo]
+
+
+class FailureList(BaseModel):
+    data: list[FailureReport]
+
+
+@blueprint.get("", responses={200: KeyList})
+def list_keys(query: ListQuery) -> dict:
+    """The account's keys, newest first."""
+    principal = require_admin()
+    found = services().keys.list(principal.account_id, include_deleted=query.include_deleted)
+    return KeyList(data=found).model_dump(mode="json")
+
+
+@blueprint.post("", responses={201: IssuedApiKey})
+def create_key(body: NewKey) -> tuple[dict, int]:
+    """Create a key. The response holds its full value: the only time it is ever shown."""
+    principal = require_admin()
+    issued = services().keys.create(principal.account_id, body.name, body.permission)
+    return issued.model_dump(mode="json"), 201
+
+
+@blueprint.get("/<key_id>", responses={200: ApiKeyInfo})
+def get_key(path: KeyPath) -> dict:
+    principal = require_admin()
+    return services().keys.get(principal.account_id, path.key_id).model_dump(mode="json")
+
+
+@blueprint.post(
+    "/<key_id>/roll",
+    responses={200: IssuedApiKey},
+    openapi_extensions={
+        "requestBody": {
+            "required": False,
+            "content": {"application/json": {"schema": Roll.model_json_schema()}},
+        }
+    },
+)
+def roll_key(path: KeyPath) -> dict:
+    """Give the key a new value, keeping its id and name. The old value is refused at once, or
+    keeps working for ``grace_seconds`` (at most 7 days) with a warning header on every
+    response. The response holds the new value: the only time it is ever shown."""
+    principal = require_admin()
+    # The body is optional (no body: no grace period), which flask-openapi3's typed ``body``
+    # argument cannot express.
+    roll = Roll.model_validate(request.get_json(silent=True) or {})
+    issued = services().keys.roll(
+        principal.account_id, path.key_id, timedelta(seconds=roll.grace_seconds)
+    )
+    return issued.model_dump(mode="json")
+
+
+@blueprint.delete("/<key_id>", responses={200: ApiKeyInfo})
+def delete_key(path: KeyPath) -> dict:
+    """Delete the key: every integration using it stops working. The record stays, marked
+    deleted, so failures of its old value can still be explained."""
+    principal = require_admin()
+    return services().keys.delete(principal.account_id, path.key_id).model_dump(mode="json")
+
+
+@blueprint.get("/<key_id>/failures", responses={200: FailureList})
+def key_failures(path: KeyPath) -> dict:
+    """Who still uses the key's old values: per value, reason and client, how often and when."""
+    principal = require_admin()
+    reports = services().keys.failures(principal.account_id, path.key_id)
+    return FailureList(data=reports).model_dump(mode="json")

@@ -1,0 +1,102 @@
+"""Every error of the core JSON API as ``{"error": {"code", "message", "details"?}}``: never an
+HTML page, never a stack trace. Registered once on the app."""
+
+from __future__ import annotations
+
+import logging
+from flask import Flask, Response, current_app, jsonify, request
+from pydantic import ValidationError
+from sqlalchemy.exc import OperationalError
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
+
+from ..errors import BridgeError, StorageUnavailable
+
+log = logging.getLogger(__name__)
+
+RETRY_AFTER_SECONDS = 5
+
+_HTTP_ERRORS: dict[int, tuple[str, str]] = {
+    400: ("bad_request", "The request could not be understood. Check its syntax."),
+    404: (
+        "not_found",
+        "There is nothing at this address. Check the URL and method; the API is described "
+        "at /openapi.json.",
+    ),
+    405: ("method_not_allowed", "This address does not accept the {method} method."),
+    413: (
+        "payload_too_large",
+        "The request body is larger than the {limit} bytes this service accepts.",
+    ),
+}
+
+
+def error_response(error: BridgeError) -> Response:
+    response = jsonify(error.to_dict())
+    response.status_code = error.status
+    return response
+
+
+def validation_error_response(error: ValidationError) -> Response:
+    """The 422 for a request that failed its pydantic model, with one entry per field."""
+    fields = []
+    for problem in error.errors(include_url=False, include_input=False):
+        location = ".".join(str(part) for part in problem["loc"])
+        if not location and problem["type"] in {"model_type", "dict_type"}:
+            message = "Send a JSON object as the body, with Content-Type: application/json."
+        else:
+            message = problem["msg"]
+        fields.append({"field": location or "body", "message": message})
+    summary = "; ".join(f"{field['field']}: {field['message']}" for field in fields)
+    response = jsonify(
+        {
+            "error": {
+                "code": "validation_failed",
+                "message": f"The request is not valid: {summary}",
+                "details": {"fields": fields},
+            }
+        }
+    )
+    response.status_code = 422
+    return response
+
+
+def _http_error(error: HTTPException) -> Response:
+    # flask-openapi3 aborts with a ready response for validation errors; keep it.
+    if error.response is not None:
+        return error.response
+    status = error.code or 500
+    code, template = _HTTP_ERRORS.get(
+        status, (error.name.lower().replace(" ", "_"), error.description or error.name)
+    )
+    message = template.format(
+        method=request.method, limit=current_app.config["MAX_CONTENT_LENGTH"]
+    )
+    response = jsonify({"error": {"code": code, "message": message}})
+    response.status_code = status
+    if isinstance(error, MethodNotAllowed) and error.valid_methods:
+        response.headers["Allow"] = ", ".join(error.valid_methods)
+    return response
+
+
+def _unexpected_error(error: Exception) -> Response:
+    if isinstance(error, OperationalError):
+        # Connection refused, server gone, SQLite locked past its timeout: all pass by themselves.
+        log.warning("database unavailable: %s", type(error.orig).__name__)
+        response = error_response(
+            StorageUnavailable(
+                "The service cannot reach its database right now. Retry in a few seconds."
+            )
+        )
+        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
+    log.exception("unexpected error on %s %s", request.method, request.path)
+    return error_response(
+        BridgeError("Something went wrong on our side. It has been logged; please retry.")
+    )
+
+
+def register_error_handlers(app: Flask) -> None:
+    app.register_error_handler(BridgeError, error_response)
+    app.register_error_handler(ValidationError, validation_error_response)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _unexpected_error)

@@ -1,0 +1,46 @@
+"""``GET /v1/me``: the connection test. Who the key is, with a ready label; no side effect but
+the key's last-used time."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask_openapi3 import APIBlueprint, Tag
+from pydantic import BaseModel, Field
+
+from ..api_keys import Permission
+from .security import SECURITY, current_principal, protect
+
+blueprint = APIBlueprint(
+    "me", __name__, url_prefix="/v1", abp_tags=[Tag(name="Connection")], abp_security=SECURITY
+)
+protect(blueprint)
+
+
+class Me(BaseModel):
+    account_id: str
+    account_name: str
+    key_id: str
+    key_name: str
+    key_hint: str = Field(description="tt_live_… and the last 4 characters of the value used.")
+    permission: Permission
+    key_created_at: datetime
+    key_rolled_at: datetime | None
+    label: str = Field(description="Account and key name, for a connection label.")
+
+
+@blueprint.get("/me", responses={200: Me})
+def me() -> dict:
+    """Test a connection: the account and key that the X-Api-Key header belongs to."""
+    principal = current_principal()
+    return Me(
+        account_id=principal.account_id,
+        account_name=principal.account_name,
+        key_id=principal.key_id,
+        key_name=principal.key_name,
+        key_hint=principal.key_hint,
+        permission=principal.permission,
+        key_created_at=principal.key_created_at,
+        key_rolled_at=principal.key_rolled_at,
+        label=principal.label,
+    ).model_dump(mode="json")

@@ -1,0 +1,77 @@
+"""Key authentication for every blueprint whose routes act for an account: the core ``/v1`` API
+now, the Zapier and n8n bridges later. One hook, so every surface refuses keys identically."""
+
+from __future__ import annotations
+
+import json
+
+from flask import Blueprint, Response, g, request
+from werkzeug.exceptions import BadRequest
+
+from ..auth import Principal, grace_warning, key_in_query
+from ..errors import MalformedJson, PermissionDenied
+from ..services import services
+
+API_KEY_HEADER = "X-Api-Key"
+SECURITY_SCHEMES = {"ApiKey": {"type": "apiKey", "in": "header", "name": API_KEY_HEADER}}
+SECURITY = [{"ApiKey": []}]
+
+
+def _authenticate() -> None:
+    refusal = key_in_query(request.args)
+    if refusal is not None:
+        raise refusal
+    g.principal = services().authenticator.authenticate(
+        request.headers.get(API_KEY_HEADER),
+        user_agent=request.headers.get("User-Agent", ""),
+        path=request.path,
+    )
+    _require_valid_json()
+
+
+def _require_valid_json() -> None:
+    """A body sent as JSON that does not parse is a 400 that says where, not a 422."""
+    if not request.is_json or not request.content_length:
+        return
+    try:
+        request.get_json()
+    except BadRequest:
+        try:
+            json.loads(request.get_data(cache=True))
+        except ValueError as error:
+            where = ""
+            if isinstance(error, json.JSONDecodeError):
+                where = f" at line {error.lineno}, column {error.colno} ({error.msg})"
+            raise MalformedJson(
+                f"The request body is not valid JSON{where}. Send a JSON object.",
+            ) from None
+        raise
+
+
+def _warn_grace_period(response: Response) -> Response:
+    principal: Principal | None = g.get("principal")
+    if principal is not None:
+        response.headers.update(grace_warning(principal))
+    return response
+
+
+def protect(blueprint: Blueprint) -> None:
+    """Require a valid API key on every route of ``blueprint``."""
+    blueprint.before_request(_authenticate)
+    blueprint.after_request(_warn_grace_period)
+
+
+def current_principal() -> Principal:
+    return g.principal
+
+
+def require_admin() -> Principal:
+    principal = current_principal()
+    if not principal.is_admin:
+        raise PermissionDenied(
+            f"The API key {principal.key_name!r} has the standard permission; managing API keys "
+            "needs a key with the admin permission. Ask an admin to create one on the API keys "
+            "page.",
+            code="api_key_not_admin",
+        )
+    return principal

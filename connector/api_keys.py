@@ -1,0 +1,289 @@
+"""The API key lifecycle: create, list, roll, delete, and the failure reports of old values.
+
+A key keeps its id and name for life; each roll adds a value (:class:`~connector.models.KeyValue`).
+A full value exists only in the :class:`IssuedApiKey` returned by :meth:`KeyManager.create` and
+:meth:`KeyManager.roll`; the database holds its SHA-256 and last four characters.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Annotated
+
+from pydantic import BaseModel, Field, StringConstraints, TypeAdapter
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, selectinload
+
+from . import keys
+from .clock import Clock
+from .db import Database
+from .errors import Conflict, NotFound
+from .models import Account, ApiKey, AuthGeneration, KeyFailure, KeyValue, new_id
+
+RECOGNISABLE_FOR = timedelta(days=90)
+MAX_GRACE = timedelta(days=7)
+
+KeyName = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]*$"
+    ),
+    Field(description="Trimmed, 1-100 characters, unique among the account's live keys."),
+]
+_KEY_NAME: TypeAdapter[str] = TypeAdapter(KeyName)
+GraceSeconds = Annotated[
+    int,
+    Field(
+        ge=0,
+        le=int(MAX_GRACE.total_seconds()),
+        description="How long the old value keeps working after the roll (0 to 7 days).",
+    ),
+]
+
+
+class Permission(enum.StrEnum):
+    STANDARD = "standard"
+    ADMIN = "admin"
+
+
+class KeyStatus(enum.StrEnum):
+    ACTIVE = "active"
+    DELETED = "deleted"
+
+
+class OldValueInfo(BaseModel):
+    """A value replaced by a roll (or current at deletion), recognisable for 90 days."""
+
+    hint: str
+    retired_at: datetime
+    works_until: datetime | None = Field(
+        description="End of the roll's grace period; null when the value was refused at once."
+    )
+
+
+class ApiKeyInfo(BaseModel):
+    id: str
+    name: str
+    permission: Permission
+    hint: str = Field(description="The key's latest value, shown as tt_live_…abcd.")
+    status: KeyStatus
+    created_at: datetime
+    rolled_at: datetime | None
+    last_used_at: datetime | None
+    deleted_at: datetime | None
+    old_values: list[OldValueInfo]
+
+    @classmethod
+    def of(cls, key: ApiKey, now: datetime) -> ApiKeyInfo:
+        latest = key.latest_value
+        return cls(
+            id=key.id,
+            name=key.name,
+            permission=Permission(key.permission),
+            hint=keys.display_hint(latest.last4),
+            status=KeyStatus.DELETED if key.deleted_at else KeyStatus.ACTIVE,
+            created_at=key.created_at,
+            rolled_at=key.rolled_at,
+            last_used_at=key.last_used_at,
+            deleted_at=key.deleted_at,
+            old_values=[
+                OldValueInfo(
+                    hint=keys.display_hint(value.last4),
+                    retired_at=value.retired_at,
+                    works_until=value.works_until,
+                )
+                for value in reversed(key.values)
+                if value.retired_at is not None and now - value.retired_at < RECOGNISABLE_FOR
+            ],
+        )
+
+
+class IssuedApiKey(ApiKeyInfo):
+    value: str = Field(description="The full key. It is shown this once and never again.")
+
+
+class FailureReport(BaseModel):
+    """Uses of a retired value by one client, aggregated."""
+
+    value_hint: str
+    reason: str = Field(
+        description="rolled or deleted: the value was refused; grace_period: it still worked."
+    )
+    client: str = Field(description="zapier, n8n or other, from the User-Agent.")
+    count: int
+    first_seen_at: datetime
+    last_seen_at: datetime
+    last_path: str
+
+
+class KeyManager:
+    """Create, list, roll and delete keys. Each method is one transaction.
+
+    ``account_id`` scopes every lookup: a key of another account is "not found". The CLI, which
+    acts as the operator, passes ``None`` to reach any account's key by id.
+    ``on_revoke`` runs after a roll or delete commits; the app passes the authenticator's
+    ``forget_all`` so this process stops accepting the old value at once.
+    """
+
+    def __init__(
+        self, db: Database, clock: Clock | None = None, on_revoke: Callable[[], None] | None = None
+    ) -> None:
+        self._db = db
+        self._clock = clock or Clock()
+        self._on_revoke = on_revoke or (lambda: None)
+
+    def create(
+        self, account_id: str, name: str, permission: Permission = Permission.STANDARD
+    ) -> IssuedApiKey:
+        name = _KEY_NAME.validate_python(name)
+        now = self._clock.now()
+        fresh = keys.NewKeyValue.generate()
+        with self._db.transaction() as session:
+            if session.get(Account, account_id) is None:
+                raise NotFound(f"There is no account {account_id!r}.", code="account_not_found")
+            key = ApiKey(
+                id=new_id("key_"),
+                account_id=account_id,
+                name=name,
+                permission=Permission(permission).value,
+                created_at=now,
+                values=[KeyValue(fingerprint=fresh.fingerprint, last4=fresh.last4, issued_at=now)],
+            )
+            session.add(key)
+            self._flush_unique_name(session, name)
+            return IssuedApiKey(**ApiKeyInfo.of(key, now).model_dump(), value=fresh.value)
+
+    def list(self, account_id: str, *, include_deleted: bool = False) -> list[ApiKeyInfo]:
+        now = self._clock.now()
+        query = (
+            select(ApiKey)
+            .where(ApiKey.account_id == account_id)
+            .options(selectinload(ApiKey.values))
+            .order_by(ApiKey.created_at.desc(), ApiKey.id)
+        )
+        if not include_deleted:
+            query = query.where(ApiKey.deleted_at.is_(None))
+        with self._db.transaction() as session:
+            return [ApiKeyInfo.of(key, now) for key in session.scalars(query)]
+
+    def get(self, account_id: str | None, key_id: str) -> ApiKeyInfo:
+        with self._db.transaction() as session:
+            return ApiKeyInfo.of(self._find(session, account_id, key_id), self._clock.now())
+
+    def roll(
+        self, account_id: str | None, key_id: str, grace: timedelta = timedelta(0)
+    ) -> IssuedApiKey:
+        """Give the key a new value. The old one is refused at once, or works until ``grace``
+        has passed (at most 7 days)."""
+        if not timedelta(0) <= grace <= MAX_GRACE:
+            raise ValueError("grace must be between 0 and 7 days")
+        now = self._clock.now()
+        fresh = keys.NewKeyValue.generate()
+        with self._db.transaction() as session:
+            key = self._find(session, account_id, key_id, for_update=True)
+            self._refuse_if_deleted(key, "rolled")
+            current = key.latest_value
+            current.retired_at = now
+            current.works_until = now + grace if grace else None
+            key.values.append(
+                KeyValue(fingerprint=fresh.fingerprint, last4=fresh.last4, issued_at=now)
+            )
+            key.rolled_at = now
+            self._revoked(session, now)
+            issued = IssuedApiKey(**ApiKeyInfo.of(key, now).model_dump(), value=fresh.value)
+        self._on_revoke()
+        return issued
+
+    def delete(self, account_id: str | None, key_id: str) -> ApiKeyInfo:
+        """Stop the key working: its current value and any old value still in a grace period
+        are refused from now on. The record stays, marked deleted."""
+        now = self._clock.now()
+        with self._db.transaction() as session:
+            key = self._find(session, account_id, key_id, for_update=True)
+            self._refuse_if_deleted(key, "deleted")
+            key.deleted_at = now
+            for value in key.values:
+                if value.retired_at is None:
+                    value.retired_at = now
+                if value.works_until is not None and value.works_until > now:
+                    value.works_until = now
+            self._revoked(session, now)
+            info = ApiKeyInfo.of(key, now)
+        self._on_revoke()
+        return info
+
+    def failures(self, account_id: str | None, key_id: str) -> list[FailureReport]:
+        with self._db.transaction() as session:
+            self._find(session, account_id, key_id)
+            rows = session.scalars(
+                select(KeyFailure)
+                .where(KeyFailure.key_id == key_id)
+                .options(selectinload(KeyFailure.value))
+                .order_by(KeyFailure.last_seen_at.desc(), KeyFailure.id)
+            )
+            return [
+                FailureReport(
+                    value_hint=keys.display_hint(row.value.last4),
+                    reason=row.reason,
+                    client=row.client,
+                    count=row.count,
+                    first_seen_at=row.first_seen_at,
+                    last_seen_at=row.last_seen_at,
+                    last_path=row.last_path,
+                )
+                for row in rows
+            ]
+
+    @staticmethod
+    def _find(
+        session: Session, account_id: str | None, key_id: str, *, for_update: bool = False
+    ) -> ApiKey:
+        query = select(ApiKey).where(ApiKey.id == key_id).options(selectinload(ApiKey.values))
+        if account_id is not None:
+            query = query.where(ApiKey.account_id == account_id)
+        if for_update:
+            # Two concurrent rolls of one key must not both retire the same value.
+            query = query.with_for_update()
+        key = session.scalars(query).one_or_none()
+        if key is None:
+            raise NotFound(f"There is no API key {key_id!r} in this account.", code="api_key_not_found")
+        return key
+
+    @staticmethod
+    def _refuse_if_deleted(key: ApiKey, action: str) -> None:
+        if key.deleted_at is not None:
+            raise Conflict(
+                f"The API key {key.name!r} was deleted; a deleted key cannot be {action}. "
+                "Create a new key instead.",
+                code="api_key_already_deleted",
+            )
+
+    @staticmethod
+    def _flush_unique_name(session: Session, name: str) -> None:
+        try:
+            session.flush()
+        except IntegrityError:
+            raise Conflict(
+                f"This account already has a key named {name!r}. Choose another name, "
+                "or roll the existing key to get a new value.",
+                code="api_key_name_taken",
+                details={"field": "name"},
+            ) from None
+
+    @staticmethod
+    def _revoked(session: Session, now: datetime) -> None:
+        """Tell every process that cached keys may be stale, and forget values past the 90 days
+        they stay recognisable (the row stays for its failure history)."""
+        session.execute(
+            update(AuthGeneration)
+            .where(AuthGeneration.id == 1)
+            .values(generation=AuthGeneration.generation + 1)
+        )
+        session.execute(
+            update(KeyValue)
+            .where(KeyValue.retired_at < now - RECOGNISABLE_FOR, KeyValue.fingerprint.is_not(None))
+            .values(fingerprint=None)
+        )

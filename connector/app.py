@@ -1,0 +1,49 @@
+"""``create_app``: the one place that assembles the core API and the platform bridges."""
+
+from __future__ import annotations
+
+from flask import request
+from flask_openapi3 import Info, OpenAPI
+
+from . import __version__
+from .api import register_api
+from .api.errors import validation_error_response
+from .api.security import SECURITY_SCHEMES
+from .clock import Clock
+from .config import Settings, load_settings
+from .errors import PayloadTooLarge
+from .services import EXTENSION, Services
+
+
+def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> OpenAPI:
+    settings = settings or load_settings()
+    app = OpenAPI(
+        __name__,
+        info=Info(
+            title="TemplateTo Bridge",
+            version=__version__,
+            description="API keys, documents and events for TemplateTo's Zapier and n8n users. "
+            "Authenticate with your API key in the X-Api-Key header.",
+        ),
+        security_schemes=SECURITY_SCHEMES,
+        validation_error_callback=validation_error_response,
+    )
+    app.config.update(
+        SECRET_KEY=settings.secret_key.get_secret_value(),
+        MAX_CONTENT_LENGTH=settings.max_body_bytes,
+    )
+    app.json.sort_keys = False  # type: ignore[attr-defined]  # keep the models' field order
+    app.extensions[EXTENSION] = Services.build(settings, clock)
+
+    @app.before_request
+    def refuse_oversized_body() -> None:
+        # Werkzeug enforces the limit when the body is read; checking the declared length first
+        # answers 413 even on routes that never read the body, before any other work.
+        if request.content_length is not None and request.content_length > settings.max_body_bytes:
+            raise PayloadTooLarge(
+                f"The request body is {request.content_length} bytes; this service accepts at "
+                f"most {settings.max_body_bytes}."
+            )
+
+    register_api(app)
+    return app

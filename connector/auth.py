@@ -1,0 +1,296 @@
+"""Authenticate an ``X-Api-Key`` value: a :class:`Principal`, or :class:`AuthenticationFailed`
+with a reason code and a message that says what happened and what to do.
+
+The path of a known value is one SHA-256 and one dict lookup. A cache miss checks the value's
+shape and checksum with no I/O, then does one indexed lookup by SHA-256. Every roll and delete
+bumps a generation counter in the database; each process polls it at most every
+``POLL_SECONDS`` while serving cached keys, so a revoked value stops working in the process that
+revoked it at once (``forget_all``) and in every other process within a second.
+"""
+
+from __future__ import annotations
+
+import enum
+import secrets
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+
+from . import keys
+from .api_keys import RECOGNISABLE_FOR, Permission
+from .clients import classify
+from .clock import Clock, format_time, iso
+from .db import Database
+from .errors import AuthenticationFailed
+from .models import Account, ApiKey, AuthGeneration, KeyValue
+from .usage import UsageRecorder
+
+POLL_SECONDS = 0.5
+LAST_USED_EVERY_SECONDS = 60.0
+# Even without a roll, a cached answer is re-read now and then, so that e.g. a value past its
+# 90 recognisable days stops being described as rolled.
+REFRESH_SECONDS = 600.0
+MAX_CACHED = 50_000
+QUERY_PARAMETER_NAMES = frozenset(
+    {"api_key", "apikey", "api-key", "x-api-key", "x_api_key", "key", "token", "access_token"}
+)
+
+
+class Reason(enum.StrEnum):
+    """Why a key was refused: the stable ``code`` of the 401."""
+
+    MISSING = "api_key_missing"
+    IN_QUERY = "api_key_in_query"
+    MALFORMED = "api_key_malformed"
+    CHECKSUM_MISMATCH = "api_key_checksum_mismatch"
+    UNKNOWN = "api_key_unknown"
+    ROLLED = "api_key_rolled"
+    DELETED = "api_key_deleted"
+
+
+def refused(reason: Reason, message: str, **details: object) -> AuthenticationFailed:
+    return AuthenticationFailed(message, code=reason.value, details=details or None)
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who a request acts as: an account, through one of its keys."""
+
+    account_id: str
+    account_name: str
+    key_id: str
+    key_name: str
+    key_hint: str
+    permission: Permission
+    key_created_at: datetime
+    key_rolled_at: datetime | None
+    # Set when the request used an old value during its roll's grace period.
+    grace_until: datetime | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.account_name} · {self.key_name}"
+
+    @property
+    def is_admin(self) -> bool:
+        return self.permission is Permission.ADMIN
+
+
+@dataclass(slots=True)
+class _Entry:
+    """What a known value means, cached by its SHA-256."""
+
+    key_id: str
+    value_id: int
+    principal: Principal | None
+    failure: AuthenticationFailed | None
+    # "rolled", "deleted" or "grace_period" when uses of this value go into the failure report.
+    report_as: str | None
+    valid_until: float
+    last_used_noted: float = float("-inf")
+
+
+def key_in_query(query: Mapping[str, str]) -> AuthenticationFailed | None:
+    """A refusal when a URL's query string carries what looks like an API key."""
+    for name, value in query.items():
+        if name.lower() in QUERY_PARAMETER_NAMES or value.startswith(keys.PREFIX):
+            return refused(
+                Reason.IN_QUERY,
+                f"API keys are not accepted in the URL (query parameter {name!r}), where they "
+                "end up in logs and browser history. Send the key in the X-Api-Key header, "
+                "and consider rolling this key since it has been exposed.",
+                parameter=name,
+            )
+    return None
+
+
+class Authenticator:
+    def __init__(self, db: Database, usage: UsageRecorder, clock: Clock | None = None) -> None:
+        self._db = db
+        self._usage = usage
+        self._clock = clock or Clock()
+        self._cache: dict[str, _Entry] = {}
+        self._lock = threading.Lock()
+        self._epoch = 0
+        self._generation: int | None = None
+        self._next_poll = 0.0
+
+    def authenticate(self, presented: str | None, *, user_agent: str = "", path: str = "") -> Principal:
+        """Who ``presented`` (the raw X-Api-Key header, None when absent) acts as.
+        Raises :class:`AuthenticationFailed` with a :class:`Reason` code."""
+        if presented is None:
+            raise refused(
+                Reason.MISSING,
+                "No API key was sent. Send your TemplateTo API key in the X-Api-Key header.",
+            )
+        digest = keys.fingerprint(presented)
+        entry = self._cache.get(digest)
+        if entry is not None and time.monotonic() >= self._next_poll:
+            self._poll_generation()
+            entry = self._cache.get(digest)
+        now = self._clock.time()
+        if entry is None or now >= entry.valid_until:
+            entry = self._load(presented, digest)
+        if entry.report_as is not None:
+            self._usage.note_old_value(
+                value_id=entry.value_id,
+                key_id=entry.key_id,
+                reason=entry.report_as,
+                client=classify(user_agent),
+                path=path,
+                at=self._clock.now(),
+            )
+        if entry.failure is not None:
+            # A fresh exception each time: a shared instance would collect tracebacks across
+            # requests and threads.
+            failure = entry.failure
+            raise AuthenticationFailed(failure.message, code=failure.code, details=failure.details)
+        if now - entry.last_used_noted >= LAST_USED_EVERY_SECONDS:
+            entry.last_used_noted = now
+            self._usage.note_used(entry.key_id, self._clock.now())
+        assert entry.principal is not None
+        return entry.principal
+
+    def forget_all(self) -> None:
+        """Drop every cached answer, e.g. right after this process rolled or deleted a key."""
+        with self._lock:
+            self._cache.clear()
+            self._epoch += 1
+
+    def _poll_generation(self) -> None:
+        with self._db.transaction() as session:
+            generation = session.scalar(
+                select(AuthGeneration.generation).where(AuthGeneration.id == 1)
+            )
+        with self._lock:
+            if generation != self._generation:
+                self._cache.clear()
+                self._epoch += 1
+                self._generation = generation
+            self._next_poll = time.monotonic() + POLL_SECONDS
+
+    def _load(self, presented: str, digest: str) -> _Entry:
+        problem = keys.diagnose(presented)
+        if problem is keys.FormatProblem.EMPTY:
+            raise refused(
+                Reason.MISSING,
+                "The X-Api-Key header is empty. Put your TemplateTo API key in it.",
+            )
+        if problem is not None:
+            raise refused(
+                Reason.MALFORMED,
+                f"This is not a valid TemplateTo API key: {problem.value}.",
+                problem=problem.code,
+            )
+        if not keys.checksum_matches(presented):
+            raise refused(
+                Reason.CHECKSUM_MISMATCH,
+                "This API key looks mistyped or truncated: its checksum does not match. "
+                "Copy the key again, in full, from the API keys page.",
+            )
+        epoch = self._epoch
+        with self._db.transaction() as session:
+            row = session.execute(
+                select(KeyValue, ApiKey, Account)
+                .join(ApiKey, KeyValue.key_id == ApiKey.id)
+                .join(Account, ApiKey.account_id == Account.id)
+                .where(KeyValue.fingerprint == digest)
+            ).one_or_none()
+        if row is None or not secrets.compare_digest(row.KeyValue.fingerprint, digest):
+            raise self._unknown()
+        entry = self._describe(row.KeyValue, row.ApiKey, row.Account)
+        with self._lock:
+            if self._epoch == epoch:
+                if len(self._cache) >= MAX_CACHED:
+                    self._cache.clear()
+                self._cache[digest] = entry
+        return entry
+
+    def _describe(self, value: KeyValue, key: ApiKey, account: Account) -> _Entry:
+        now = self._clock.now()
+        refresh_at = now.timestamp() + REFRESH_SECONDS
+
+        def entry(**fields: object) -> _Entry:
+            return _Entry(key_id=key.id, value_id=value.id, **fields)  # type: ignore[arg-type]
+
+        def principal(grace_until: datetime | None = None) -> Principal:
+            return Principal(
+                account_id=account.id,
+                account_name=account.name,
+                key_id=key.id,
+                key_name=key.name,
+                key_hint=keys.display_hint(value.last4),
+                permission=Permission(key.permission),
+                key_created_at=key.created_at,
+                key_rolled_at=key.rolled_at,
+                grace_until=grace_until,
+            )
+
+        if key.deleted_at is not None:
+            if now - key.deleted_at >= RECOGNISABLE_FOR:
+                raise self._unknown()
+            failure = refused(
+                Reason.DELETED,
+                f"This API key value belonged to the key {key.name!r}, which was deleted on "
+                f"{format_time(key.deleted_at)}. Integrations using it cannot make requests: "
+                "create a new key on the API keys page and update the integration with it.",
+                key_id=key.id,
+                key_name=key.name,
+                deleted_at=iso(key.deleted_at),
+            )
+            return entry(principal=None, failure=failure, report_as="deleted", valid_until=refresh_at)
+        if value.retired_at is None:
+            return entry(principal=principal(), failure=None, report_as=None, valid_until=refresh_at)
+        if value.works_until is not None and now < value.works_until:
+            return entry(
+                principal=principal(grace_until=value.works_until),
+                failure=None,
+                report_as="grace_period",
+                valid_until=min(refresh_at, value.works_until.timestamp()),
+            )
+        if now - value.retired_at >= RECOGNISABLE_FOR:
+            raise self._unknown()
+        grace_note = (
+            f" Its grace period ended on {format_time(value.works_until)}."
+            if value.works_until is not None and value.works_until > value.retired_at
+            else ""
+        )
+        failure = refused(
+            Reason.ROLLED,
+            f"This API key value belonged to the key {key.name!r}, which was rolled on "
+            f"{format_time(value.retired_at)}.{grace_note} Update the integration with the "
+            "key's new value; if nobody kept it, roll the key again on the API keys page.",
+            key_id=key.id,
+            key_name=key.name,
+            rolled_at=iso(value.retired_at),
+        )
+        return entry(principal=None, failure=failure, report_as="rolled", valid_until=refresh_at)
+
+    @staticmethod
+    def _unknown() -> AuthenticationFailed:
+        return refused(
+            Reason.UNKNOWN,
+            "This API key is not known here: it was never issued by this TemplateTo "
+            "deployment, or it was deleted more than 90 days ago. Check that the integration "
+            "uses the right server address and a key copied from its API keys page.",
+        )
+
+
+def grace_warning(principal: Principal) -> dict[str, str]:
+    """Response headers for a request made with an old value during its grace period.
+    ASCII only (key names may not be), so they name the key by id."""
+    if principal.grace_until is None:
+        return {}
+    until = principal.grace_until
+    return {
+        "X-Api-Key-Warning": (
+            f"This value of API key {principal.key_id} was rolled and stops working at "
+            f"{until.strftime('%Y-%m-%dT%H:%M:%SZ')}. Update the integration with the new value."
+        ),
+        "Sunset": until.strftime("%a, %d %b %Y %H:%M:%S GMT"),
+    }
+

@@ -1,0 +1,337 @@
+"""The ``templateto-bridge`` command: set up, serve, manage accounts, users and keys, check a
+connection. Key values are printed once, when created or rolled, and never read from argv."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from typing import Any, NoReturn
+
+import click
+import requests
+from pydantic import BaseModel, ValidationError
+
+from . import __version__, schema
+from .accounts import NewUser, Role
+from .api_keys import ApiKeyInfo, IssuedApiKey, Permission
+from .config import Settings, load_settings
+from .errors import BridgeError, ConfigError, SchemaOutdated
+from .services import Services
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+API_KEY_VARIABLE = "TEMPLATETO_API_KEY"
+DEMO_ACCOUNT = "Demo Ltd"
+_DURATION = re.compile(r"^(\d+)([smhd]?)$")
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from None
+
+
+@contextmanager
+def _services() -> Iterator[Services]:
+    """Services on a current schema; errors become one readable line and a non-zero exit."""
+    built = Services.build(_settings())
+    try:
+        schema.ensure_current(built.db.engine)
+        yield built
+    except SchemaOutdated as error:
+        raise click.ClickException(str(error)) from None
+    except BridgeError as error:
+        raise click.ClickException(f"{error.code}: {error.message}") from None
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(map(str, p['loc'])) or 'value'}: {p['msg']}" for p in error.errors()
+        )
+        raise click.ClickException(problems) from None
+    finally:
+        built.close()
+
+
+def _emit(as_json: bool, data: BaseModel | list[BaseModel], text: Callable[[], str]) -> None:
+    if as_json:
+        payload: Any = (
+            [item.model_dump(mode="json") for item in data]
+            if isinstance(data, list)
+            else data.model_dump(mode="json")
+        )
+        click.echo(json.dumps(payload, indent=2))
+    else:
+        click.echo(text())
+
+
+def _describe_key(key: ApiKeyInfo) -> str:
+    line = f"{key.id}  {key.name!r}  {key.permission.value}  {key.hint}  {key.status.value}"
+    details = [f"created {key.created_at:%Y-%m-%d %H:%M}"]
+    if key.rolled_at:
+        details.append(f"rolled {key.rolled_at:%Y-%m-%d %H:%M}")
+    if key.last_used_at:
+        details.append(f"last used {key.last_used_at:%Y-%m-%d %H:%M}")
+    if key.deleted_at:
+        details.append(f"deleted {key.deleted_at:%Y-%m-%d %H:%M}")
+    return f"{line}  ({', '.join(details)} UTC)"
+
+
+def _describe_issued(key: IssuedApiKey) -> str:
+    return (
+        f"{_describe_key(key)}\n\n  {key.value}\n\n"
+        "Copy this value now: it is shown once and cannot be shown again."
+    )
+
+
+def _duration(text: str) -> timedelta:
+    match = _DURATION.match(text.strip().lower())
+    if not match:
+        raise click.BadParameter("use seconds or a number with s, m, h or d, e.g. 3600, 1h, 7d")
+    return timedelta(seconds=int(match[1]) * _UNITS[match[2]])
+
+
+def _secret_from_stdin_or_prompt(prompt: str, *, confirm: bool = False) -> str:
+    if sys.stdin.isatty():
+        return click.prompt(prompt, hide_input=True, confirmation_prompt=confirm)
+    return sys.stdin.readline().strip()
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+
+
+@click.group()
+@click.version_option(__version__)
+def main() -> None:
+    """TemplateTo Bridge: API keys, documents and events for Zapier and n8n."""
+
+
+@main.command()
+def init() -> None:
+    """Create the database schema, or upgrade it to this version."""
+    settings = _settings()
+    built = Services.build(settings)
+    try:
+        before, after = schema.upgrade(built.db.engine)
+    finally:
+        built.close()
+    if before == after:
+        click.echo(f"Schema is current (revision {after}).")
+    else:
+        click.echo(f"Schema {'created' if before is None else 'upgraded'}: revision {after}.")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
+@click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 64))
+def serve(host: str, port: int, workers: int, threads: int) -> None:
+    """Serve the API with gunicorn."""
+    from .serving import serve as run_server
+
+    with _services() as services:
+        settings = services.settings
+    click.echo(f"Serving on http://{host}:{port} (data in {settings.data_dir})", err=True)
+    run_server(settings, host=host, port=port, workers=workers, threads=threads)
+
+
+@main.command()
+def demo() -> None:
+    """Create a demo account with an admin user and an admin key, unless one exists."""
+    with _services() as services:
+        existing = services.accounts.find_by_name(DEMO_ACCOUNT)
+        if existing is not None:
+            keys = services.keys.list(existing.id)
+            click.echo(f"Demo account {existing.name!r} ({existing.id}) already exists.")
+            for key in keys:
+                click.echo(f"  {_describe_key(key)}")
+            click.echo(
+                "Key values are shown only once. For a fresh value: "
+                "templateto-bridge keys roll KEY_ID"
+            )
+            return
+        account = services.accounts.create(DEMO_ACCOUNT)
+        password = os.urandom(9).hex()
+        user = services.accounts.add_user(
+            account.id, NewUser(email="admin@demo.example", password=password, role=Role.ADMIN)
+        )
+        key = services.keys.create(account.id, "Demo admin", Permission.ADMIN)
+        click.echo(f"Demo account {account.name!r} ({account.id})")
+        click.echo(f"  admin user {user.email}, password {password}")
+        click.echo(f"  admin API key {key.id}:\n\n    {key.value}\n")
+        click.echo("Copy the key now: it is shown once. Try it:")
+        click.echo(f"  curl -H 'X-Api-Key: {key.value}' {services.settings.public_url}v1/me")
+
+
+@main.group()
+def accounts() -> None:
+    """Accounts (workspaces)."""
+
+
+@accounts.command("create")
+@click.argument("name")
+@json_option
+def accounts_create(name: str, as_json: bool) -> None:
+    """Create an account named NAME."""
+    with _services() as services:
+        account = services.accounts.create(name)
+        _emit(as_json, account, lambda: f"{account.id}  {account.name!r}")
+
+
+@accounts.command("list")
+@json_option
+def accounts_list(as_json: bool) -> None:
+    with _services() as services:
+        found = services.accounts.list()
+        _emit(as_json, found, lambda: "\n".join(f"{a.id}  {a.name!r}" for a in found))
+
+
+@main.group()
+def users() -> None:
+    """Users who sign in to the web pages."""
+
+
+@users.command("create")
+@click.option("--account", "account_id", required=True, help="Account id (acc_...).")
+@click.option("--email", required=True)
+@click.option("--role", type=click.Choice([r.value for r in Role]), default=Role.EDITOR.value)
+@json_option
+def users_create(account_id: str, email: str, role: str, as_json: bool) -> None:
+    """Create a user. The password is read from stdin, or asked for on a terminal."""
+    password = _secret_from_stdin_or_prompt("Password", confirm=True)
+    with _services() as services:
+        user = services.accounts.add_user(
+            account_id, NewUser(email=email, password=password, role=Role(role))
+        )
+        _emit(as_json, user, lambda: f"{user.id}  {user.email}  {user.role.value}")
+
+
+@main.group()
+def keys() -> None:
+    """API keys: create, list, roll, delete, and failure reports."""
+
+
+@keys.command("create")
+@click.option("--account", "account_id", required=True, help="Account id (acc_...).")
+@click.option("--name", required=True, help="A meaningful name, e.g. 'Zapier production'.")
+@click.option(
+    "--permission", type=click.Choice([p.value for p in Permission]), default="standard"
+)
+@json_option
+def keys_create(account_id: str, name: str, permission: str, as_json: bool) -> None:
+    """Create a key and print its value, once."""
+    with _services() as services:
+        issued = services.keys.create(account_id, name, Permission(permission))
+        _emit(as_json, issued, lambda: _describe_issued(issued))
+
+
+@keys.command("list")
+@click.option("--account", "account_id", required=True, help="Account id (acc_...).")
+@click.option("--include-deleted", is_flag=True)
+@json_option
+def keys_list(account_id: str, include_deleted: bool, as_json: bool) -> None:
+    with _services() as services:
+        services.accounts.get(account_id)
+        found = services.keys.list(account_id, include_deleted=include_deleted)
+        _emit(as_json, found, lambda: "\n".join(map(_describe_key, found)) or "No keys.")
+
+
+@keys.command("roll")
+@click.argument("key_id")
+@click.option(
+    "--grace",
+    default="0",
+    show_default=True,
+    help="How long the old value keeps working: seconds, or e.g. 1h, 24h, 7d (at most 7d).",
+)
+@json_option
+def keys_roll(key_id: str, grace: str, as_json: bool) -> None:
+    """Give KEY_ID a new value and print it, once. Integrations using the old value fail
+    (after the grace period) until they are updated."""
+    period = _duration(grace)
+    if period > timedelta(days=7):
+        raise click.BadParameter("the grace period is at most 7 days", param_hint="--grace")
+    with _services() as services:
+        issued = services.keys.roll(None, key_id, period)
+        _emit(as_json, issued, lambda: _describe_issued(issued))
+
+
+@keys.command("delete")
+@click.argument("key_id")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@json_option
+def keys_delete(key_id: str, yes: bool, as_json: bool) -> None:
+    """Delete KEY_ID: every integration using it stops working."""
+    with _services() as services:
+        key = services.keys.get(None, key_id)
+        if not yes:
+            click.confirm(
+                f"Delete {key.name!r}? Every integration using it stops working.", abort=True
+            )
+        deleted = services.keys.delete(None, key_id)
+        _emit(as_json, deleted, lambda: _describe_key(deleted))
+
+
+@keys.command("failures")
+@click.argument("key_id")
+@json_option
+def keys_failures(key_id: str, as_json: bool) -> None:
+    """Who still uses KEY_ID's old values (after a roll or delete)."""
+    with _services() as services:
+        reports = services.keys.failures(None, key_id)
+
+        def text() -> str:
+            if not reports:
+                return "No uses of old values recorded."
+            return "\n".join(
+                f"{r.value_hint}  {r.reason}  {r.client}  {r.count}x  "
+                f"first {r.first_seen_at:%Y-%m-%d %H:%M:%S}  "
+                f"last {r.last_seen_at:%Y-%m-%d %H:%M:%S} UTC  {r.last_path}"
+                for r in reports
+            )
+
+        _emit(as_json, reports, text)
+
+
+@main.command()
+@click.option("--url", required=True, help="The deployment's base URL, e.g. https://bridge.example.com")
+@click.option("--timeout", default=10.0, show_default=True, help="Seconds to wait.")
+def check(url: str, timeout: float) -> None:
+    """Test a connection the way Zapier and n8n do. The key comes from TEMPLATETO_API_KEY or
+    stdin, never from the command line. Exit 0 when it works; else 1 with one line: the reason
+    code and message."""
+    key = os.environ.get(API_KEY_VARIABLE) or _secret_from_stdin_or_prompt("API key")
+    target = url.rstrip("/") + "/v1/me"
+    try:
+        response = requests.get(
+            target,
+            headers={"X-Api-Key": key, "User-Agent": f"templateto-bridge-check/{__version__}"},
+            timeout=timeout,
+            allow_redirects=False,
+        )
+    except requests.RequestException as error:
+        _fail(f"unreachable: could not reach {target} ({type(error).__name__})")
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if response.status_code == 200 and isinstance(body, dict) and "label" in body:
+        warning = response.headers.get("X-Api-Key-Warning")
+        click.echo(f"ok: {body['label']} ({body['key_id']}, {body['key_hint']})"
+                   + (f" warning: {warning}" if warning else ""))
+        return
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict) and "code" in error:
+        _fail(f"{error['code']}: {error.get('message', '')}")
+    _fail(f"unexpected_response: HTTP {response.status_code} from {target}")
+
+
+def _fail(line: str) -> NoReturn:
+    click.echo(line.replace("\n", " "))
+    sys.exit(EXIT_FAILED)

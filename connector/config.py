@@ -1,0 +1,108 @@
+"""Settings from ``BRIDGE_*`` environment variables, loaded and validated once at start.
+
+Nothing else in the service reads ``os.environ``: a bad value stops the service at start with a
+message naming the variable, instead of failing on the first request that needs it.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from pydantic import Field, HttpUrl, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from .errors import ConfigError
+
+SECRET_KEY_FILE = "secret_key"
+_SUPPORTED_DATABASES = ("sqlite", "postgresql")
+
+
+class Settings(BaseSettings):
+    """The service's configuration. Build it with :func:`load_settings`, which fills defaults
+    that depend on the data directory."""
+
+    model_config = SettingsConfigDict(env_prefix="BRIDGE_", extra="ignore", frozen=True)
+
+    data_dir: Path = Field(default=Path("var"), description="Where the SQLite file, the "
+                           "generated secret key and stored documents live.")
+    database_url: str = Field(default="", description="SQLAlchemy URL; default: SQLite under "
+                              "the data directory. postgresql:// URLs use psycopg 3.")
+    public_url: HttpUrl = Field(default=HttpUrl("http://127.0.0.1:8000"),
+                                description="The address users and platforms reach us at.")
+    secret_key: SecretStr = Field(default=SecretStr(""), description="Signs sessions and URLs; "
+                                  "generated and kept in the data directory when unset.")
+    max_body_bytes: int = Field(default=1_000_000, gt=0, le=100_000_000,
+                                description="Largest request body accepted (413 above).")
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        if not value:
+            return value
+        try:
+            url = make_url(value)
+        except ArgumentError as error:
+            raise ValueError(f"not a database URL ({error})") from None
+        if url.get_backend_name() not in _SUPPORTED_DATABASES:
+            raise ValueError("use a sqlite:/// or postgresql:// URL")
+        if url.get_backend_name() == "postgresql" and url.drivername == "postgresql":
+            url = url.set(drivername="postgresql+psycopg")
+        return url.render_as_string(hide_password=False)
+
+    @field_validator("secret_key")
+    @classmethod
+    def _long_enough(cls, value: SecretStr) -> SecretStr:
+        if value.get_secret_value() and len(value.get_secret_value()) < 32:
+            raise ValueError("use at least 32 characters, or leave it unset to have one generated")
+        return value
+
+
+def _describe(error: ValidationError) -> str:
+    lines = []
+    for problem in error.errors():
+        name = "BRIDGE_" + "_".join(str(part) for part in problem["loc"]).upper()
+        lines.append(f"{name}: {problem['msg']}")
+    return "invalid configuration:\n  " + "\n  ".join(lines)
+
+
+def _stored_secret_key(data_dir: Path) -> str:
+    path = data_dir / SECRET_KEY_FILE
+    if path.exists():
+        return path.read_text().strip()
+    key = secrets.token_urlsafe(48)
+    # Created with owner-only permissions from the start, never world-readable for a moment.
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(key + "\n")
+    return key
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment (``overrides`` win), create the data directory, and fill the
+    database URL and secret key defaults. Raises :class:`ConfigError` with a readable message."""
+    try:
+        settings = Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as error:
+        raise ConfigError(_describe(error)) from None
+
+    data_dir = settings.data_dir.expanduser().resolve()
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        secret_key = settings.secret_key.get_secret_value() or _stored_secret_key(data_dir)
+    except OSError as error:
+        raise ConfigError(
+            f"BRIDGE_DATA_DIR: cannot use {data_dir} ({error.strerror}); "
+            "point it at a writable directory"
+        ) from None
+    database_url = settings.database_url or f"sqlite:///{data_dir / 'bridge.db'}"
+    return settings.model_copy(
+        update={
+            "data_dir": data_dir,
+            "database_url": database_url,
+            "secret_key": SecretStr(secret_key),
+        }
+    )

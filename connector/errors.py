@@ -1,0 +1,87 @@
+"""One tree of errors. Each leaf carries a stable ``code`` and an HTTP status; every surface (the
+core JSON API, the CLI, and later the Zapier and n8n bridges) maps them to its own shape in exactly
+one place."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class BridgeError(Exception):
+    """Base of every error a caller may see. ``message`` says what happened and what to do."""
+
+    status = 500
+    code = "internal_error"
+
+    def __init__(
+        self, message: str, *, code: str | None = None, details: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        self.details = details or {}
+
+    def to_dict(self) -> dict[str, Any]:
+        error: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.details:
+            error["details"] = self.details
+        return {"error": error}
+
+
+class BadRequest(BridgeError):
+    status = 400
+    code = "bad_request"
+
+
+class MalformedJson(BadRequest):
+    code = "malformed_json"
+
+
+class ValidationFailed(BridgeError):
+    status = 422
+    code = "validation_failed"
+
+
+class AuthenticationFailed(BridgeError):
+    """A request whose API key was refused; ``code`` names the reason (see ``auth.Reason``)."""
+
+    status = 401
+
+
+class PermissionDenied(BridgeError):
+    status = 403
+    code = "permission_denied"
+
+
+class NotFound(BridgeError):
+    status = 404
+    code = "not_found"
+
+
+class MethodNotAllowed(BridgeError):
+    status = 405
+    code = "method_not_allowed"
+
+
+class Conflict(BridgeError):
+    status = 409
+    code = "conflict"
+
+
+class PayloadTooLarge(BridgeError):
+    status = 413
+    code = "payload_too_large"
+
+
+class StorageUnavailable(BridgeError):
+    status = 503
+    code = "storage_unavailable"
+
+
+class ConfigError(Exception):
+    """A setting has a bad value; the service refuses to start and prints the message."""
+
+
+class SchemaOutdated(Exception):
+    """The database schema is missing or older than this version of the code."""

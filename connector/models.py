@@ -1,0 +1,157 @@
+"""The tables. The schema itself is owned by the Alembic migrations in ``migrations/``."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from .keys import BASE62
+
+
+def new_id(prefix: str) -> str:
+    """A public identifier such as ``key_3fZk…``: a type prefix and 20 random base62 characters."""
+    return prefix + "".join(secrets.choice(BASE62) for _ in range(20))
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite would hand back naive ones)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: object) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime stored; use an aware UTC datetime")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: object) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Account(Base):
+    """A workspace: it owns users, keys, templates and documents."""
+
+    __tablename__ = "accounts"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    account: Mapped[Account] = relationship()
+
+
+class ApiKey(Base):
+    """A named key. Its values (current and retired) live in :class:`KeyValue`, so a roll keeps
+    the id and name and only adds a value."""
+
+    __tablename__ = "api_keys"
+    __table_args__ = (
+        # Names are unique among an account's live keys, ignoring case: "Zapier" and "zapier"
+        # side by side on the keys page would be a trap.
+        Index(
+            "uq_api_keys_live_name",
+            "account_id",
+            text("lower(name)"),
+            unique=True,
+            sqlite_where="deleted_at IS NULL",
+            postgresql_where="deleted_at IS NULL",
+        ),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    permission: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    rolled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    account: Mapped[Account] = relationship()
+    values: Mapped[list[KeyValue]] = relationship(
+        back_populates="key", order_by="KeyValue.id", cascade="all, delete-orphan"
+    )
+
+    @property
+    def latest_value(self) -> KeyValue:
+        """The value issued last: the live one, or the one that was live when it was deleted."""
+        return self.values[-1]
+
+
+class KeyValue(Base):
+    """One value a key has had, stored only as its SHA-256. ``retired_at`` is set when a roll or
+    delete replaced it; ``works_until`` is the end of a roll's grace period."""
+
+    __tablename__ = "api_key_values"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key_id: Mapped[str] = mapped_column(ForeignKey("api_keys.id", ondelete="CASCADE"), index=True)
+    # Cleared once the value is past the 90 days it stays recognisable; the row keeps its history.
+    fingerprint: Mapped[str | None] = mapped_column(String(64), unique=True)
+    last4: Mapped[str] = mapped_column(String(4))
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
+    works_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    key: Mapped[ApiKey] = relationship(back_populates="values")
+
+
+class KeyFailure(Base):
+    """Aggregated uses of a retired value: one row per (value, reason, client)."""
+
+    __tablename__ = "api_key_failures"
+    __table_args__ = (UniqueConstraint("value_id", "reason", "client"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key_id: Mapped[str] = mapped_column(ForeignKey("api_keys.id", ondelete="CASCADE"), index=True)
+    value_id: Mapped[int] = mapped_column(ForeignKey("api_key_values.id", ondelete="CASCADE"))
+    reason: Mapped[str] = mapped_column(String(16))
+    client: Mapped[str] = mapped_column(String(16))
+    count: Mapped[int] = mapped_column(Integer)
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_path: Mapped[str] = mapped_column(Text)
+
+    value: Mapped[KeyValue] = relationship()
+
+
+class AuthGeneration(Base):
+    """A single counter bumped by every roll and delete. Each process polls it to drop its cache
+    of authenticated keys, so a revoked value stops working everywhere within a second."""
+
+    __tablename__ = "auth_generation"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    generation: Mapped[int] = mapped_column(Integer)

@@ -1,0 +1,58 @@
+"""Create, upgrade and check the database schema with the Alembic migrations shipped in the
+package (``templateto-bridge init`` and the start-up check of ``serve``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine
+
+from .errors import SchemaOutdated
+
+_MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def _config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(_MIGRATIONS))
+    return config
+
+
+def head_revision() -> str:
+    head = ScriptDirectory.from_config(_config()).get_current_head()
+    assert head is not None, "the package ships at least one migration"
+    return head
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def upgrade(engine: Engine) -> tuple[str | None, str]:
+    """Bring the schema to the newest revision; returns (before, after)."""
+    before = current_revision(engine)
+    config = _config()
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+    return before, head_revision()
+
+
+def ensure_current(engine: Engine) -> None:
+    """Raise :class:`SchemaOutdated` unless the schema is at the newest revision."""
+    current, head = current_revision(engine), head_revision()
+    if current is None:
+        raise SchemaOutdated(
+            "the database has no TemplateTo Bridge schema yet. "
+            "Run `templateto-bridge init` to create it."
+        )
+    if current != head:
+        raise SchemaOutdated(
+            f"the database schema is at revision {current}, this version needs {head}. "
+            "Run `templateto-bridge init` to upgrade it."
+        )

@@ -1,0 +1,144 @@
+"""Key usage written in aggregate: last-used times and uses of retired values.
+
+Authentication runs on every request and must not write on every request. Uses are counted in
+memory and flushed by a timer a moment later in one transaction: a flood of requests with a
+rolled value becomes one upsert per (value, reason, client) per flush, not one write per request.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import or_, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from .clients import Client
+from .db import Database
+from .models import ApiKey, KeyFailure
+
+log = logging.getLogger(__name__)
+
+FLUSH_DELAY_SECONDS = 2.0
+
+
+@dataclass
+class _Tally:
+    key_id: str
+    count: int
+    first_seen_at: datetime
+    last_seen_at: datetime
+    last_path: str
+
+
+_TallyKey = tuple[int, str, str]  # (value id, reason, client)
+
+
+class UsageRecorder:
+    """Buffers usage and writes it ``flush_delay`` seconds after the first unwritten use."""
+
+    def __init__(self, db: Database, flush_delay: float = FLUSH_DELAY_SECONDS) -> None:
+        self._db = db
+        self._flush_delay = flush_delay
+        self._lock = threading.Lock()
+        self._last_used: dict[str, datetime] = {}
+        self._tallies: dict[_TallyKey, _Tally] = {}
+        self._timer: threading.Timer | None = None
+
+    def note_used(self, key_id: str, at: datetime) -> None:
+        with self._lock:
+            self._last_used[key_id] = at
+            self._schedule()
+
+    def note_old_value(
+        self, *, value_id: int, key_id: str, reason: str, client: Client, path: str, at: datetime
+    ) -> None:
+        tally_key = (value_id, reason, str(client))
+        with self._lock:
+            tally = self._tallies.get(tally_key)
+            if tally is None:
+                self._tallies[tally_key] = _Tally(key_id, 1, at, at, path)
+            else:
+                tally.count += 1
+                tally.last_seen_at = max(tally.last_seen_at, at)
+                tally.last_path = path
+            self._schedule()
+
+    def flush(self) -> None:
+        """Write everything buffered now. On a database error the uses go back into the buffer
+        and are written by the next flush."""
+        with self._lock:
+            last_used, self._last_used = self._last_used, {}
+            tallies, self._tallies = self._tallies, {}
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+        if not last_used and not tallies:
+            return
+        try:
+            with self._db.transaction() as session:
+                for key_id, at in last_used.items():
+                    session.execute(
+                        update(ApiKey)
+                        .where(
+                            ApiKey.id == key_id,
+                            or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at < at),
+                        )
+                        .values(last_used_at=at)
+                    )
+                for tally_key, tally in tallies.items():
+                    self._upsert(session, tally_key, tally)
+        except SQLAlchemyError:
+            log.exception("could not write key usage; keeping it for the next flush")
+            self._restore(last_used, tallies)
+
+    def close(self) -> None:
+        self.flush()
+
+    def _schedule(self) -> None:
+        if self._timer is None:
+            self._timer = threading.Timer(self._flush_delay, self.flush)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _restore(self, last_used: dict[str, datetime], tallies: dict[_TallyKey, _Tally]) -> None:
+        with self._lock:
+            for key_id, at in last_used.items():
+                self._last_used[key_id] = max(at, self._last_used.get(key_id, at))
+            for tally_key, tally in tallies.items():
+                newer = self._tallies.get(tally_key)
+                if newer is not None:
+                    tally.count += newer.count
+                    tally.last_seen_at = newer.last_seen_at
+                    tally.last_path = newer.last_path
+                self._tallies[tally_key] = tally
+            self._schedule()
+
+    @staticmethod
+    def _upsert(session: Session, tally_key: _TallyKey, tally: _Tally) -> None:
+        value_id, reason, client = tally_key
+        dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+        insert = dialect.insert(KeyFailure).values(
+            key_id=tally.key_id,
+            value_id=value_id,
+            reason=reason,
+            client=client,
+            count=tally.count,
+            first_seen_at=tally.first_seen_at,
+            last_seen_at=tally.last_seen_at,
+            last_path=tally.last_path,
+        )
+        session.execute(
+            insert.on_conflict_do_update(
+                index_elements=["value_id", "reason", "client"],
+                set_={
+                    "count": KeyFailure.count + insert.excluded.count,
+                    "last_seen_at": insert.excluded.last_seen_at,
+                    "last_path": insert.excluded.last_path,
+                },
+            )
+        )

@@ -1,0 +1,1 @@
+"""The Zapier bridge: Zapier-shaped routes over the connector (built in its own issue)."""
