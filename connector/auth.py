@@ -192,6 +192,9 @@ class Authenticator:
                 "This API key looks mistyped or truncated: its checksum does not match. "
                 "Copy the key again, in full, from the API keys page.",
             )
+        if self._generation is None:
+            # Learn the generation before the first lookup, so a roll racing with it is seen.
+            self._poll_generation()
         epoch = self._epoch
         with self._db.transaction() as session:
             row = session.execute(

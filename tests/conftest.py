@@ -1,0 +1,170 @@
+"""Fixtures: a real database (SQLite, or PostgreSQL when TEST_DATABASE_URL is set), the real app,
+a clock the tests can move, and real servers on 127.0.0.1 for end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import requests
+from flask.testing import FlaskClient
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from connector import schema
+from connector.accounts import AccountInfo
+from connector.api_keys import IssuedApiKey, Permission
+from connector.app import create_app
+from connector.config import Settings, load_settings
+from connector.db import make_engine
+from connector.models import Base
+from connector.services import EXTENSION, Services
+
+from .helpers import ManualClock, free_port
+
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
+
+
+@pytest.fixture(scope="session")
+def migrated_database(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A database brought to the newest schema once per run: the template every test starts from."""
+    if TEST_DATABASE_URL:
+        url = TEST_DATABASE_URL
+    else:
+        url = f"sqlite:///{tmp_path_factory.mktemp('template') / 'bridge.db'}"
+    engine = make_engine(url)
+    schema.upgrade(engine)
+    engine.dispose()
+    return url
+
+
+@pytest.fixture
+def database_url(migrated_database: str, tmp_path: Path) -> str:
+    """A database of its own for each test, with the newest schema and no rows."""
+    url = make_url(migrated_database)
+    if url.get_backend_name() == "sqlite":
+        copy = tmp_path / "bridge.db"
+        shutil.copyfile(url.database, copy)
+        return f"sqlite:///{copy}"
+    engine = make_engine(migrated_database)
+    tables = [t.name for t in Base.metadata.sorted_tables if t.name != "auth_generation"]
+    with engine.begin() as connection:
+        connection.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        connection.execute(text("UPDATE auth_generation SET generation = 0"))
+    engine.dispose()
+    return migrated_database
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return load_settings(data_dir=tmp_path / "data", database_url=database_url)
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def app(settings: Settings, clock: ManualClock) -> Iterator:
+    application = create_app(settings, clock=clock)
+    yield application
+    application.extensions[EXTENSION].close()
+
+
+@pytest.fixture
+def services(app) -> Services:
+    return app.extensions[EXTENSION]
+
+
+@pytest.fixture
+def client(app) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def account(services: Services) -> AccountInfo:
+    return services.accounts.create("Acme Ltd")
+
+
+@pytest.fixture
+def admin_key(services: Services, account: AccountInfo) -> IssuedApiKey:
+    return services.keys.create(account.id, "Zapier production", Permission.ADMIN)
+
+
+@pytest.fixture
+def standard_key(services: Services, account: AccountInfo) -> IssuedApiKey:
+    return services.keys.create(account.id, "n8n workflows", Permission.STANDARD)
+
+
+# --- real servers on 127.0.0.1 -------------------------------------------------------------
+
+
+@dataclass
+class RunningServer:
+    url: str
+    process: subprocess.Popen
+    log_path: Path
+    env: dict[str, str] = field(repr=False)
+
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+
+def bridge_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "connector", *args]
+
+
+@pytest.fixture
+def server_env(settings: Settings) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BRIDGE_", "TEMPLATETO_"))}
+    env.update(
+        BRIDGE_DATA_DIR=str(settings.data_dir),
+        BRIDGE_DATABASE_URL=settings.database_url,
+        BRIDGE_SECRET_KEY=settings.secret_key.get_secret_value(),
+    )
+    return env
+
+
+@pytest.fixture
+def start_server(server_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., RunningServer]]:
+    """Start ``templateto-bridge serve`` processes on free loopback ports; stop them after."""
+    started: list[RunningServer] = []
+
+    def start(workers: int = 1) -> RunningServer:
+        port = free_port()
+        log_path = tmp_path / f"server-{port}.log"
+        with log_path.open("w") as log_file:
+            process = subprocess.Popen(
+                bridge_command("serve", "--port", str(port), "--workers", str(workers)),
+                env=server_env,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+            )
+        server = RunningServer(f"http://127.0.0.1:{port}", process, log_path, server_env)
+        started.append(server)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                pytest.fail(f"server exited with {process.returncode}:\n{server.log()}")
+            try:
+                requests.get(server.url + "/openapi.json", timeout=1)
+                return server
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        pytest.fail(f"server did not start:\n{server.log()}")
+
+    yield start
+    for server in started:
+        server.process.terminate()
+        try:
+            server.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.process.kill()

@@ -1,0 +1,36 @@
+"""Small helpers shared by the tests."""
+
+from __future__ import annotations
+
+import socket
+from datetime import UTC, datetime, timedelta
+
+from connector.clock import Clock
+
+START = datetime(2026, 11, 20, 10, 3, tzinfo=UTC)
+
+
+class ManualClock(Clock):
+    """A clock that stands still until a test moves it."""
+
+    def __init__(self, start: datetime = START) -> None:
+        self.current = start
+
+    def now(self) -> datetime:
+        return self.current
+
+    def time(self) -> float:
+        return self.current.timestamp()
+
+    def advance(self, **delta: float) -> None:
+        self.current += timedelta(**delta)
+
+
+def key_header(value: str, user_agent: str = "pytest") -> dict[str, str]:
+    return {"X-Api-Key": value, "User-Agent": user_agent}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

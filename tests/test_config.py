@@ -1,0 +1,86 @@
+"""Settings come from BRIDGE_* variables with sane defaults; bad values stop the service with a
+message naming the variable."""
+
+from __future__ import annotations
+
+import stat
+
+import pytest
+
+from connector.config import load_settings
+from connector.errors import ConfigError
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    for name in ("DATA_DIR", "DATABASE_URL", "PUBLIC_URL", "SECRET_KEY", "MAX_BODY_BYTES"):
+        monkeypatch.delenv(f"BRIDGE_{name}", raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+def test_defaults_put_sqlite_and_a_generated_secret_under_var(tmp_path) -> None:
+    settings = load_settings()
+
+    assert settings.data_dir == tmp_path / "var"
+    assert settings.database_url == f"sqlite:///{tmp_path / 'var' / 'bridge.db'}"
+    assert str(settings.public_url) == "http://127.0.0.1:8000/"
+    assert settings.max_body_bytes == 1_000_000
+    secret_file = tmp_path / "var" / "secret_key"
+    assert stat.S_IMODE(secret_file.stat().st_mode) == 0o600
+    assert settings.secret_key.get_secret_value() == secret_file.read_text().strip()
+
+
+def test_generated_secret_is_kept_across_starts() -> None:
+    assert (
+        load_settings().secret_key.get_secret_value()
+        == load_settings().secret_key.get_secret_value()
+    )
+
+
+def test_environment_variables_are_read(monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("BRIDGE_DATA_DIR", str(tmp_path / "elsewhere"))
+    monkeypatch.setenv("BRIDGE_DATABASE_URL", "postgresql://bridge@db.internal/bridge")
+    monkeypatch.setenv("BRIDGE_PUBLIC_URL", "https://bridge.example.com")
+    monkeypatch.setenv("BRIDGE_SECRET_KEY", "s" * 40)
+    monkeypatch.setenv("BRIDGE_MAX_BODY_BYTES", "2048")
+
+    settings = load_settings()
+
+    assert settings.data_dir == tmp_path / "elsewhere"
+    assert settings.database_url == "postgresql+psycopg://bridge@db.internal/bridge"
+    assert str(settings.public_url) == "https://bridge.example.com/"
+    assert settings.secret_key.get_secret_value() == "s" * 40
+    assert settings.max_body_bytes == 2048
+    assert not (tmp_path / "elsewhere" / "secret_key").exists()
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "words"),
+    [
+        ("BRIDGE_DATABASE_URL", "mysql://root@localhost/x", "sqlite:/// or postgresql://"),
+        ("BRIDGE_DATABASE_URL", "not a url", "not a database URL"),
+        ("BRIDGE_PUBLIC_URL", "bridge.example.com", "URL"),
+        ("BRIDGE_SECRET_KEY", "short", "at least 32 characters"),
+        ("BRIDGE_MAX_BODY_BYTES", "0", "greater than 0"),
+        ("BRIDGE_MAX_BODY_BYTES", "lots", "integer"),
+    ],
+)
+def test_bad_values_are_refused_naming_the_variable(monkeypatch, variable, value, words) -> None:
+    monkeypatch.setenv(variable, value)
+
+    with pytest.raises(ConfigError) as refused:
+        load_settings()
+
+    assert variable in str(refused.value)
+    assert words in str(refused.value)
+
+
+def test_unwritable_data_dir_is_refused(monkeypatch, tmp_path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("BRIDGE_DATA_DIR", str(blocker / "data"))
+
+    with pytest.raises(ConfigError) as refused:
+        load_settings()
+
+    assert "BRIDGE_DATA_DIR" in str(refused.value)
