@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -27,7 +26,7 @@ from connector.db import make_engine
 from connector.models import Base
 from connector.services import EXTENSION, Services
 
-from .helpers import ManualClock, free_port
+from .helpers import ManualClock, bridge_command, free_port
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
 
@@ -116,10 +115,6 @@ class RunningServer:
 
     def log(self) -> str:
         return self.log_path.read_text()
-
-
-def bridge_command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "connector", *args]
 
 
 @pytest.fixture

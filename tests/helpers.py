@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import sys
 from datetime import UTC, datetime, timedelta
 
 from connector.clock import Clock
@@ -34,3 +35,8 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def bridge_command(*args: str) -> list[str]:
+    """The templateto-bridge command line, run by this test's Python."""
+    return [sys.executable, "-m", "connector", *args]
