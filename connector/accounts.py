@@ -17,7 +17,10 @@ from .errors import Conflict, NotFound
 from .models import Account, User, new_id
 
 AccountName = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]*$")
+    str,
+    StringConstraints(
+        strip_whitespace=True, min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]*$"
+    ),
 ]
 Password = Annotated[str, Field(min_length=10, max_length=200)]
 

@@ -249,7 +249,9 @@ class KeyManager:
             query = query.with_for_update()
         key = session.scalars(query).one_or_none()
         if key is None:
-            raise NotFound(f"There is no API key {key_id!r} in this account.", code="api_key_not_found")
+            raise NotFound(
+                f"There is no API key {key_id!r} in this account.", code="api_key_not_found"
+            )
         return key
 
     @staticmethod

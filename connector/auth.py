@@ -119,7 +119,9 @@ class Authenticator:
         self._generation: int | None = None
         self._next_poll = 0.0
 
-    def authenticate(self, presented: str | None, *, user_agent: str = "", path: str = "") -> Principal:
+    def authenticate(
+        self, presented: str | None, *, user_agent: str = "", path: str = ""
+    ) -> Principal:
         """Who ``presented`` (the raw X-Api-Key header, None when absent) acts as.
         Raises :class:`AuthenticationFailed` with a :class:`Reason` code."""
         if presented is None:
@@ -245,9 +247,13 @@ class Authenticator:
                 key_name=key.name,
                 deleted_at=iso(key.deleted_at),
             )
-            return entry(principal=None, failure=failure, report_as="deleted", valid_until=refresh_at)
+            return entry(
+                principal=None, failure=failure, report_as="deleted", valid_until=refresh_at
+            )
         if value.retired_at is None:
-            return entry(principal=principal(), failure=None, report_as=None, valid_until=refresh_at)
+            return entry(
+                principal=principal(), failure=None, report_as=None, valid_until=refresh_at
+            )
         if value.works_until is not None and now < value.works_until:
             return entry(
                 principal=principal(grace_until=value.works_until),
@@ -296,4 +302,3 @@ def grace_warning(principal: Principal) -> dict[str, str]:
         ),
         "Sunset": until.strftime("%a, %d %b %Y %H:%M:%S GMT"),
     }
-

@@ -220,9 +220,7 @@ def keys() -> None:
 @keys.command("create")
 @click.option("--account", "account_id", required=True, help="Account id (acc_...).")
 @click.option("--name", required=True, help="A meaningful name, e.g. 'Zapier production'.")
-@click.option(
-    "--permission", type=click.Choice([p.value for p in Permission]), default="standard"
-)
+@click.option("--permission", type=click.Choice([p.value for p in Permission]), default="standard")
 @json_option
 def keys_create(account_id: str, name: str, permission: str, as_json: bool) -> None:
     """Create a key and print its value, once."""
@@ -300,7 +298,9 @@ def keys_failures(key_id: str, as_json: bool) -> None:
 
 
 @main.command()
-@click.option("--url", required=True, help="The deployment's base URL, e.g. https://bridge.example.com")
+@click.option(
+    "--url", required=True, help="The deployment's base URL, e.g. https://bridge.example.com"
+)
 @click.option("--timeout", default=10.0, show_default=True, help="Seconds to wait.")
 def check(url: str, timeout: float) -> None:
     """Test a connection the way Zapier and n8n do. The key comes from TEMPLATETO_API_KEY or
@@ -323,8 +323,10 @@ def check(url: str, timeout: float) -> None:
         body = None
     if response.status_code == 200 and isinstance(body, dict) and "label" in body:
         warning = response.headers.get("X-Api-Key-Warning")
-        click.echo(f"ok: {body['label']} ({body['key_id']}, {body['key_hint']})"
-                   + (f" warning: {warning}" if warning else ""))
+        click.echo(
+            f"ok: {body['label']} ({body['key_id']}, {body['key_hint']})"
+            + (f" warning: {warning}" if warning else "")
+        )
         return
     error = body.get("error") if isinstance(body, dict) else None
     if isinstance(error, dict) and "code" in error:

@@ -27,16 +27,29 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="BRIDGE_", extra="ignore", frozen=True)
 
-    data_dir: Path = Field(default=Path("var"), description="Where the SQLite file, the "
-                           "generated secret key and stored documents live.")
-    database_url: str = Field(default="", description="SQLAlchemy URL; default: SQLite under "
-                              "the data directory. postgresql:// URLs use psycopg 3.")
-    public_url: HttpUrl = Field(default=HttpUrl("http://127.0.0.1:8000"),
-                                description="The address users and platforms reach us at.")
-    secret_key: SecretStr = Field(default=SecretStr(""), description="Signs sessions and URLs; "
-                                  "generated and kept in the data directory when unset.")
-    max_body_bytes: int = Field(default=1_000_000, gt=0, le=100_000_000,
-                                description="Largest request body accepted (413 above).")
+    data_dir: Path = Field(
+        default=Path("var"),
+        description="Where the SQLite file, the generated secret key and stored documents live.",
+    )
+    database_url: str = Field(
+        default="",
+        description="SQLAlchemy URL; default: SQLite under "
+        "the data directory. postgresql:// URLs use psycopg 3.",
+    )
+    public_url: HttpUrl = Field(
+        default=HttpUrl("http://127.0.0.1:8000"),
+        description="The address users and platforms reach us at.",
+    )
+    secret_key: SecretStr = Field(
+        default=SecretStr(""),
+        description="Signs sessions and URLs; generated and kept in the data directory when unset.",
+    )
+    max_body_bytes: int = Field(
+        default=1_000_000,
+        gt=0,
+        le=100_000_000,
+        description="Largest request body accepted (413 above).",
+    )
 
     @field_validator("database_url")
     @classmethod

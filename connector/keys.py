@@ -32,9 +32,7 @@ class FormatProblem(enum.Enum):
         "the X-Api-Key header holds a template placeholder instead of a key: the integration did "
         "not fill in the key. Reconnect the account or re-enter the key in the credential"
     )
-    WHITESPACE = (
-        "the key has spaces or line breaks before or after it. Copy it again without them"
-    )
+    WHITESPACE = "the key has spaces or line breaks before or after it. Copy it again without them"
     QUOTED = "the key is wrapped in quotes. Send the key alone, without quotes"
     BEARER = "the header starts with 'Bearer'. Send the key alone in the X-Api-Key header"
     WRONG_PREFIX = f"the value does not start with '{PREFIX}', as every TemplateTo API key does"

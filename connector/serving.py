@@ -50,5 +50,7 @@ def serve(settings: Settings, *, host: str, port: int, workers: int, threads: in
             "timeout": 60,
             "graceful_timeout": 10,
             "worker_exit": _worker_exit,
+            # One fixed control socket path per user would collide between instances.
+            "control_socket_disable": True,
         },
     ).run()

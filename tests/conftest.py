@@ -34,10 +34,8 @@ TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
 @pytest.fixture(scope="session")
 def migrated_database(tmp_path_factory: pytest.TempPathFactory) -> str:
     """A database brought to the newest schema once per run: the template every test starts from."""
-    if TEST_DATABASE_URL:
-        url = TEST_DATABASE_URL
-    else:
-        url = f"sqlite:///{tmp_path_factory.mktemp('template') / 'bridge.db'}"
+    template = tmp_path_factory.mktemp("template") / "bridge.db"
+    url = TEST_DATABASE_URL or f"sqlite:///{template}"
     engine = make_engine(url)
     schema.upgrade(engine)
     engine.dispose()
@@ -129,7 +127,9 @@ def server_env(settings: Settings) -> dict[str, str]:
 
 
 @pytest.fixture
-def start_server(server_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., RunningServer]]:
+def start_server(
+    server_env: dict[str, str], tmp_path: Path
+) -> Iterator[Callable[..., RunningServer]]:
     """Start ``templateto-bridge serve`` processes on free loopback ports; stop them after."""
     started: list[RunningServer] = []
 

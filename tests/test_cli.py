@@ -99,7 +99,9 @@ def test_key_value_is_printed_once_with_a_warning(run) -> None:
 
 def test_delete_asks_for_confirmation(run) -> None:
     account = json.loads(run("accounts", "create", "Acme Ltd", "--json").output)
-    key = json.loads(run("keys", "create", "--account", account["id"], "--name", "K", "--json").output)
+    key = json.loads(
+        run("keys", "create", "--account", account["id"], "--name", "K", "--json").output
+    )
 
     declined = run("keys", "delete", key["id"], stdin="n\n")
 
@@ -120,7 +122,9 @@ def test_cli_errors_are_one_line_with_the_code(run) -> None:
 
 def test_failures_command_reports_old_value_uses(run, server_env) -> None:
     account = json.loads(run("accounts", "create", "Acme Ltd", "--json").output)
-    key = json.loads(run("keys", "create", "--account", account["id"], "--name", "K", "--json").output)
+    key = json.loads(
+        run("keys", "create", "--account", account["id"], "--name", "K", "--json").output
+    )
 
     empty = run("keys", "failures", key["id"])
     as_json = run("keys", "failures", key["id"], "--json")
@@ -133,15 +137,33 @@ def test_users_are_created_with_a_hashed_password_from_stdin(run, server_env) ->
     account = json.loads(run("accounts", "create", "Acme Ltd", "--json").output)
 
     created = run(
-        "users", "create", "--account", account["id"], "--email", "Ada@Example.com",
-        "--role", "admin", "--json", stdin="correct horse battery\n",
+        "users",
+        "create",
+        "--account",
+        account["id"],
+        "--email",
+        "Ada@Example.com",
+        "--role",
+        "admin",
+        "--json",
+        stdin="correct horse battery\n",
     )
     duplicate = run(
-        "users", "create", "--account", account["id"], "--email", "ada@example.com",
+        "users",
+        "create",
+        "--account",
+        account["id"],
+        "--email",
+        "ada@example.com",
         stdin="another password!\n",
     )
     short = run(
-        "users", "create", "--account", account["id"], "--email", "bob@example.com",
+        "users",
+        "create",
+        "--account",
+        account["id"],
+        "--email",
+        "bob@example.com",
         stdin="short\n",
     )
 

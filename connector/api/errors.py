@@ -4,6 +4,7 @@ HTML page, never a stack trace. Registered once on the app."""
 from __future__ import annotations
 
 import logging
+
 from flask import Flask, Response, current_app, jsonify, request
 from pydantic import ValidationError
 from sqlalchemy.exc import OperationalError
@@ -68,9 +69,7 @@ def _http_error(error: HTTPException) -> Response:
     code, template = _HTTP_ERRORS.get(
         status, (error.name.lower().replace(" ", "_"), error.description or error.name)
     )
-    message = template.format(
-        method=request.method, limit=current_app.config["MAX_CONTENT_LENGTH"]
-    )
+    message = template.format(method=request.method, limit=current_app.config["MAX_CONTENT_LENGTH"])
     response = jsonify({"error": {"code": code, "message": message}})
     response.status_code = status
     if isinstance(error, MethodNotAllowed) and error.valid_methods:

@@ -143,9 +143,7 @@ def test_key_in_query_string_is_refused_and_points_to_the_header(
 
 
 def test_key_value_in_any_query_parameter_is_refused(client, admin_key) -> None:
-    error = refusal(
-        client.get(f"/v1/me?q={admin_key.value}", headers=key_header(admin_key.value))
-    )
+    error = refusal(client.get(f"/v1/me?q={admin_key.value}", headers=key_header(admin_key.value)))
 
     assert error["code"] == Reason.IN_QUERY
 

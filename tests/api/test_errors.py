@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from ..helpers import free_port, key_header
 
 
@@ -67,9 +68,7 @@ def test_malformed_json_is_a_400_saying_where(client, admin_key) -> None:
 
 
 def test_non_json_body_is_a_422_that_says_send_json(client, admin_key) -> None:
-    response = client.post(
-        "/v1/api-keys", data="name=Zapier", headers=key_header(admin_key.value)
-    )
+    response = client.post("/v1/api-keys", data="name=Zapier", headers=key_header(admin_key.value))
 
     error = assert_json_error(response, 422, "validation_failed")
     assert "Content-Type: application/json" in error["message"]

@@ -111,7 +111,9 @@ def test_grace_period_keeps_the_old_value_working_with_a_warning_until_it_ends(
 def test_grace_period_is_bounded_to_seven_days(client, admin_key, standard_key) -> None:
     headers = key_header(admin_key.value)
     too_long = client.post(
-        f"/v1/api-keys/{standard_key.id}/roll", json={"grace_seconds": 7 * 86400 + 1}, headers=headers
+        f"/v1/api-keys/{standard_key.id}/roll",
+        json={"grace_seconds": 7 * 86400 + 1},
+        headers=headers,
     )
     negative = client.post(
         f"/v1/api-keys/{standard_key.id}/roll", json={"grace_seconds": -1}, headers=headers

@@ -25,7 +25,9 @@ def count_writes(engine, table: str) -> list[str]:
     return writes
 
 
-def test_uses_of_a_rolled_value_are_counted_per_client(client, services, clock, admin_key, standard_key):
+def test_uses_of_a_rolled_value_are_counted_per_client(
+    client, services, clock, admin_key, standard_key
+):
     services.keys.roll(None, standard_key.id)
     for _ in range(3):
         client.get("/v1/me", headers=key_header(standard_key.value, ZAPIER))

@@ -26,8 +26,9 @@ def check(url: str, env: dict[str, str], *, key: str | None = None, stdin: str |
 
 def issue_key(env: dict[str, str]) -> dict:
     run = lambda *a: json.loads(  # noqa: E731
-        subprocess.run(bridge_command(*a, "--json"), env=env, capture_output=True,
-                       text=True, check=True).stdout
+        subprocess.run(
+            bridge_command(*a, "--json"), env=env, capture_output=True, text=True, check=True
+        ).stdout
     )
     account = run("accounts", "create", "Acme Ltd")
     return run("keys", "create", "--account", account["id"], "--name", "Uptime monitor")
@@ -56,8 +57,9 @@ def test_check_reads_the_key_from_stdin(start_server) -> None:
 def test_check_fails_with_one_line_giving_the_reason(start_server) -> None:
     server = start_server()
     key = issue_key(server.env)
-    subprocess.run(bridge_command("keys", "roll", key["id"]), env=server.env, check=True,
-                   capture_output=True)
+    subprocess.run(
+        bridge_command("keys", "roll", key["id"]), env=server.env, check=True, capture_output=True
+    )
 
     rolled = check(server.url, server.env, key=key["value"])
     unknown = check(server.url, server.env, key=keys.generate())

@@ -17,7 +17,9 @@ def exercise(call, admin_value: str, key_id: str) -> list[str]:
     seen = [admin_value]
     created = call("POST", "/v1/api-keys", admin_value, json={"name": "Temp"})
     seen.append(created["value"])
-    rolled = call("POST", f"/v1/api-keys/{created['id']}/roll", admin_value, json={"grace_seconds": 60})
+    rolled = call(
+        "POST", f"/v1/api-keys/{created['id']}/roll", admin_value, json={"grace_seconds": 60}
+    )
     seen.append(rolled["value"])
     call("GET", "/v1/me", created["value"])  # grace-period use
     call("DELETE", f"/v1/api-keys/{created['id']}", admin_value)
@@ -62,7 +64,9 @@ def test_server_logs_hold_no_key_value(start_server, services, admin_key) -> Non
 
     def call(method: str, path: str, value: str | None, json: dict | None = None) -> dict:
         headers = key_header(value) if value is not None else {}
-        return requests.request(method, server.url + path, headers=headers, json=json, timeout=5).json()
+        return requests.request(
+            method, server.url + path, headers=headers, json=json, timeout=5
+        ).json()
 
     seen = exercise(call, admin_key.value, admin_key.id)
     server.process.terminate()

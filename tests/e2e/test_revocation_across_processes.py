@@ -20,7 +20,9 @@ def create_key(env: dict[str, str], name: str) -> dict:
         return json.loads(result.stdout)
 
     account = cli("accounts", "create", "Acme Ltd")
-    return cli("keys", "create", "--account", account["id"], "--name", name, "--permission", "admin")
+    return cli(
+        "keys", "create", "--account", account["id"], "--name", name, "--permission", "admin"
+    )
 
 
 def warm(server_url: str, value: str) -> None:
@@ -56,7 +58,9 @@ def test_a_delete_from_the_command_line_stops_the_key_in_a_running_server(start_
     warm(server.url, key["value"])
 
     subprocess.run(
-        bridge_command("keys", "delete", key["id"], "--yes"), env=server.env, check=True,
+        bridge_command("keys", "delete", key["id"], "--yes"),
+        env=server.env,
+        check=True,
         capture_output=True,
     )
     deleted_at = time.monotonic()
