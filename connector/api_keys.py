@@ -7,6 +7,7 @@ A full value exists only in the :class:`IssuedApiKey` returned by :meth:`KeyMana
 
 from __future__ import annotations
 
+import builtins
 import enum
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -215,7 +216,7 @@ class KeyManager:
         self._on_revoke()
         return info
 
-    def failures(self, account_id: str | None, key_id: str) -> list[FailureReport]:
+    def failures(self, account_id: str | None, key_id: str) -> builtins.list[FailureReport]:
         with self._db.transaction() as session:
             self._find(session, account_id, key_id)
             rows = session.scalars(

@@ -7,7 +7,7 @@ import json
 import os
 import re
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any, NoReturn
@@ -58,11 +58,11 @@ def _services() -> Iterator[Services]:
         built.close()
 
 
-def _emit(as_json: bool, data: BaseModel | list[BaseModel], text: Callable[[], str]) -> None:
+def _emit(as_json: bool, data: BaseModel | Sequence[BaseModel], text: Callable[[], str]) -> None:
     if as_json:
         payload: Any = (
             [item.model_dump(mode="json") for item in data]
-            if isinstance(data, list)
+            if isinstance(data, Sequence)
             else data.model_dump(mode="json")
         )
         click.echo(json.dumps(payload, indent=2))
@@ -328,9 +328,9 @@ def check(url: str, timeout: float) -> None:
             + (f" warning: {warning}" if warning else "")
         )
         return
-    error = body.get("error") if isinstance(body, dict) else None
-    if isinstance(error, dict) and "code" in error:
-        _fail(f"{error['code']}: {error.get('message', '')}")
+    refusal = body.get("error") if isinstance(body, dict) else None
+    if isinstance(refusal, dict) and "code" in refusal:
+        _fail(f"{refusal['code']}: {refusal.get('message', '')}")
     _fail(f"unexpected_response: HTTP {response.status_code} from {target}")
 
 

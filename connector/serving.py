@@ -20,7 +20,7 @@ def _worker_exit(_server: Any, worker: Any) -> None:
         app.extensions[EXTENSION].close()
 
 
-class BridgeServer(BaseApplication):  # type: ignore[misc]
+class BridgeServer(BaseApplication):
     def __init__(self, settings: Settings, options: dict[str, Any]) -> None:
         self._settings = settings
         self._options = options

@@ -4,6 +4,7 @@ HTML page, never a stack trace. Registered once on the app."""
 from __future__ import annotations
 
 import logging
+from typing import cast
 
 from flask import Flask, Response, current_app, jsonify, request
 from pydantic import ValidationError
@@ -64,7 +65,7 @@ def validation_error_response(error: ValidationError) -> Response:
 def _http_error(error: HTTPException) -> Response:
     # flask-openapi3 aborts with a ready response for validation errors; keep it.
     if error.response is not None:
-        return error.response
+        return cast(Response, error.response)
     status = error.code or 500
     code, template = _HTTP_ERRORS.get(
         status, (error.name.lower().replace(" ", "_"), error.description or error.name)

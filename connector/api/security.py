@@ -4,6 +4,7 @@ now, the Zapier and n8n bridges later. One hook, so every surface refuses keys i
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from flask import Blueprint, Response, g, request
 from werkzeug.exceptions import BadRequest
@@ -13,8 +14,10 @@ from ..errors import MalformedJson, PermissionDenied
 from ..services import services
 
 API_KEY_HEADER = "X-Api-Key"
-SECURITY_SCHEMES = {"ApiKey": {"type": "apiKey", "in": "header", "name": API_KEY_HEADER}}
-SECURITY = [{"ApiKey": []}]
+SECURITY_SCHEMES: dict[str, Any] = {
+    "ApiKey": {"type": "apiKey", "in": "header", "name": API_KEY_HEADER}
+}
+SECURITY: list[dict[str, list[str]]] = [{"ApiKey": []}]
 
 
 def _authenticate() -> None:
