@@ -10,6 +10,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
+from pathlib import Path
 from typing import Any, NoReturn
 
 import click
@@ -22,6 +23,7 @@ from .api_keys import ApiKeyInfo, IssuedApiKey, Permission
 from .config import Settings, load_settings
 from .errors import BridgeError, ConfigError, SchemaOutdated
 from .services import Services
+from .templates import TemplateFields
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -295,6 +297,42 @@ def keys_failures(key_id: str, as_json: bool) -> None:
             )
 
         _emit(as_json, reports, text)
+
+
+@main.group()
+def templates() -> None:
+    """Templates (Liquid, as TemplateTo uses)."""
+
+
+@templates.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--account", "account_id", required=True, help="Account id (acc_...).")
+@click.option("--name", help="Template name; default: the file name without its extension.")
+@click.option(
+    "--text-body",
+    "text_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A Liquid text file for TXT documents; default: text derived from the HTML.",
+)
+@json_option
+def templates_import(
+    file: Path, account_id: str, name: str | None, text_file: Path | None, as_json: bool
+) -> None:
+    """Save the Liquid HTML in FILE as a new template. One that does not parse is refused with
+    the line, column and reason."""
+    fields = TemplateFields(
+        name=name or file.stem,
+        body=file.read_text(encoding="utf-8"),
+        text_body=text_file.read_text(encoding="utf-8") if text_file else None,
+    )
+    with _services() as services:
+        services.accounts.get(account_id)
+        template = services.templates.create(account_id, fields)
+        _emit(
+            as_json,
+            template,
+            lambda: f"{template.id}  {template.name!r}  variables: {', '.join(template.variables)}",
+        )
 
 
 @main.command()

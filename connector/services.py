@@ -12,6 +12,8 @@ from .auth import Authenticator
 from .clock import Clock
 from .config import Settings
 from .db import Database
+from .rendering import LocalRenderer
+from .templates import TemplateStore
 from .usage import UsageRecorder
 
 EXTENSION = "templateto"
@@ -26,6 +28,8 @@ class Services:
     authenticator: Authenticator
     keys: KeyManager
     accounts: Accounts
+    templates: TemplateStore
+    renderer: LocalRenderer
 
     @classmethod
     def build(cls, settings: Settings, clock: Clock | None = None) -> Services:
@@ -41,6 +45,8 @@ class Services:
             authenticator=authenticator,
             keys=KeyManager(db, clock, on_revoke=authenticator.forget_all),
             accounts=Accounts(db, clock),
+            templates=TemplateStore(db, clock),
+            renderer=LocalRenderer(),
         )
 
     def close(self) -> None:

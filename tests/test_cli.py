@@ -187,3 +187,20 @@ def test_demo_creates_an_account_key_and_user_once(run) -> None:
     assert "already exists" in second.output and "tt_live_…" in second.output
     assert first.output.count("tt_live_") >= 1
     assert "keys roll" in second.output
+
+
+def test_templates_import_saves_a_file_and_refuses_a_broken_one(run, tmp_path) -> None:
+    account = json.loads(run("accounts", "create", "Acme Ltd", "--json").output)
+    good = tmp_path / "invoice.html"
+    good.write_text("<h1>Invoice {{ number }}</h1>\n<p>{{ customer.name }}</p>", encoding="utf-8")
+    broken = tmp_path / "broken.html"
+    broken.write_text("<p>ok</p>\n<p>{{ customer.name </p>", encoding="utf-8")
+
+    imported = run("templates", "import", str(good), "--account", account["id"], "--json")
+    refused = run("templates", "import", str(broken), "--account", account["id"])
+
+    template = json.loads(imported.output)
+    assert template["name"] == "invoice"
+    assert template["variables"] == ["customer", "number"]
+    assert refused.exit_code == 1
+    assert "template_syntax_error" in refused.output and "line 2" in refused.output

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask_openapi3 import OpenAPI
 
-from . import api_keys, me
+from . import api_keys, me, render, templates
 from .errors import register_error_handlers
 
 
@@ -12,6 +12,8 @@ def register_api(app: OpenAPI) -> None:
     register_error_handlers(app)
     app.register_api(me.blueprint)
     app.register_api(api_keys.blueprint)
+    app.register_api(templates.blueprint)
+    app.register_api(render.blueprint)
     # The description at the conventional root address, besides /openapi/openapi.json where
     # the bundled Swagger UI (served from local files) reads it.
     app.add_url_rule("/openapi.json", "openapi_json", lambda: app.api_doc)

@@ -1,0 +1,118 @@
+"""``/render``: TemplateTo's REST render API, same paths and behaviour, so its existing clients
+work against this service. The body is the template's JSON data; the answer is the file, or its
+bytes base64-encoded as a JSON string (``.../as-byte-array``)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+from flask import Response, jsonify, request
+from flask_openapi3 import APIBlueprint, Tag
+from pydantic import BaseModel, Field
+
+from ..errors import BadRequest
+from ..rendering import Format, RenderedFile
+from ..services import services
+from .security import SECURITY, current_principal, protect
+
+blueprint = APIBlueprint(
+    "render",
+    __name__,
+    url_prefix="/render",
+    abp_tags=[Tag(name="Render (TemplateTo-compatible)")],
+    abp_security=SECURITY,
+)
+protect(blueprint)
+
+_DATA_BODY = {
+    "requestBody": {
+        "required": False,
+        "description": "The template's data: a JSON object.",
+        "content": {"application/json": {"schema": {"type": "object"}}},
+    }
+}
+
+
+class DataNotObject(BadRequest):
+    code = "data_not_object"
+
+
+class InvalidHtml(BadRequest):
+    code = "invalid_base64_html"
+
+
+class RenderPath(BaseModel):
+    template_id: str = Field(alias="templateId")
+
+
+class RenderQuery(BaseModel):
+    strict: bool = Field(False, description="A missing variable is a 422, not an empty string.")
+
+
+class HtmlBody(BaseModel):
+    base64HtmlString: str = Field(description="The HTML to convert, base64-encoded.")
+
+
+def _data() -> dict[str, Any]:
+    data = request.get_json(silent=True) if request.content_length else {}
+    if not isinstance(data, dict):
+        raise DataNotObject(
+            "The body must be a JSON object with the template's data, "
+            'e.g. {"customer": {"name": "Ada"}}, sent with Content-Type: application/json.'
+        )
+    return data
+
+
+def _render(template_id: str, format: Format, strict: bool) -> RenderedFile:
+    account_id = current_principal().account_id
+    source = services().templates.source(account_id, template_id)
+    return services().renderer.render(source, _data(), format, strict=strict)
+
+
+def _file(rendered: RenderedFile, name: str) -> Response:
+    response = Response(rendered.content, mimetype=rendered.media_type)
+    response.headers["Content-Disposition"] = f'inline; filename="{name}.{rendered.format}"'
+    return response
+
+
+def _byte_array(rendered: RenderedFile) -> Response:
+    return jsonify(base64.b64encode(rendered.content).decode("ascii"))
+
+
+@blueprint.post("/pdf/<templateId>", openapi_extensions=_DATA_BODY)
+def render_pdf(path: RenderPath, query: RenderQuery) -> Response:
+    """Render a template to PDF."""
+    return _file(_render(path.template_id, Format.PDF, query.strict), path.template_id)
+
+
+@blueprint.post("/txt/<templateId>", openapi_extensions=_DATA_BODY)
+def render_txt(path: RenderPath, query: RenderQuery) -> Response:
+    """Render a template to plain text."""
+    return _file(_render(path.template_id, Format.TXT, query.strict), path.template_id)
+
+
+@blueprint.post("/pdf/<templateId>/as-byte-array", openapi_extensions=_DATA_BODY)
+def render_pdf_bytes(path: RenderPath, query: RenderQuery) -> Response:
+    """Render a template to PDF, answered as a base64 JSON string."""
+    return _byte_array(_render(path.template_id, Format.PDF, query.strict))
+
+
+@blueprint.post("/txt/<templateId>/as-byte-array", openapi_extensions=_DATA_BODY)
+def render_txt_bytes(path: RenderPath, query: RenderQuery) -> Response:
+    """Render a template to plain text, answered as a base64 JSON string."""
+    return _byte_array(_render(path.template_id, Format.TXT, query.strict))
+
+
+@blueprint.post("/pdf/fromhtml")
+def render_pdf_from_html(body: HtmlBody) -> Response:
+    """Convert HTML (base64-encoded in ``base64HtmlString``) to PDF."""
+    try:
+        html = base64.b64decode(body.base64HtmlString, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        raise InvalidHtml(
+            "base64HtmlString is not base64-encoded UTF-8 HTML. Encode the HTML's UTF-8 bytes "
+            "with standard base64."
+        ) from None
+    return _file(services().renderer.html_to_pdf(html), "document")

@@ -1,0 +1,73 @@
+"""HTML to PDF with xhtml2pdf, with an embedded Unicode font and no access to local files or
+the network: a template is someone else's HTML, rendered on our server."""
+
+from __future__ import annotations
+
+import io
+import logging
+from pathlib import Path
+
+from xhtml2pdf import pisa
+from xhtml2pdf.config.resources import ResourceAccessPolicy
+
+from ..errors import ValidationFailed
+
+FONTS = Path(__file__).with_name("fonts")
+PDF_SECONDS_LIMIT = 20.0
+MAX_HTML_BYTES = 5_000_000
+
+# DejaVu Sans covers Latin, Greek, Cyrillic and common symbols (the euro sign, dashes): without
+# an embedded font xhtml2pdf falls back to Helvetica, whose Latin-1 glyphs turn "Łódź" into boxes.
+_FONT_CSS = """
+@font-face { font-family: "DejaVu Sans"; src: url("DejaVuSans.ttf"); }
+@font-face { font-family: "DejaVu Sans"; src: url("DejaVuSans-Bold.ttf"); font-weight: bold; }
+html, body { font-family: "DejaVu Sans"; }
+"""
+
+# Only the bundled fonts may be read; nothing else on disk and nothing over the network.
+_POLICY = ResourceAccessPolicy.server(
+    base_dir=FONTS, allow_remote=False, max_render_seconds=PDF_SECONDS_LIMIT
+)
+
+# xhtml2pdf logs every refused resource and CSS quirk at WARNING: the template author's problem,
+# not the operator's.
+logging.getLogger("xhtml2pdf").setLevel(logging.ERROR)
+
+
+class PdfConversionFailed(ValidationFailed):
+    code = "pdf_conversion_failed"
+
+
+def html_to_pdf(html: str) -> bytes:
+    """A PDF of ``html``. Raises :class:`PdfConversionFailed` when it cannot be converted."""
+    if len(html.encode("utf-8")) > MAX_HTML_BYTES:
+        raise PdfConversionFailed(
+            f"The HTML is larger than {MAX_HTML_BYTES:,} bytes; this service converts at most that."
+        )
+    output = io.BytesIO()
+    try:
+        status = pisa.CreatePDF(
+            _with_font(html),
+            dest=output,
+            path=str(FONTS / "document.html"),
+            encoding="utf-8",
+            resource_policy=_POLICY,
+        )
+    except Exception as error:  # xhtml2pdf raises many kinds on odd HTML and CSS
+        raise PdfConversionFailed(
+            f"The HTML could not be converted to PDF: {error}. Check the template's markup and CSS."
+        ) from None
+    if status.err:
+        raise PdfConversionFailed(
+            "The HTML could not be converted to PDF. Check the template's markup and CSS."
+        )
+    return output.getvalue()
+
+
+def _with_font(html: str) -> str:
+    style = f"<style>{_FONT_CSS}</style>"
+    lowered = html.lower()
+    head = lowered.find("<head>")
+    if head >= 0:
+        return html[: head + 6] + style + html[head + 6 :]
+    return style + html

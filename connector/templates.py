@@ -1,0 +1,161 @@
+"""Templates per account: stored Liquid sources, checked when saved."""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Callable
+from datetime import datetime
+from typing import Annotated, TypeVar
+
+from pydantic import BaseModel, Field, StringConstraints
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from .clock import Clock
+from .db import Database
+from .errors import NotFound
+from .models import Template, new_id
+from .paging import PageQuery, newest_first, next_cursor
+from .rendering import TemplateSource, liquid
+
+TemplateName = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$"
+    ),
+]
+MAX_TEMPLATE_CHARS = 500_000
+_T = TypeVar("_T")
+
+
+class TemplateFields(BaseModel):
+    """What a caller writes: all of it, on create and on replace."""
+
+    name: TemplateName
+    body: str = Field(
+        min_length=1,
+        max_length=MAX_TEMPLATE_CHARS,
+        description="Liquid: HTML for PDF documents (and for TXT when there is no text_body).",
+    )
+    text_body: str | None = Field(
+        None,
+        max_length=MAX_TEMPLATE_CHARS,
+        description="Liquid text for TXT documents; when absent, TXT is derived from the HTML.",
+    )
+
+
+class TemplateSummary(BaseModel):
+    id: str
+    name: str
+    variables: list[str] = Field(description="Top-level variables the template reads.")
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, template: Template) -> TemplateSummary:
+        return cls(
+            id=template.id,
+            name=template.name,
+            variables=_variables(template),
+            created_at=template.created_at,
+            updated_at=template.updated_at,
+        )
+
+
+class TemplateInfo(TemplateSummary):
+    body: str
+    text_body: str | None
+
+    @classmethod
+    def of(cls, template: Template) -> TemplateInfo:
+        return cls(
+            **TemplateSummary.of(template).model_dump(),
+            body=template.body,
+            text_body=template.text_body,
+        )
+
+
+class TemplatePage(BaseModel):
+    data: builtins.list[TemplateSummary]
+    next_cursor: str | None
+
+
+def _variables(template: Template) -> list[str]:
+    names = set(liquid.variables(template.body))
+    if template.text_body is not None:
+        names.update(liquid.variables(template.text_body))
+    return sorted(names)
+
+
+def _check_parses(fields: TemplateFields) -> None:
+    liquid.parse(fields.body)
+    if fields.text_body is not None:
+        liquid.parse(fields.text_body)
+
+
+class TemplateStore:
+    """Create, read, replace and delete an account's templates. A template that does not parse
+    is refused when saved, with the line, column and reason."""
+
+    def __init__(self, db: Database, clock: Clock | None = None) -> None:
+        self._db = db
+        self._clock = clock or Clock()
+
+    def create(self, account_id: str, fields: TemplateFields) -> TemplateInfo:
+        _check_parses(fields)
+        now = self._clock.now()
+        template = Template(
+            id=new_id("tpl_"),
+            account_id=account_id,
+            created_at=now,
+            updated_at=now,
+            **fields.model_dump(),
+        )
+        with self._db.transaction() as session:
+            session.add(template)
+        return TemplateInfo.of(template)
+
+    def list(self, account_id: str, page: PageQuery) -> TemplatePage:
+        query = newest_first(
+            select(Template).where(Template.account_id == account_id), Template, page
+        )
+        with self._db.transaction() as session:
+            rows = list(session.scalars(query))
+        cursor = next_cursor(rows, page)
+        return TemplatePage(data=[TemplateSummary.of(row) for row in rows], next_cursor=cursor)
+
+    def get(self, account_id: str, template_id: str) -> TemplateInfo:
+        return self._read(account_id, template_id, TemplateInfo.of)
+
+    def source(self, account_id: str, template_id: str) -> TemplateSource:
+        return self._read(account_id, template_id, lambda t: TemplateSource(t.body, t.text_body))
+
+    def replace(self, account_id: str, template_id: str, fields: TemplateFields) -> TemplateInfo:
+        _check_parses(fields)
+        with self._db.transaction() as session:
+            template = self._find(session, account_id, template_id)
+            for name, value in fields.model_dump().items():
+                setattr(template, name, value)
+            template.updated_at = self._clock.now()
+            return TemplateInfo.of(template)
+
+    def delete(self, account_id: str, template_id: str) -> None:
+        with self._db.transaction() as session:
+            session.delete(self._find(session, account_id, template_id))
+
+    def _read(self, account_id: str, template_id: str, view: Callable[[Template], _T]) -> _T:
+        with self._db.transaction() as session:
+            return view(self._find(session, account_id, template_id))
+
+    @staticmethod
+    def _find(session: Session, account_id: str, template_id: str) -> Template:
+        template = session.scalars(
+            select(Template).where(Template.id == template_id, Template.account_id == account_id)
+        ).one_or_none()
+        if template is None:
+            raise NotFound(
+                f"There is no template {template_id!r} in this account. List the account's "
+                "templates with GET /v1/templates.",
+                code="template_not_found",
+            )
+        return template
