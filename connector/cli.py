@@ -29,6 +29,7 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 API_KEY_VARIABLE = "TEMPLATETO_API_KEY"
 DEMO_ACCOUNT = "Demo Ltd"
+DEMO_FILES = Path(__file__).with_name("demo")
 _DURATION = re.compile(r"^(\d+)([smhd]?)$")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -164,11 +165,36 @@ def demo() -> None:
             account.id, NewUser(email="admin@demo.example", password=password, role=Role.ADMIN)
         )
         key = services.keys.create(account.id, "Demo admin", Permission.ADMIN)
+        invoice = _create_demo_templates(services, account.id)
+        render_url = f"{services.settings.public_url}render/pdf/{invoice}"
         click.echo(f"Demo account {account.name!r} ({account.id})")
         click.echo(f"  admin user {user.email}, password {password}")
+        click.echo("  templates: Invoice, Certificate, Letter")
         click.echo(f"  admin API key {key.id}:\n\n    {key.value}\n")
-        click.echo("Copy the key now: it is shown once. Try it:")
-        click.echo(f"  curl -H 'X-Api-Key: {key.value}' {services.settings.public_url}v1/me")
+        click.echo("Copy the key now: it is shown once. Render the demo invoice:")
+        click.echo(
+            f"  curl -H 'X-Api-Key: {key.value}' -H 'Content-Type: application/json' "
+            f"-d @{DEMO_FILES / 'invoice-data.json'} -o invoice.pdf {render_url}"
+        )
+
+
+def _create_demo_templates(services: Services, account_id: str) -> str:
+    """Save the demo templates; returns the invoice's id."""
+
+    def read(name: str) -> str:
+        return (DEMO_FILES / name).read_text(encoding="utf-8")
+
+    invoice = services.templates.create(
+        account_id, TemplateFields(name="Invoice", body=read("invoice.html"))
+    )
+    services.templates.create(
+        account_id, TemplateFields(name="Certificate", body=read("certificate.html"))
+    )
+    services.templates.create(
+        account_id,
+        TemplateFields(name="Letter", body=read("letter.html"), text_body=read("letter.txt")),
+    )
+    return invoice.id
 
 
 @main.group()

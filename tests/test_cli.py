@@ -204,3 +204,28 @@ def test_templates_import_saves_a_file_and_refuses_a_broken_one(run, tmp_path) -
     assert template["variables"] == ["customer", "number"]
     assert refused.exit_code == 1
     assert "template_syntax_error" in refused.output and "line 2" in refused.output
+
+
+def test_demo_invoice_renders_with_the_printed_command(run, client) -> None:
+    import io
+    import re
+
+    from pypdf import PdfReader
+
+    from connector.cli import DEMO_FILES
+
+    output = run("demo").output
+    key = re.search(r"X-Api-Key: (tt_live_\w+)", output)[1]
+    path = re.search(r"http://127\.0\.0\.1:8000(/render/pdf/tpl_\w+)", output)[1]
+    data = (DEMO_FILES / "invoice-data.json").read_text(encoding="utf-8")
+
+    response = client.post(
+        path, data=data, content_type="application/json", headers={"X-Api-Key": key}
+    )
+
+    assert response.status_code == 200
+    text = PdfReader(io.BytesIO(response.data)).pages[0].extract_text()
+    assert "Invoice INV-2026-0042" in text
+    assert "Café Łódź Ltd" in text
+    assert "Zapier integration set-up" in text
+    assert "450 EUR" in text  # 3 x 150, computed by the template
