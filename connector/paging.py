@@ -21,7 +21,7 @@ class InvalidCursor(BadRequest):
 
 class PageQuery(BaseModel):
     limit: Limit = 50
-    cursor: str | None = Field(None, description="next_cursor of the previous page.")
+    cursor: str | None = Field(default=None, description="next_cursor of the previous page.")
 
 
 def encode_cursor(created_at: datetime, row_id: str) -> str:

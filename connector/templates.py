@@ -38,7 +38,7 @@ class TemplateFields(BaseModel):
         description="Liquid: HTML for PDF documents (and for TXT when there is no text_body).",
     )
     text_body: str | None = Field(
-        None,
+        default=None,
         max_length=MAX_TEMPLATE_CHARS,
         description="Liquid text for TXT documents; when absent, TXT is derived from the HTML.",
     )

@@ -34,7 +34,7 @@ class KeyPath(BaseModel):
 
 
 class ListQuery(BaseModel):
-    include_deleted: bool = Field(False, description="Also list deleted keys.")
+    include_deleted: bool = Field(default=False, description="Also list deleted keys.")
 
 
 class NewKey(BaseModel):
