@@ -11,10 +11,10 @@ import builtins
 import enum
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, StringConstraints, TypeAdapter
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
@@ -38,6 +38,7 @@ _KEY_NAME: TypeAdapter[str] = TypeAdapter(KeyName)
 GraceSeconds = Annotated[
     int,
     Field(
+        strict=True,
         ge=0,
         le=int(MAX_GRACE.total_seconds()),
         description="How long the old value keeps working after the roll (0 to 7 days).",
@@ -187,8 +188,24 @@ class KeyManager:
             key = self._find(session, account_id, key_id, for_update=True)
             self._refuse_if_deleted(key, "rolled")
             current = key.latest_value
-            current.retired_at = now
-            current.works_until = now + grace if grace else None
+            # Conditional, so two rolls racing on SQLite (where FOR UPDATE does nothing) cannot
+            # both retire the same value and leave two new ones working.
+            retired: CursorResult[Any] = session.execute(  # type: ignore[assignment]
+                update(KeyValue)
+                .where(KeyValue.id == current.id, KeyValue.retired_at.is_(None))
+                .values(retired_at=now, works_until=now + grace if grace else None)
+            )
+            if retired.rowcount != 1:
+                raise Conflict(
+                    f"The API key {key.name!r} was rolled by another request at the same "
+                    "moment. Get the key to see its state before rolling it again.",
+                    code="api_key_roll_conflict",
+                )
+            # A new roll also shortens older grace periods to its own: rolling again with no
+            # grace cuts every old value off at once.
+            for value in key.values:
+                if value.works_until is not None and value.works_until > now + grace:
+                    value.works_until = now + grace
             key.values.append(
                 KeyValue(fingerprint=fresh.fingerprint, last4=fresh.last4, issued_at=now)
             )

@@ -14,11 +14,11 @@ import enum
 import secrets
 import threading
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
+from werkzeug.datastructures import MultiDict
 
 from . import keys
 from .api_keys import RECOGNISABLE_FOR, Permission
@@ -35,6 +35,7 @@ LAST_USED_EVERY_SECONDS = 60.0
 # 90 recognisable days stops being described as rolled.
 REFRESH_SECONDS = 600.0
 MAX_CACHED = 50_000
+MAX_PATH_CHARS = 300
 QUERY_PARAMETER_NAMES = frozenset(
     {"api_key", "apikey", "api-key", "x-api-key", "x_api_key", "key", "token", "access_token"}
 )
@@ -94,10 +95,15 @@ class _Entry:
     last_used_noted: float = float("-inf")
 
 
-def key_in_query(query: Mapping[str, str]) -> AuthenticationFailed | None:
+def _printable(path: str) -> str:
+    """A path safe to store and show: no control characters (PostgreSQL refuses NUL), bounded."""
+    return "".join(c if c.isprintable() else "?" for c in path[:MAX_PATH_CHARS])
+
+
+def key_in_query(query: MultiDict[str, str]) -> AuthenticationFailed | None:
     """A refusal when a URL's query string carries what looks like an API key."""
-    for name, value in query.items():
-        if name.lower() in QUERY_PARAMETER_NAMES or value.startswith(keys.PREFIX):
+    for name, value in query.items(multi=True):
+        if name.lower() in QUERY_PARAMETER_NAMES or keys.PREFIX in name or keys.PREFIX in value:
             return refused(
                 Reason.IN_QUERY,
                 f"API keys are not accepted in the URL (query parameter {name!r}), where they "
@@ -143,7 +149,7 @@ class Authenticator:
                 key_id=entry.key_id,
                 reason=entry.report_as,
                 client=classify(user_agent),
-                path=path,
+                path=_printable(path),
                 at=self._clock.now(),
             )
         if entry.failure is not None:

@@ -16,8 +16,11 @@ from typing import Any, NoReturn
 import click
 import requests
 from pydantic import BaseModel, ValidationError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 
 from . import __version__, schema
+from . import keys as keys_format
 from .accounts import NewUser, Role
 from .api_keys import ApiKeyInfo, IssuedApiKey, Permission
 from .config import Settings, load_settings
@@ -50,6 +53,8 @@ def _services() -> Iterator[Services]:
         yield built
     except SchemaOutdated as error:
         raise click.ClickException(str(error)) from None
+    except OperationalError as error:
+        raise click.ClickException(_unreachable(built.settings, error)) from None
     except BridgeError as error:
         raise click.ClickException(f"{error.code}: {error.message}") from None
     except ValidationError as error:
@@ -59,6 +64,12 @@ def _services() -> Iterator[Services]:
         raise click.ClickException(problems) from None
     finally:
         built.close()
+
+
+def _unreachable(settings: Settings, error: OperationalError) -> str:
+    where = make_url(settings.database_url).render_as_string(hide_password=True)
+    reason = str(error.orig).strip().splitlines()[0] if error.orig else type(error).__name__
+    return f"cannot use the database at {where} ({reason}). Check BRIDGE_DATABASE_URL."
 
 
 def _emit(as_json: bool, data: BaseModel | Sequence[BaseModel], text: Callable[[], str]) -> None:
@@ -121,6 +132,8 @@ def init() -> None:
     built = Services.build(settings)
     try:
         before, after = schema.upgrade(built.db.engine)
+    except OperationalError as error:
+        raise click.ClickException(_unreachable(settings, error)) from None
     finally:
         built.close()
     if before == after:
@@ -371,6 +384,9 @@ def check(url: str, timeout: float) -> None:
     stdin, never from the command line. Exit 0 when it works; else 1 with one line: the reason
     code and message."""
     key = os.environ.get(API_KEY_VARIABLE) or _secret_from_stdin_or_prompt("API key")
+    problem = keys_format.diagnose(key)
+    if problem is not None:
+        _fail(f"api_key_malformed: This is not a valid TemplateTo API key: {problem.value}.")
     target = url.rstrip("/") + "/v1/me"
     try:
         response = requests.get(

@@ -14,7 +14,7 @@ from datetime import datetime
 
 from sqlalchemy import or_, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from .clients import Client
@@ -92,9 +92,12 @@ class UsageRecorder:
                     )
                 for tally_key, tally in tallies.items():
                     self._upsert(session, tally_key, tally)
-        except SQLAlchemyError:
-            log.exception("could not write key usage; keeping it for the next flush")
+        except OperationalError:
+            log.warning("database unavailable; key usage kept for the next flush")
             self._restore(last_used, tallies)
+        except SQLAlchemyError:
+            # Not transient: retrying the same batch would fail forever and block all later ones.
+            log.exception("could not write key usage; this batch is dropped")
 
     def close(self) -> None:
         self.flush()

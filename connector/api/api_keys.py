@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 from flask import request
 from flask_openapi3 import APIBlueprint, Tag
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from ..api_keys import (
     ApiKeyInfo,
@@ -16,6 +17,7 @@ from ..api_keys import (
     KeyName,
     Permission,
 )
+from ..errors import MalformedJson
 from ..services import services
 from .security import SECURITY, protect, require_admin
 
@@ -38,11 +40,15 @@ class ListQuery(BaseModel):
 
 
 class NewKey(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     name: KeyName
     permission: Permission = Permission.STANDARD
 
 
 class Roll(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     grace_seconds: GraceSeconds = 0
 
 
@@ -91,13 +97,27 @@ def roll_key(path: KeyPath) -> dict:
     keeps working for ``grace_seconds`` (at most 7 days) with a warning header on every
     response. The response holds the new value: the only time it is ever shown."""
     principal = require_admin()
-    # The body is optional (no body: no grace period), which flask-openapi3's typed ``body``
-    # argument cannot express.
-    roll = Roll.model_validate(request.get_json(silent=True) or {})
+    roll = _roll_request()
     issued = services().keys.roll(
         principal.account_id, path.key_id, timedelta(seconds=roll.grace_seconds)
     )
     return issued.model_dump(mode="json")
+
+
+def _roll_request() -> Roll:
+    """The optional roll body (none: no grace period), which flask-openapi3's typed ``body``
+    cannot express. Read as JSON whatever its Content-Type, since a grace period silently lost
+    to a missing header would break every integration at once."""
+    raw = request.get_data(cache=True)
+    if not raw.strip():
+        return Roll()
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise MalformedJson(
+            'The roll body is not valid JSON. Send {"grace_seconds": N} or no body at all.'
+        ) from None
+    return Roll.model_validate(data)
 
 
 @blueprint.delete("/<key_id>", responses={200: ApiKeyInfo})

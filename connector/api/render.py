@@ -48,7 +48,9 @@ class RenderPath(BaseModel):
 
 
 class RenderQuery(BaseModel):
-    strict: bool = Field(default=False, description="A missing variable is a 422, not an empty string.")
+    strict: bool = Field(
+        default=False, description="A missing variable is a 422, not an empty string."
+    )
 
 
 class HtmlBody(BaseModel):

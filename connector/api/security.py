@@ -34,10 +34,12 @@ def _authenticate() -> None:
 
 def _require_valid_json() -> None:
     """A body sent as JSON that does not parse is a 400 that says where, not a 422."""
-    if not request.is_json or not request.content_length:
+    if not request.is_json or not request.get_data(cache=True):
         return
     try:
         request.get_json()
+    except RecursionError:
+        raise MalformedJson("The JSON body is nested too deeply. Send a flatter object.") from None
     except BadRequest:
         try:
             json.loads(request.get_data(cache=True))

@@ -76,3 +76,15 @@ def test_check_reports_an_unreachable_server(server_env) -> None:
 
     assert result.returncode == 1
     assert result.stdout.startswith("unreachable: ")
+
+
+def test_check_diagnoses_a_malformed_key_without_a_traceback(server_env) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+
+    hint = check(url, server_env, key="tt_live_…abcd")
+    newline = check(url, server_env, key=keys.generate() + "\n")
+
+    for result in (hint, newline):
+        assert result.returncode == 1
+        assert result.stdout.startswith("api_key_malformed: ")
+        assert "Traceback" not in result.stderr
