@@ -6,7 +6,6 @@ import json
 from datetime import timedelta
 
 from flask import request
-from flask_openapi3 import APIBlueprint, Tag
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..api_keys import (
@@ -19,16 +18,11 @@ from ..api_keys import (
 )
 from ..errors import MalformedJson
 from ..services import services
-from .security import SECURITY, protect, require_admin
+from .security import key_protected_blueprint, require_admin
 
-blueprint = APIBlueprint(
-    "api_keys",
-    __name__,
-    url_prefix="/v1/api-keys",
-    abp_tags=[Tag(name="API keys", description="Admin keys only.")],
-    abp_security=SECURITY,
+blueprint = key_protected_blueprint(
+    "api_keys", __name__, "/v1/api-keys", "API keys", "Admin keys only."
 )
-protect(blueprint)
 
 
 class KeyPath(BaseModel):

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
-from ..errors import BridgeError, StorageUnavailable
+from ..errors import BridgeError, StorageUnavailable, ValidationFailed
 
 log = logging.getLogger(__name__)
 
@@ -49,17 +49,9 @@ def validation_error_response(error: ValidationError) -> Response:
             message = problem["msg"]
         fields.append({"field": location or "body", "message": message})
     summary = "; ".join(f"{field['field']}: {field['message']}" for field in fields)
-    response = jsonify(
-        {
-            "error": {
-                "code": "validation_failed",
-                "message": f"The request is not valid: {summary}",
-                "details": {"fields": fields},
-            }
-        }
+    return error_response(
+        ValidationFailed(f"The request is not valid: {summary}", details={"fields": fields})
     )
-    response.status_code = 422
-    return response
 
 
 def _http_error(error: HTTPException) -> Response:

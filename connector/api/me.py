@@ -5,16 +5,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from flask_openapi3 import APIBlueprint, Tag
 from pydantic import BaseModel, Field
 
 from ..api_keys import Permission
-from .security import SECURITY, current_principal, protect
+from .security import current_principal, key_protected_blueprint
 
-blueprint = APIBlueprint(
-    "me", __name__, url_prefix="/v1", abp_tags=[Tag(name="Connection")], abp_security=SECURITY
-)
-protect(blueprint)
+blueprint = key_protected_blueprint("me", __name__, "/v1", "Connection")
 
 
 class Me(BaseModel):

@@ -9,22 +9,14 @@ import binascii
 from typing import Any
 
 from flask import Response, jsonify, request
-from flask_openapi3 import APIBlueprint, Tag
 from pydantic import BaseModel, Field
 
 from ..errors import BadRequest
 from ..rendering import Format, RenderedFile
 from ..services import services
-from .security import SECURITY, current_principal, protect
+from .security import current_principal, key_protected_blueprint
 
-blueprint = APIBlueprint(
-    "render",
-    __name__,
-    url_prefix="/render",
-    abp_tags=[Tag(name="Render (TemplateTo-compatible)")],
-    abp_security=SECURITY,
-)
-protect(blueprint)
+blueprint = key_protected_blueprint("render", __name__, "/render", "Render (TemplateTo-compatible)")
 
 _DATA_BODY = {
     "requestBody": {

@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from flask import Blueprint, Response, g, request
+from flask import Response, g, request
+from flask_openapi3 import APIBlueprint, Tag
 from werkzeug.exceptions import BadRequest
 
 from ..auth import Principal, grace_warning, key_in_query
@@ -60,10 +61,20 @@ def _warn_grace_period(response: Response) -> Response:
     return response
 
 
-def protect(blueprint: Blueprint) -> None:
-    """Require a valid API key on every route of ``blueprint``."""
+def key_protected_blueprint(
+    name: str, import_name: str, url_prefix: str, tag: str, description: str | None = None
+) -> APIBlueprint:
+    """An API blueprint whose every route requires a valid API key, documented as such."""
+    blueprint = APIBlueprint(
+        name,
+        import_name,
+        url_prefix=url_prefix,
+        abp_tags=[Tag(name=tag, description=description)],
+        abp_security=SECURITY,
+    )
     blueprint.before_request(_authenticate)
     blueprint.after_request(_warn_grace_period)
+    return blueprint
 
 
 def current_principal() -> Principal:

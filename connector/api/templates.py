@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-from flask_openapi3 import APIBlueprint, Tag
 from pydantic import BaseModel
 
 from ..paging import PageQuery
 from ..services import services
 from ..templates import TemplateFields, TemplateInfo, TemplatePage
-from .security import SECURITY, current_principal, protect
+from .security import current_principal, key_protected_blueprint
 
-blueprint = APIBlueprint(
-    "templates",
-    __name__,
-    url_prefix="/v1/templates",
-    abp_tags=[Tag(name="Templates")],
-    abp_security=SECURITY,
-)
-protect(blueprint)
+blueprint = key_protected_blueprint("templates", __name__, "/v1/templates", "Templates")
 
 
 class TemplatePath(BaseModel):
