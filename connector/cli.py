@@ -339,6 +339,22 @@ def keys_failures(key_id: str, as_json: bool) -> None:
 
 
 @main.group()
+def documents() -> None:
+    """Rendered documents."""
+
+
+@documents.command("purge")
+def documents_purge() -> None:
+    """Delete the files of expired documents now (the service also does it every 10 minutes
+    while documents are being created). Their records stay."""
+    with _services() as services:
+        total = 0
+        while purged := services.documents.purge_expired():
+            total += purged
+        click.echo(f"Deleted the files of {total} expired documents.")
+
+
+@main.group()
 def templates() -> None:
     """Templates (Liquid, as TemplateTo uses)."""
 

@@ -44,6 +44,12 @@ class Settings(BaseSettings):
         default=SecretStr(""),
         description="Signs sessions and URLs; generated and kept in the data directory when unset.",
     )
+    document_ttl_seconds: int = Field(
+        default=86_400,
+        ge=60,
+        le=90 * 86_400,
+        description="How long a document's file and its download link last (default 24 h).",
+    )
     max_body_bytes: int = Field(
         default=1_000_000,
         gt=0,

@@ -172,3 +172,28 @@ class Template(Base):
     text_body: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Document(Base):
+    """A rendered file's record. The file itself lives in the file store until ``expires_at``;
+    the record stays after the file is purged."""
+
+    __tablename__ = "documents"
+    __table_args__ = (
+        Index("ix_documents_account_newest", "account_id", "created_at", "id"),
+        Index("ix_documents_template_newest", "account_id", "template_id", "created_at", "id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    template_id: Mapped[str | None] = mapped_column(ForeignKey("templates.id", ondelete="SET NULL"))
+    template_name: Mapped[str] = mapped_column(String(200))
+    format: Mapped[str] = mapped_column(String(8))
+    filename: Mapped[str] = mapped_column(String(255))
+    size: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    client: Mapped[str] = mapped_column(String(16))
+    storage_key: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from flask import current_app
 
@@ -12,7 +13,10 @@ from .auth import Authenticator
 from .clock import Clock
 from .config import Settings
 from .db import Database
+from .documents import DocumentStore
+from .links import DownloadLinks
 from .rendering import LocalRenderer
+from .storage import LocalFileStore
 from .templates import TemplateStore
 from .usage import UsageRecorder
 
@@ -30,6 +34,7 @@ class Services:
     accounts: Accounts
     templates: TemplateStore
     renderer: LocalRenderer
+    documents: DocumentStore
 
     @classmethod
     def build(cls, settings: Settings, clock: Clock | None = None) -> Services:
@@ -37,6 +42,17 @@ class Services:
         db = Database(settings.database_url)
         usage = UsageRecorder(db)
         authenticator = Authenticator(db, usage, clock)
+        templates = TemplateStore(db, clock)
+        renderer = LocalRenderer()
+        documents = DocumentStore(
+            db,
+            LocalFileStore(settings.data_dir / "documents"),
+            renderer,
+            templates,
+            DownloadLinks(settings.secret_key.get_secret_value(), str(settings.public_url)),
+            clock,
+            timedelta(seconds=settings.document_ttl_seconds),
+        )
         return cls(
             settings=settings,
             clock=clock,
@@ -45,8 +61,9 @@ class Services:
             authenticator=authenticator,
             keys=KeyManager(db, clock, on_revoke=authenticator.forget_all),
             accounts=Accounts(db, clock),
-            templates=TemplateStore(db, clock),
-            renderer=LocalRenderer(),
+            templates=templates,
+            renderer=renderer,
+            documents=documents,
         )
 
     def close(self) -> None:

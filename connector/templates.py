@@ -128,7 +128,9 @@ class TemplateStore:
         return self._read(account_id, template_id, TemplateInfo.of)
 
     def source(self, account_id: str, template_id: str) -> TemplateSource:
-        return self._read(account_id, template_id, lambda t: TemplateSource(t.body, t.text_body))
+        return self._read(
+            account_id, template_id, lambda t: TemplateSource(t.id, t.name, t.body, t.text_body)
+        )
 
     def replace(self, account_id: str, template_id: str, fields: TemplateFields) -> TemplateInfo:
         _check_parses(fields)

@@ -229,3 +229,20 @@ def test_demo_invoice_renders_with_the_printed_command(run, client) -> None:
     assert "Café Łódź Ltd" in text
     assert "Zapier integration set-up" in text
     assert "450 EUR" in text  # 3 x 150, computed by the template
+
+
+def test_documents_purge_deletes_expired_files(run, services, account) -> None:
+    from connector.clients import Client
+    from connector.documents import NewDocument
+    from connector.templates import TemplateFields
+
+    template = services.templates.create(account.id, TemplateFields(name="T", body="Hi"))
+    services.documents.create(account.id, NewDocument(template_id=template.id), Client.OTHER)
+    files = services.settings.data_dir / "documents"
+
+    # The document was made on the test clock (2026-11-20, 24 h expiry); the CLI runs on the
+    # real clock, days later.
+    result = run("documents", "purge")
+
+    assert result.exit_code == 0 and "1 expired" in result.output
+    assert not list(files.rglob("*.pdf"))

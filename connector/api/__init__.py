@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask_openapi3 import OpenAPI
 
-from . import api_keys, me, render, templates
+from . import api_keys, documents, me, render, templates
 from .errors import register_error_handlers
 
 
@@ -14,6 +14,8 @@ def register_api(app: OpenAPI) -> None:
     app.register_api(api_keys.blueprint)
     app.register_api(templates.blueprint)
     app.register_api(render.blueprint)
+    app.register_api(documents.blueprint)
+    app.register_blueprint(documents.downloads)
     # The description at the conventional root address, besides /openapi/openapi.json where
     # the bundled Swagger UI (served from local files) reads it.
     app.add_url_rule("/openapi.json", "openapi_json", lambda: app.api_doc)

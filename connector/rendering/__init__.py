@@ -25,8 +25,11 @@ class Format(enum.StrEnum):
 
 @dataclass(frozen=True)
 class TemplateSource:
-    """What a renderer needs of a stored template."""
+    """A stored template as renderers see it: the local one renders the bodies, one forwarding
+    to an upstream API would name the template by id."""
 
+    id: str
+    name: str
     body: str
     text_body: str | None = None
 

@@ -52,7 +52,9 @@ def test_pdf_cannot_read_local_files() -> None:
 
 
 def test_a_text_body_is_rendered_as_it_is() -> None:
-    source = TemplateSource(body="<p>ignored</p>", text_body="Dear {{ name }},\n\n  Thanks.\n")
+    source = TemplateSource(
+        "tpl_test", "Test", body="<p>ignored</p>", text_body="Dear {{ name }},\n\n  Thanks.\n"
+    )
 
     rendered = LocalRenderer().render(source, {"name": "Ada"}, Format.TXT)
 
@@ -60,7 +62,7 @@ def test_a_text_body_is_rendered_as_it_is() -> None:
 
 
 def test_preserve_line_breaks_keeps_the_data_lines_in_the_pdf() -> None:
-    source = TemplateSource(body="<p>{{ address }}</p>")
+    source = TemplateSource("tpl_test", "Test", body="<p>{{ address }}</p>")
     data = {"address": "1 Main St\nSpringfield"}
 
     kept = LocalRenderer().render(source, data, Format.PDF, preserve_line_breaks=True)

@@ -1,0 +1,217 @@
+"""Documents: every render through ``/v1/documents`` is recorded, its file kept for a while and
+reachable through a signed link."""
+
+from __future__ import annotations
+
+import builtins
+import hashlib
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from .clients import Client
+from .clock import Clock
+from .db import Database
+from .errors import BridgeError, NotFound
+from .links import DownloadLinks
+from .models import Document, new_id
+from .paging import PageQuery, newest_first, next_cursor
+from .rendering import Format, LocalRenderer
+from .storage import FileStore
+from .templates import TemplateStore
+
+PURGE_EVERY = timedelta(minutes=10)
+PURGE_BATCH = 500
+_UNSAFE_IN_FILENAMES = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]+')
+
+
+class DocumentGone(BridgeError):
+    status = 410
+    code = "document_expired"
+
+
+class NewDocument(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    template_id: str
+    format: Format = Format.PDF
+    data: dict[str, Any] = Field(default_factory=dict, description="The template's data.")
+    preserve_line_breaks: bool = Field(
+        default=False, description="Line breaks in the data's text show in the PDF."
+    )
+    strict: bool = Field(
+        default=False, description="A missing variable is a 422, not an empty string."
+    )
+    filename: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] | None = (
+        Field(default=None, description="Default: the template's name and the format.")
+    )
+
+
+class DocumentInfo(BaseModel):
+    id: str
+    template_id: str | None = Field(description="Null once the template has been deleted.")
+    template_name: str
+    format: Format
+    filename: str
+    size: int = Field(description="Bytes.")
+    sha256: str
+    client: str = Field(description="zapier, n8n or other: who asked for the render.")
+    created_at: datetime
+    expires_at: datetime = Field(description="When the file and its link stop being available.")
+    file_url: str | None = Field(
+        description="A signed download link needing no API key; null once the file expired."
+    )
+
+
+class DocumentPage(BaseModel):
+    data: builtins.list[DocumentInfo]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class DownloadedFile:
+    filename: str
+    format: Format
+    content: bytes
+
+
+def _filename(requested: str | None, template_name: str, format: Format) -> str:
+    stem = _UNSAFE_IN_FILENAMES.sub("_", requested or template_name).strip(" ._") or "document"
+    suffix = f".{format}"
+    return stem if stem.lower().endswith(suffix) else stem + suffix
+
+
+class DocumentStore:
+    def __init__(
+        self,
+        db: Database,
+        files: FileStore,
+        renderer: LocalRenderer,
+        templates: TemplateStore,
+        links: DownloadLinks,
+        clock: Clock,
+        ttl: timedelta,
+    ) -> None:
+        self._db = db
+        self._files = files
+        self._renderer = renderer
+        self._templates = templates
+        self._links = links
+        self._clock = clock
+        self._ttl = ttl
+        self._next_purge = clock.now()
+
+    def create(self, account_id: str, request: NewDocument, client: Client) -> DocumentInfo:
+        """Render and record a document. A failed render or write leaves neither a row nor a
+        file behind."""
+        template = self._templates.source(account_id, request.template_id)
+        rendered = self._renderer.render(
+            template,
+            request.data,
+            request.format,
+            strict=request.strict,
+            preserve_line_breaks=request.preserve_line_breaks,
+        )
+        now = self._clock.now()
+        document = Document(
+            id=new_id("doc_"),
+            account_id=account_id,
+            template_id=template.id,
+            template_name=template.name,
+            format=request.format.value,
+            filename=_filename(request.filename, template.name, request.format),
+            size=len(rendered.content),
+            sha256=hashlib.sha256(rendered.content).hexdigest(),
+            client=client.value,
+            created_at=now,
+            expires_at=now + self._ttl,
+        )
+        document.storage_key = f"{account_id}/{document.id}.{request.format}"
+        self._files.put(document.storage_key, rendered.content)
+        try:
+            with self._db.transaction() as session:
+                session.add(document)
+        except BaseException:
+            self._files.delete(document.storage_key)
+            raise
+        if now >= self._next_purge:
+            self._next_purge = now + PURGE_EVERY
+            self.purge_expired()
+        return self._info(document, now)
+
+    def list(
+        self, account_id: str, page: PageQuery, template_id: str | None = None
+    ) -> DocumentPage:
+        query = select(Document).where(Document.account_id == account_id)
+        if template_id is not None:
+            query = query.where(Document.template_id == template_id)
+        with self._db.transaction() as session:
+            rows = builtins.list(session.scalars(newest_first(query, Document, page)))
+        cursor = next_cursor(rows, page)
+        now = self._clock.now()
+        return DocumentPage(data=[self._info(row, now) for row in rows], next_cursor=cursor)
+
+    def get(self, account_id: str, document_id: str) -> DocumentInfo:
+        with self._db.transaction() as session:
+            document = self._find(session, document_id, account_id)
+        return self._info(document, self._clock.now())
+
+    def download(self, token: str) -> DownloadedFile:
+        """The file a signed link names."""
+        now = self._clock.now()
+        document_id = self._links.document_id(token, now)
+        with self._db.transaction() as session:
+            document = self._find(session, document_id)
+        content = None if document.purged_at else self._files.get(document.storage_key)
+        if content is None:
+            raise DocumentGone("This document's file is no longer stored. Render it again.")
+        return DownloadedFile(document.filename, Format(document.format), content)
+
+    def purge_expired(self) -> int:
+        """Delete the files of expired documents (a batch at a time); their records stay."""
+        now = self._clock.now()
+        with self._db.transaction() as session:
+            expired = builtins.list(
+                session.scalars(
+                    select(Document)
+                    .where(Document.expires_at <= now, Document.purged_at.is_(None))
+                    .limit(PURGE_BATCH)
+                )
+            )
+            for document in expired:
+                self._files.delete(document.storage_key)
+                document.purged_at = now
+        return len(expired)
+
+    def _info(self, document: Document, now: datetime) -> DocumentInfo:
+        available = document.purged_at is None and now < document.expires_at
+        return DocumentInfo(
+            id=document.id,
+            template_id=document.template_id,
+            template_name=document.template_name,
+            format=Format(document.format),
+            filename=document.filename,
+            size=document.size,
+            sha256=document.sha256,
+            client=document.client,
+            created_at=document.created_at,
+            expires_at=document.expires_at,
+            file_url=self._links.url(document.id, document.expires_at) if available else None,
+        )
+
+    @staticmethod
+    def _find(session: Session, document_id: str, account_id: str | None = None) -> Document:
+        query = select(Document).where(Document.id == document_id)
+        if account_id is not None:
+            query = query.where(Document.account_id == account_id)
+        document = session.scalars(query).one_or_none()
+        if document is None:
+            raise NotFound(
+                f"There is no document {document_id!r} in this account.", code="document_not_found"
+            )
+        return document

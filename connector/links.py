@@ -1,0 +1,45 @@
+"""Signed, expiring download links: they need no API key and carry none, so Zapier and n8n can
+fetch a document's file with a plain GET."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from itsdangerous import BadSignature, URLSafeSerializer
+
+from .errors import BridgeError, PermissionDenied
+
+_SALT = "templateto-bridge document download"
+
+
+class LinkExpired(BridgeError):
+    status = 410
+    code = "download_link_expired"
+
+
+class DownloadLinks:
+    def __init__(self, secret_key: str, public_url: str) -> None:
+        self._serializer = URLSafeSerializer(secret_key, salt=_SALT)
+        self._base = public_url.rstrip("/") + "/files/"
+
+    def url(self, document_id: str, expires_at: datetime) -> str:
+        token = self._serializer.dumps([document_id, int(expires_at.timestamp())])
+        return self._base + token
+
+    def document_id(self, token: str, now: datetime) -> str:
+        """The document a link names. Raises 403 for a link we did not sign (or that was
+        altered), 410 for one past its expiry."""
+        try:
+            document_id, expires = self._serializer.loads(token)
+        except (BadSignature, ValueError, TypeError):
+            raise PermissionDenied(
+                "This download link is not valid: it was altered or cut short. Use the file_url "
+                "exactly as the API returned it.",
+                code="download_link_invalid",
+            ) from None
+        if now.timestamp() >= expires:
+            raise LinkExpired(
+                "This download link has expired, and with it the file. Render the document again "
+                "to get a new link."
+            )
+        return str(document_id)

@@ -1,0 +1,190 @@
+"""Documents: rendered, recorded, downloadable through a signed link that needs no key."""
+
+from __future__ import annotations
+
+import io
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+import pytest
+from pypdf import PdfReader
+from sqlalchemy.exc import IntegrityError
+
+from connector.clients import Client
+from connector.documents import DocumentStore, NewDocument
+from connector.links import DownloadLinks
+from connector.paging import PageQuery
+from connector.rendering import LocalRenderer
+from connector.storage import LocalFileStore
+from connector.templates import TemplateFields
+
+from ..helpers import key_header
+
+
+@pytest.fixture
+def template(services, account):
+    return services.templates.create(
+        account.id,
+        TemplateFields(name="Invoice / Q4", body="<h1>Invoice {{ number }}</h1><p>{{ note }}</p>"),
+    )
+
+
+def create(client, key, template, user_agent="Zapier", **fields) -> dict:
+    body = {"template_id": template.id, "data": {"number": "42", "note": "Paid"}} | fields
+    response = client.post("/v1/documents", json=body, headers=key_header(key.value, user_agent))
+    assert response.status_code == 201, response.json
+    return response.json
+
+
+def download(client, file_url: str):
+    return client.get(urlsplit(file_url).path)
+
+
+def test_a_pdf_document_is_recorded_and_downloadable_without_a_key(
+    client, standard_key, template
+) -> None:
+    document = create(client, standard_key, template)
+
+    file = download(client, document["file_url"])
+
+    assert document["id"].startswith("doc_")
+    assert document["template_name"] == "Invoice / Q4"
+    assert document["filename"] == "Invoice _ Q4.pdf"
+    assert document["client"] == "zapier"
+    assert document["expires_at"] == "2026-11-21T10:03:00Z"
+    assert standard_key.value not in document["file_url"]
+    assert file.status_code == 200
+    assert file.mimetype == "application/pdf"
+    assert "attachment" in file.headers["Content-Disposition"]
+    assert "Invoice _ Q4.pdf" in file.headers["Content-Disposition"]
+    assert len(file.data) == document["size"]
+    assert "Invoice 42" in PdfReader(io.BytesIO(file.data)).pages[0].extract_text()
+
+
+def test_a_txt_document_with_a_chosen_filename(client, standard_key, template) -> None:
+    document = create(client, standard_key, template, "n8n", format="txt", filename="receipt")
+
+    file = download(client, document["file_url"])
+
+    assert document["client"] == "n8n" and document["filename"] == "receipt.txt"
+    assert file.mimetype == "text/plain"
+    assert file.get_data(as_text=True) == "Invoice 42\n\nPaid\n"
+
+
+def test_list_newest_first_filtered_by_template_and_get(
+    client, services, clock, account, standard_key, template
+):
+    other = services.templates.create(account.id, TemplateFields(name="Other", body="x"))
+    first = create(client, standard_key, template)
+    clock.advance(seconds=1)
+    second = create(client, standard_key, other)
+    clock.advance(seconds=1)
+    third = create(client, standard_key, template)
+    headers = key_header(standard_key.value)
+
+    everything = client.get("/v1/documents", headers=headers).json
+    filtered = client.get(f"/v1/documents?template_id={template.id}&limit=1", headers=headers).json
+    page_two = client.get(
+        f"/v1/documents?template_id={template.id}&limit=1&cursor={filtered['next_cursor']}",
+        headers=headers,
+    ).json
+    fetched = client.get(f"/v1/documents/{second['id']}", headers=headers).json
+
+    assert [d["id"] for d in everything["data"]] == [third["id"], second["id"], first["id"]]
+    assert [d["id"] for d in filtered["data"] + page_two["data"]] == [third["id"], first["id"]]
+    assert fetched == second | {"file_url": fetched["file_url"]}
+
+
+def test_expired_links_are_410_and_files_are_cleaned_up(
+    client, services, clock, standard_key, template
+):
+    document = create(client, standard_key, template)
+    clock.advance(hours=24)
+
+    expired = download(client, document["file_url"])
+    purged = services.documents.purge_expired()
+    record = client.get(f"/v1/documents/{document['id']}", headers=key_header(standard_key.value))
+
+    assert expired.status_code == 410
+    assert expired.json["error"]["code"] == "download_link_expired"
+    assert purged == 1
+    assert not list((services.settings.data_dir / "documents").rglob("*.pdf"))
+    assert record.status_code == 200 and record.json["file_url"] is None
+
+
+def test_tampered_links_are_403(client, standard_key, template) -> None:
+    url = create(client, standard_key, template)["file_url"]
+    token = urlsplit(url).path.rsplit("/", 1)[1]
+    altered = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
+
+    for path in (f"/files/{altered}", f"/files/{token[:20]}", "/files/nonsense"):
+        response = client.get(path)
+        assert response.status_code == 403
+        assert response.json["error"]["code"] == "download_link_invalid"
+
+
+def test_documents_of_another_account_are_not_found(client, services, standard_key, template):
+    other = services.accounts.create("Globex")
+    their_key = services.keys.create(other.id, "Theirs")
+    mine = create(client, standard_key, template)
+
+    response = client.get(f"/v1/documents/{mine['id']}", headers=key_header(their_key.value))
+    listed = client.get("/v1/documents", headers=key_header(their_key.value)).json
+    render = client.post(
+        "/v1/documents", json={"template_id": template.id}, headers=key_header(their_key.value)
+    )
+
+    assert response.status_code == 404
+    assert response.json["error"]["code"] == "document_not_found"
+    assert listed["data"] == []
+    assert render.status_code == 404 and render.json["error"]["code"] == "template_not_found"
+
+
+@pytest.mark.parametrize(
+    ("fields", "status", "code"),
+    [
+        ({"template_id": "tpl_nope"}, 404, "template_not_found"),
+        ({"data": [1]}, 422, "validation_failed"),
+        ({"data": {}, "strict": True}, 422, "template_variable_missing"),
+        ({"format": "docx"}, 422, "validation_failed"),
+    ],
+)
+def test_a_failed_render_leaves_no_row_and_no_file(
+    client, services, standard_key, template, fields, status, code
+) -> None:
+    body = {"template_id": template.id, "data": {"number": 1}} | fields
+
+    response = client.post("/v1/documents", json=body, headers=key_header(standard_key.value))
+
+    assert response.status_code == status
+    assert response.json["error"]["code"] == code
+    assert client.get("/v1/documents", headers=key_header(standard_key.value)).json["data"] == []
+    assert not (services.settings.data_dir / "documents").exists() or not list(
+        (services.settings.data_dir / "documents").rglob("*.*")
+    )
+
+
+def test_a_failed_record_write_removes_the_file(services, account, template) -> None:
+    class DeletesTheTemplateMeanwhile(LocalRenderer):
+        """A render during which another request deletes the template: the insert then fails
+        on the foreign key, for real."""
+
+        def render(self, *args, **kwargs):
+            services.templates.delete(account.id, template.id)
+            return super().render(*args, **kwargs)
+
+    store = DocumentStore(
+        services.db,
+        LocalFileStore(services.settings.data_dir / "documents"),
+        DeletesTheTemplateMeanwhile(),
+        services.templates,
+        DownloadLinks("k" * 32, "http://127.0.0.1:8000"),
+        services.clock,
+        timedelta(hours=1),
+    )
+
+    with pytest.raises(IntegrityError):
+        store.create(account.id, NewDocument(template_id=template.id), Client.OTHER)
+
+    assert not list((services.settings.data_dir / "documents").rglob("*.*"))
+    assert services.documents.list(account.id, PageQuery()).data == []
