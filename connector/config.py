@@ -10,7 +10,14 @@ import os
 import secrets
 from pathlib import Path
 
-from pydantic import Field, HttpUrl, SecretStr, ValidationError, field_validator
+from pydantic import (
+    Field,
+    HttpUrl,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -50,6 +57,13 @@ class Settings(BaseSettings):
         le=90 * 86_400,
         description="How long a document's file and its download link last (default 24 h).",
     )
+    render_upstream_url: HttpUrl | None = Field(
+        default=None,
+        description="A TemplateTo-compatible API to convert HTML to PDF; default: in process.",
+    )
+    render_upstream_key: SecretStr | None = Field(
+        default=None, description="This service's API key at the upstream renderer."
+    )
     max_body_bytes: int = Field(
         default=1_000_000,
         gt=0,
@@ -79,12 +93,24 @@ class Settings(BaseSettings):
             raise ValueError("use at least 32 characters, or leave it unset to have one generated")
         return value
 
+    @model_validator(mode="after")
+    def _upstream_needs_a_key(self) -> Settings:
+        if (self.render_upstream_url is None) != (self.render_upstream_key is None):
+            raise ValueError(
+                "BRIDGE_RENDER_UPSTREAM_URL and BRIDGE_RENDER_UPSTREAM_KEY go together: "
+                "set both, or neither"
+            )
+        return self
+
 
 def _describe(error: ValidationError) -> str:
     lines = []
     for problem in error.errors():
-        name = "BRIDGE_" + "_".join(str(part) for part in problem["loc"]).upper()
-        lines.append(f"{name}: {problem['msg']}")
+        if problem["loc"]:
+            name = "BRIDGE_" + "_".join(str(part) for part in problem["loc"]).upper()
+            lines.append(f"{name}: {problem['msg']}")
+        else:
+            lines.append(str(problem["msg"]).removeprefix("Value error, "))
     return "invalid configuration:\n  " + "\n  ".join(lines)
 
 

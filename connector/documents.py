@@ -21,7 +21,7 @@ from .errors import BridgeError, NotFound
 from .links import DownloadLinks
 from .models import Document, new_id
 from .paging import PageQuery, newest_first, next_cursor
-from .rendering import Format, LocalRenderer
+from .rendering import Format, Renderer
 from .storage import FileStore
 from .templates import TemplateStore
 
@@ -91,7 +91,7 @@ class DocumentStore:
         self,
         db: Database,
         files: FileStore,
-        renderer: LocalRenderer,
+        renderer: Renderer,
         templates: TemplateStore,
         links: DownloadLinks,
         clock: Clock,

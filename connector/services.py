@@ -15,7 +15,9 @@ from .config import Settings
 from .db import Database
 from .documents import DocumentStore
 from .links import DownloadLinks
-from .rendering import LocalRenderer
+from .rendering import PdfConverter, Renderer
+from .rendering.pdf import LocalPdfConverter
+from .rendering.upstream import UpstreamPdfConverter
 from .storage import LocalFileStore
 from .templates import TemplateStore
 from .usage import UsageRecorder
@@ -33,7 +35,7 @@ class Services:
     keys: KeyManager
     accounts: Accounts
     templates: TemplateStore
-    renderer: LocalRenderer
+    renderer: Renderer
     documents: DocumentStore
 
     @classmethod
@@ -43,7 +45,7 @@ class Services:
         usage = UsageRecorder(db)
         authenticator = Authenticator(db, usage, clock)
         templates = TemplateStore(db, clock)
-        renderer = LocalRenderer()
+        renderer = Renderer(_pdf_converter(settings))
         documents = DocumentStore(
             db,
             LocalFileStore(settings.data_dir / "documents"),
@@ -70,6 +72,14 @@ class Services:
         """Write buffered usage and release database connections."""
         self.usage.close()
         self.db.dispose()
+
+
+def _pdf_converter(settings: Settings) -> PdfConverter:
+    if settings.render_upstream_url is None or settings.render_upstream_key is None:
+        return LocalPdfConverter()
+    return UpstreamPdfConverter(
+        str(settings.render_upstream_url), settings.render_upstream_key.get_secret_value()
+    )
 
 
 def services() -> Services:

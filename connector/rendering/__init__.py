@@ -1,16 +1,16 @@
-"""Templates plus data give files. ``LocalRenderer`` does it in this process with python-liquid
-and xhtml2pdf; a renderer forwarding to an upstream TemplateTo-compatible API can take its place
-behind the same methods."""
+"""Templates plus data give files. Liquid always runs here (templates, their limits and strict
+mode are ours); the HTML-to-PDF step is a :class:`PdfConverter`: xhtml2pdf in this process by
+default, or an upstream TemplateTo-compatible API (:mod:`.upstream`)."""
 
 from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from . import liquid
-from .pdf import html_to_pdf
+from .pdf import LocalPdfConverter
 from .text import html_to_text
 
 
@@ -55,7 +55,14 @@ def _with_line_breaks(value: Any) -> Any:
     return value
 
 
-class LocalRenderer:
+class PdfConverter(Protocol):
+    def convert(self, html: str) -> bytes: ...
+
+
+class Renderer:
+    def __init__(self, pdf: PdfConverter | None = None) -> None:
+        self._pdf = pdf or LocalPdfConverter()
+
     def render(
         self,
         template: TemplateSource,
@@ -74,7 +81,7 @@ class LocalRenderer:
         if preserve_line_breaks:
             data = _with_line_breaks(data)
         html = liquid.render(template.body, data, strict=strict)
-        return RenderedFile(html_to_pdf(html), format)
+        return RenderedFile(self._pdf.convert(html), format)
 
     def html_to_pdf(self, html: str) -> RenderedFile:
-        return RenderedFile(html_to_pdf(html), Format.PDF)
+        return RenderedFile(self._pdf.convert(html), Format.PDF)

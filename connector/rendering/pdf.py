@@ -38,6 +38,13 @@ class PdfConversionFailed(ValidationFailed):
     code = "pdf_conversion_failed"
 
 
+class LocalPdfConverter:
+    """xhtml2pdf in this process."""
+
+    def convert(self, html: str) -> bytes:
+        return html_to_pdf(html)
+
+
 def html_to_pdf(html: str) -> bytes:
     """A PDF of ``html``. Raises :class:`PdfConversionFailed` when it cannot be converted."""
     if len(html.encode("utf-8")) > MAX_HTML_BYTES:

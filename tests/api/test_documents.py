@@ -14,7 +14,7 @@ from connector.clients import Client
 from connector.documents import DocumentStore, NewDocument
 from connector.links import DownloadLinks
 from connector.paging import PageQuery
-from connector.rendering import LocalRenderer
+from connector.rendering import Renderer
 from connector.storage import LocalFileStore
 from connector.templates import TemplateFields
 
@@ -165,7 +165,7 @@ def test_a_failed_render_leaves_no_row_and_no_file(
 
 
 def test_a_failed_record_write_removes_the_file(services, account, template) -> None:
-    class DeletesTheTemplateMeanwhile(LocalRenderer):
+    class DeletesTheTemplateMeanwhile(Renderer):
         """A render during which another request deletes the template: the insert then fails
         on the foreign key, for real."""
 

@@ -7,7 +7,7 @@ import io
 import pytest
 from pypdf import PdfReader
 
-from connector.rendering import Format, LocalRenderer, TemplateSource, liquid
+from connector.rendering import Format, Renderer, TemplateSource, liquid
 from connector.rendering.pdf import html_to_pdf
 
 
@@ -56,7 +56,7 @@ def test_a_text_body_is_rendered_as_it_is() -> None:
         "tpl_test", "Test", body="<p>ignored</p>", text_body="Dear {{ name }},\n\n  Thanks.\n"
     )
 
-    rendered = LocalRenderer().render(source, {"name": "Ada"}, Format.TXT)
+    rendered = Renderer().render(source, {"name": "Ada"}, Format.TXT)
 
     assert rendered.content == b"Dear Ada,\n\n  Thanks.\n"
 
@@ -65,8 +65,8 @@ def test_preserve_line_breaks_keeps_the_data_lines_in_the_pdf() -> None:
     source = TemplateSource("tpl_test", "Test", body="<p>{{ address }}</p>")
     data = {"address": "1 Main St\nSpringfield"}
 
-    kept = LocalRenderer().render(source, data, Format.PDF, preserve_line_breaks=True)
-    joined = LocalRenderer().render(source, data, Format.PDF)
+    kept = Renderer().render(source, data, Format.PDF, preserve_line_breaks=True)
+    joined = Renderer().render(source, data, Format.PDF)
 
     def text(content: bytes) -> str:
         return PdfReader(io.BytesIO(content)).pages[0].extract_text()
