@@ -28,6 +28,8 @@ test: $(BIN)/.installed
 
 bench: $(BIN)/.installed
 	$(BIN)/python -m benchmarks.auth
+	$(BIN)/python -m benchmarks.rendering
+	$(BIN)/python -m benchmarks.documents
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

@@ -8,6 +8,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
+from io import StringIO
 from typing import Any, ClassVar
 
 from liquid import BoundTemplate, Environment, StrictUndefined
@@ -15,17 +16,15 @@ from liquid.exceptions import (
     LiquidError,
     LiquidSyntaxError,
     LoopIterationLimitError,
-    OutputStreamLimitError,
     ResourceLimitError,
     TemplateNotFoundError,
     UndefinedError,
 )
-from liquid.output import LimitedStringIO
 
 from ..errors import ValidationFailed
 
 LOOP_ITERATION_LIMIT = 100_000
-OUTPUT_LIMIT_BYTES = 5_000_000
+OUTPUT_LIMIT_CHARS = 5_000_000
 RENDER_SECONDS_LIMIT = 5.0
 PARSED_TEMPLATES_CACHED = 512
 
@@ -48,7 +47,6 @@ class RenderLimitExceeded(ValidationFailed):
 
 class _LimitedEnvironment(Environment):
     loop_iteration_limit: ClassVar[int | None] = LOOP_ITERATION_LIMIT
-    output_stream_limit: ClassVar[int | None] = OUTPUT_LIMIT_BYTES
     local_namespace_limit: ClassVar[int | None] = 1_000_000
 
 
@@ -57,20 +55,38 @@ _LENIENT = _LimitedEnvironment()
 _STRICT = _LimitedEnvironment(undefined=StrictUndefined)
 
 
-class _DeadlineBuffer(LimitedStringIO):
-    """An output buffer that also stops a render that runs past its time."""
+class _LimitedBuffer(StringIO):
+    """The render's output, stopped when it grows too large or runs too long. Every write only
+    adds and compares; the clock and the size limit are looked at each time the output has
+    grown by another ``_CHECK_EVERY_CHARS`` (loops writing nothing are bounded by the
+    iteration limit instead)."""
+
+    _CHECK_EVERY_CHARS = 16_384
 
     def __init__(self, deadline: float) -> None:
-        super().__init__(limit=OUTPUT_LIMIT_BYTES)
+        super().__init__()
         self._deadline = deadline
+        self._size = 0
+        self._next_check = 0
 
     def write(self, text: str) -> int:
+        self._size += len(text)
+        if self._size >= self._next_check:
+            self._check()
+        return StringIO.write(self, text)
+
+    def _check(self) -> None:
+        self._next_check = self._size + self._CHECK_EVERY_CHARS
+        if self._size > OUTPUT_LIMIT_CHARS:
+            raise RenderLimitExceeded(
+                f"The rendered document grew past {OUTPUT_LIMIT_CHARS:,} characters and the "
+                "render was stopped. Send less data or simplify the template."
+            )
         if time.monotonic() > self._deadline:
             raise RenderLimitExceeded(
                 f"Rendering took longer than {RENDER_SECONDS_LIMIT:g} seconds and was stopped. "
                 "Reduce the loops or data the template works through."
             )
-        return super().write(text)
 
 
 @dataclass(frozen=True)
@@ -126,7 +142,7 @@ def variables(source: str) -> list[str]:
 def render(source: str, data: Mapping[str, Any], *, strict: bool = False) -> str:
     """Render ``source`` with ``data`` within the loop, output and time limits."""
     template = parse(source, strict=strict)
-    buffer = _DeadlineBuffer(time.monotonic() + RENDER_SECONDS_LIMIT)
+    buffer = _LimitedBuffer(time.monotonic() + RENDER_SECONDS_LIMIT)
     context = template.context_class(template, globals=template.make_globals(dict(data)))
     try:
         template.render_with_context(context, buffer)
@@ -137,7 +153,7 @@ def render(source: str, data: Mapping[str, Any], *, strict: bool = False) -> str
             f"{_reason(error)}. Add it to the data, or render without strict mode.",
             details=details,
         ) from None
-    except (LoopIterationLimitError, OutputStreamLimitError, ResourceLimitError) as error:
+    except ResourceLimitError as error:
         raise RenderLimitExceeded(_limit_message(error)) from None
     except TemplateNotFoundError as error:
         where, details = _where(error, source)
@@ -164,10 +180,5 @@ def _limit_message(error: ResourceLimitError) -> str:
         return (
             f"The template's loops ran more than {LOOP_ITERATION_LIMIT:,} iterations and the "
             "render was stopped. Send less data or simplify the loops."
-        )
-    if isinstance(error, OutputStreamLimitError):
-        return (
-            f"The rendered document grew past {OUTPUT_LIMIT_BYTES:,} bytes and the render was "
-            "stopped. Send less data or simplify the template."
         )
     return f"The template went past a render limit ({_reason(error)}) and was stopped."
