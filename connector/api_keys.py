@@ -22,7 +22,9 @@ from . import keys
 from .clock import Clock
 from .db import Database
 from .errors import Conflict, NotFound
+from .events import EventType, record
 from .models import Account, ApiKey, AuthGeneration, KeyFailure, KeyValue, new_id
+from .webhooks.subscriptions import delete_hooks_of_key
 
 RECOGNISABLE_FOR = timedelta(days=90)
 MAX_GRACE = timedelta(days=7)
@@ -121,6 +123,10 @@ class FailureReport(BaseModel):
     last_path: str
 
 
+def _event_data(key: ApiKeyInfo) -> dict[str, Any]:
+    return key.model_dump(mode="json")
+
+
 class KeyManager:
     """Create, list, roll and delete keys. Each method is one transaction.
 
@@ -156,7 +162,9 @@ class KeyManager:
             )
             session.add(key)
             self._flush_unique_name(session, name)
-            return IssuedApiKey(**ApiKeyInfo.of(key, now).model_dump(), value=fresh.value)
+            info = ApiKeyInfo.of(key, now)
+            record(session, account_id, EventType.API_KEY_CREATED, _event_data(info), now)
+            return IssuedApiKey(**info.model_dump(), value=fresh.value)
 
     def list(self, account_id: str, *, include_deleted: bool = False) -> list[ApiKeyInfo]:
         now = self._clock.now()
@@ -211,7 +219,9 @@ class KeyManager:
             )
             key.rolled_at = now
             self._revoked(session, now)
-            issued = IssuedApiKey(**ApiKeyInfo.of(key, now).model_dump(), value=fresh.value)
+            info = ApiKeyInfo.of(key, now)
+            record(session, key.account_id, EventType.API_KEY_ROLLED, _event_data(info), now)
+            issued = IssuedApiKey(**info.model_dump(), value=fresh.value)
         self._on_revoke()
         return issued
 
@@ -229,7 +239,9 @@ class KeyManager:
                 if value.works_until is not None and value.works_until > now:
                     value.works_until = now
             self._revoked(session, now)
+            delete_hooks_of_key(session, key.id)
             info = ApiKeyInfo.of(key, now)
+            record(session, key.account_id, EventType.API_KEY_DELETED, _event_data(info), now)
         self._on_revoke()
         return info
 

@@ -3,9 +3,11 @@ connection. Key values are printed once, when created or rolled, and never read 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import signal
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -37,17 +39,17 @@ _DURATION = re.compile(r"^(\d+)([smhd]?)$")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
-def _settings() -> Settings:
+def _settings(**overrides: object) -> Settings:
     try:
-        return load_settings()
+        return load_settings(**overrides)
     except ConfigError as error:
         raise click.ClickException(str(error)) from None
 
 
 @contextmanager
-def _services() -> Iterator[Services]:
+def _services(settings: Settings | None = None) -> Iterator[Services]:
     """Services on a current schema; errors become one readable line and a non-zero exit."""
-    built = Services.build(_settings())
+    built = Services.build(settings or _settings())
     try:
         schema.ensure_current(built.db.engine)
         yield built
@@ -147,14 +149,39 @@ def init() -> None:
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
 @click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 64))
-def serve(host: str, port: int, workers: int, threads: int) -> None:
-    """Serve the API with gunicorn."""
+@click.option(
+    "--no-delivery",
+    is_flag=True,
+    help="Deliver no webhooks here: separate `templateto-bridge worker` processes do.",
+)
+def serve(host: str, port: int, workers: int, threads: int, no_delivery: bool) -> None:
+    """Serve the API with gunicorn, delivering webhooks in a background thread of each worker
+    unless --no-delivery."""
     from .serving import serve as run_server
 
     with _services() as services:
         settings = services.settings
     click.echo(f"Serving on http://{host}:{port} (data in {settings.data_dir})", err=True)
-    run_server(settings, host=host, port=port, workers=workers, threads=threads)
+    run_server(
+        settings, host=host, port=port, workers=workers, threads=threads, deliver=not no_delivery
+    )
+
+
+@main.command()
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 256),
+    help="POSTs in flight at once; default BRIDGE_DELIVERY_CONCURRENCY (16).",
+)
+def worker(concurrency: int | None) -> None:
+    """Deliver webhooks until stopped (SIGTERM or Ctrl-C). Run as many as needed: on
+    PostgreSQL they share the outbox without sending a delivery twice."""
+    overrides = {} if concurrency is None else {"delivery_concurrency": concurrency}
+    with _services(_settings(**overrides)) as services:
+        signal.signal(signal.SIGTERM, lambda *_: services.delivery.stop_soon())
+        click.echo("Delivering webhooks.", err=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            services.delivery.run_until_stopped()
 
 
 @main.command()

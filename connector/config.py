@@ -64,6 +64,20 @@ class Settings(BaseSettings):
     render_upstream_key: SecretStr | None = Field(
         default=None, description="This service's API key at the upstream renderer."
     )
+    allow_private_hook_targets: bool = Field(
+        default=False,
+        description="Let webhooks go to loopback and private addresses: development and tests "
+        "only.",
+    )
+    delivery_lease_seconds: int = Field(
+        default=60,
+        ge=1,
+        le=3_600,
+        description="How long a worker holds a delivery; a dead worker's are taken over after.",
+    )
+    delivery_concurrency: int = Field(
+        default=16, ge=1, le=256, description="Webhook POSTs in flight at once, per worker."
+    )
     max_body_bytes: int = Field(
         default=1_000_000,
         gt=0,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -48,6 +48,10 @@ class Database:
     def transaction(self) -> Iterator[Session]:
         with self._sessions.begin() as session:
             yield session
+
+    def after_commit(self, listener: Callable[[Session], None]) -> None:
+        """Call ``listener`` with each session of this database right after it commits."""
+        event.listen(self._sessions, "after_commit", listener)
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -18,6 +18,7 @@ from .clients import Client
 from .clock import Clock
 from .db import Database
 from .errors import BridgeError, NotFound
+from .events import EventType, record
 from .links import DownloadLinks
 from .models import Document, new_id
 from .paging import PageQuery, newest_first, next_cursor
@@ -132,17 +133,25 @@ class DocumentStore:
             expires_at=now + self._ttl,
         )
         document.storage_key = f"{account_id}/{document.id}.{request.format}"
+        info = self._info(document, now)
         self._files.put(document.storage_key, rendered.content)
         try:
             with self._db.transaction() as session:
                 session.add(document)
+                record(
+                    session,
+                    account_id,
+                    EventType.DOCUMENT_CREATED,
+                    info.model_dump(mode="json"),
+                    now,
+                )
         except BaseException:
             self._files.delete(document.storage_key)
             raise
         if now >= self._next_purge:
             self._next_purge = now + PURGE_EVERY
             self.purge_expired()
-        return self._info(document, now)
+        return info
 
     def list(
         self, account_id: str, page: PageQuery, template_id: str | None = None

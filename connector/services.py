@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -14,6 +15,7 @@ from .clock import Clock
 from .config import Settings
 from .db import Database
 from .documents import DocumentStore
+from .events import EventLog
 from .links import DownloadLinks
 from .rendering import PdfConverter, Renderer
 from .rendering.pdf import LocalPdfConverter
@@ -21,8 +23,11 @@ from .rendering.upstream import UpstreamPdfConverter
 from .storage import LocalFileStore
 from .templates import TemplateStore
 from .usage import UsageRecorder
+from .webhooks.delivery import DeliveryWorker
+from .webhooks.subscriptions import HookStore
 
 EXTENSION = "templateto"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -37,10 +42,18 @@ class Services:
     templates: TemplateStore
     renderer: Renderer
     documents: DocumentStore
+    events: EventLog
+    hooks: HookStore
+    delivery: DeliveryWorker
 
     @classmethod
     def build(cls, settings: Settings, clock: Clock | None = None) -> Services:
         clock = clock or Clock()
+        if settings.allow_private_hook_targets:
+            log.warning(
+                "BRIDGE_ALLOW_PRIVATE_HOOK_TARGETS is on: webhooks may reach loopback and private "
+                "addresses. Use it for local development and tests only."
+            )
         db = Database(settings.database_url)
         usage = UsageRecorder(db)
         authenticator = Authenticator(db, usage, clock)
@@ -66,10 +79,20 @@ class Services:
             templates=templates,
             renderer=renderer,
             documents=documents,
+            events=EventLog(db, clock),
+            hooks=HookStore(db, clock, allow_private_targets=settings.allow_private_hook_targets),
+            delivery=DeliveryWorker(
+                db,
+                clock,
+                allow_private_targets=settings.allow_private_hook_targets,
+                lease=timedelta(seconds=settings.delivery_lease_seconds),
+                concurrency=settings.delivery_concurrency,
+            ),
         )
 
     def close(self) -> None:
-        """Write buffered usage and release database connections."""
+        """Stop delivering, write buffered usage and release database connections."""
+        self.delivery.stop()
         self.usage.close()
         self.db.dispose()
 

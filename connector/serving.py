@@ -7,17 +7,29 @@ from typing import Any
 from gunicorn.app.base import BaseApplication
 
 from .config import Settings
-from .services import EXTENSION
+from .services import EXTENSION, Services
 
 # No query string (%(U)s is the path alone) and no request headers: nothing secret is logged
 # even when a client wrongly puts a key in the URL.
 ACCESS_LOG_FORMAT = '%(h)s %(t)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms "%(a)s"'
 
 
-def _worker_exit(_server: Any, worker: Any) -> None:
+def _services_of(worker: Any) -> Services | None:
     app = getattr(worker, "wsgi", None)
-    if app is not None and EXTENSION in getattr(app, "extensions", {}):
-        app.extensions[EXTENSION].close()
+    extensions = getattr(app, "extensions", {})
+    return extensions.get(EXTENSION)
+
+
+def _start_delivery(worker: Any) -> None:
+    services = _services_of(worker)
+    if services is not None:
+        services.delivery.start()
+
+
+def _worker_exit(_server: Any, worker: Any) -> None:
+    services = _services_of(worker)
+    if services is not None:
+        services.close()
 
 
 class BridgeServer(BaseApplication):
@@ -36,7 +48,12 @@ class BridgeServer(BaseApplication):
         return create_app(self._settings)
 
 
-def serve(settings: Settings, *, host: str, port: int, workers: int, threads: int) -> None:
+def serve(
+    settings: Settings, *, host: str, port: int, workers: int, threads: int, deliver: bool
+) -> None:
+    """Serve with gunicorn; with ``deliver``, each web worker also runs a delivery thread
+    (leases keep them from sending the same delivery twice)."""
+    hooks = {"post_worker_init": _start_delivery} if deliver else {}
     BridgeServer(
         settings,
         {
@@ -52,5 +69,6 @@ def serve(settings: Settings, *, host: str, port: int, workers: int, threads: in
             "worker_exit": _worker_exit,
             # One fixed control socket path per user would collide between instances.
             "control_socket_disable": True,
+            **hooks,
         },
     ).run()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import builtins
 from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, Field, StringConstraints
 from sqlalchemy import select
@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from .clock import Clock
 from .db import Database
 from .errors import NotFound
+from .events import EventType, record
 from .models import Template, new_id
 from .paging import PageQuery, newest_first, next_cursor
 from .rendering import TemplateSource, liquid
@@ -87,6 +88,11 @@ def _variables(template: Template) -> list[str]:
     return sorted(names)
 
 
+def _event_data(template: TemplateInfo) -> dict[str, Any]:
+    """A template event's data: the summary, without the (possibly large) bodies."""
+    return TemplateSummary.model_validate(template.model_dump()).model_dump(mode="json")
+
+
 def _check_parses(fields: TemplateFields) -> None:
     liquid.parse(fields.body)
     if fields.text_body is not None:
@@ -111,9 +117,11 @@ class TemplateStore:
             updated_at=now,
             **fields.model_dump(),
         )
+        info = TemplateInfo.of(template)
         with self._db.transaction() as session:
             session.add(template)
-        return TemplateInfo.of(template)
+            record(session, account_id, EventType.TEMPLATE_CREATED, _event_data(info), now)
+        return info
 
     def list(self, account_id: str, page: PageQuery) -> TemplatePage:
         query = newest_first(
@@ -139,7 +147,15 @@ class TemplateStore:
             for name, value in fields.model_dump().items():
                 setattr(template, name, value)
             template.updated_at = self._clock.now()
-            return TemplateInfo.of(template)
+            info = TemplateInfo.of(template)
+            record(
+                session,
+                account_id,
+                EventType.TEMPLATE_UPDATED,
+                _event_data(info),
+                template.updated_at,
+            )
+            return info
 
     def delete(self, account_id: str, template_id: str) -> None:
         with self._db.transaction() as session:

@@ -10,20 +10,25 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import or_, update
+from sqlalchemy import CursorResult, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from . import keys
 from .clients import Client
+from .clock import iso
 from .db import Database
-from .models import ApiKey, KeyFailure
+from .events import EventType, record
+from .models import ApiKey, KeyFailure, KeyValue
 
 log = logging.getLogger(__name__)
 
 FLUSH_DELAY_SECONDS = 2.0
+OLD_VALUE_EVENT_EVERY = timedelta(hours=1)
 
 
 @dataclass
@@ -92,6 +97,8 @@ class UsageRecorder:
                     )
                 for tally_key, tally in tallies.items():
                     self._upsert(session, tally_key, tally)
+                for tally_key, tally in tallies.items():
+                    self._announce(session, tally_key, tally)
         except OperationalError:
             log.warning("database unavailable; key usage kept for the next flush")
             self._restore(last_used, tallies)
@@ -120,6 +127,54 @@ class UsageRecorder:
                     tally.last_path = newer.last_path
                 self._tallies[tally_key] = tally
             self._schedule()
+
+    @staticmethod
+    def _announce(session: Session, tally_key: _TallyKey, tally: _Tally) -> None:
+        """Record api_key.old_value_used, at most once an hour per key, so a failing Zap
+        cannot flood anyone."""
+        value_id, reason, client = tally_key
+        at = tally.last_seen_at
+        claimed: CursorResult[Any] = session.execute(  # type: ignore[assignment]
+            update(ApiKey)
+            .where(
+                ApiKey.id == tally.key_id,
+                or_(
+                    ApiKey.old_value_event_at.is_(None),
+                    ApiKey.old_value_event_at <= at - OLD_VALUE_EVENT_EVERY,
+                ),
+            )
+            .values(old_value_event_at=at)
+        )
+        if claimed.rowcount != 1:
+            return
+        key = session.get_one(ApiKey, tally.key_id)
+        value = session.get_one(KeyValue, value_id)
+        failure = session.scalars(
+            select(KeyFailure).where(
+                KeyFailure.value_id == value_id,
+                KeyFailure.reason == reason,
+                KeyFailure.client == client,
+            )
+        ).one()
+        record(
+            session,
+            key.account_id,
+            EventType.API_KEY_OLD_VALUE_USED,
+            {
+                "key_id": key.id,
+                "key_name": key.name,
+                "value_hint": keys.display_hint(value.last4),
+                "reason": reason,
+                "rolled_at": iso(value.retired_at) if value.retired_at else None,
+                "deleted_at": iso(key.deleted_at) if key.deleted_at else None,
+                "client": client,
+                "failure_count": failure.count,
+                "first_seen_at": iso(failure.first_seen_at),
+                "last_seen_at": iso(failure.last_seen_at),
+                "last_path": failure.last_path,
+            },
+            at,
+        )
 
     @staticmethod
     def _upsert(session: Session, tally_key: _TallyKey, tally: _Tally) -> None:

@@ -27,6 +27,7 @@ from connector.models import Base
 from connector.services import EXTENSION, Services
 
 from .helpers import ManualClock, bridge_command, free_port
+from .receiver import Receiver
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
 
@@ -61,7 +62,10 @@ def database_url(migrated_database: str, tmp_path: Path) -> str:
 
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
-    return load_settings(data_dir=tmp_path / "data", database_url=database_url)
+    # Webhook receivers in tests listen on 127.0.0.1; the SSRF tests turn this off.
+    return load_settings(
+        data_dir=tmp_path / "data", database_url=database_url, allow_private_hook_targets=True
+    )
 
 
 @pytest.fixture
@@ -122,6 +126,7 @@ def server_env(settings: Settings) -> dict[str, str]:
         BRIDGE_DATA_DIR=str(settings.data_dir),
         BRIDGE_DATABASE_URL=settings.database_url,
         BRIDGE_SECRET_KEY=settings.secret_key.get_secret_value(),
+        BRIDGE_ALLOW_PRIVATE_HOOK_TARGETS="1",
     )
     return env
 
@@ -163,3 +168,9 @@ def start_server(
             server.process.wait(timeout=15)
         except subprocess.TimeoutExpired:
             server.process.kill()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    with Receiver().running() as running:
+        yield running

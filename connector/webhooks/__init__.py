@@ -1,0 +1,1 @@
+"""Webhooks: subscriptions, signing, target safety and the delivery worker."""

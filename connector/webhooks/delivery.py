@@ -1,0 +1,285 @@
+"""The delivery worker: leases due deliveries, POSTs them signed, records what happened.
+
+At least once, never lost: a delivery is leased (not removed) while it is being sent, and its
+outcome is written after the POST. A worker that dies mid-batch leaves leases that expire, and
+another worker (or the same one, restarted) sends those deliveries again, with the same
+``webhook-id`` so receivers can drop the duplicate. On PostgreSQL several workers share the
+outbox through ``FOR UPDATE SKIP LOCKED``; on SQLite writers take turns.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+from sqlalchemy import or_, select, update
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, selectinload
+
+from ..clock import Clock, iso
+from ..db import Database
+from ..events import DeliveryStatus, EventInfo, EventType, committed_events, record
+from ..models import Delivery, DeliveryAttempt, Hook
+from . import signing
+from .targets import TargetRefused, check_target
+
+log = logging.getLogger(__name__)
+
+# Delay before each try: immediately, then 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h.
+SCHEDULE_SECONDS = (0, 5, 300, 1_800, 7_200, 18_000, 36_000, 36_000)
+JITTER = 0.1
+DISABLE_AFTER = timedelta(days=5)
+CONNECT_SECONDS = 5.0
+READ_SECONDS = 10.0
+MAX_ERROR_CHARS = 500
+USER_AGENT = "TemplateTo-Bridge-Webhooks/1"
+
+PayloadShape = Callable[[EventInfo], Any]
+
+
+def standard_payload(event: EventInfo) -> dict[str, Any]:
+    """The core API's payload: the event as ``GET /v1/events`` lists it."""
+    return {
+        "id": event.id,
+        "type": event.type.value,
+        "timestamp": iso(event.created_at),
+        "data": event.data,
+    }
+
+
+# Each platform bridge registers the shape its subscribers expect (e.g. Zapier's flat objects).
+PAYLOAD_SHAPES: dict[str, PayloadShape] = {"api": standard_payload}
+
+
+@dataclass(frozen=True)
+class _Job:
+    delivery_id: str
+    hook_id: str
+    target_url: str
+    secret: str
+    body: bytes
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    job: _Job
+    attempted_at: datetime
+    status_code: int | None
+    error: str | None
+    duration_ms: int
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+class DeliveryWorker:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        *,
+        allow_private_targets: bool,
+        lease: timedelta = timedelta(seconds=60),
+        concurrency: int = 16,
+        batch_size: int = 200,
+        poll_seconds: float = 0.1,
+        session: requests.Session | None = None,
+    ) -> None:
+        self._db = db
+        self._clock = clock
+        self._allow_private = allow_private_targets
+        self._lease = lease
+        self._batch_size = batch_size
+        self._poll_seconds = poll_seconds
+        self._http = session or requests.Session()
+        self._http.mount("http://", HTTPAdapter(pool_maxsize=concurrency, max_retries=0))
+        self._http.mount("https://", HTTPAdapter(pool_maxsize=concurrency, max_retries=0))
+        self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="delivery")
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        db.after_commit(self._wake_on_events)
+
+    # --- running ------------------------------------------------------------------------
+
+    def run_once(self) -> int:
+        """Send one batch of due deliveries; returns how many were attempted."""
+        jobs = self._lease_due()
+        if not jobs:
+            return 0
+        outcomes = list(self._pool.map(self._send, jobs))
+        self._record(outcomes)
+        return len(outcomes)
+
+    def run_until_stopped(self) -> None:
+        while not self._stop.is_set():
+            try:
+                busy = self.run_once()
+            except OperationalError as error:
+                # Database away, or (SQLite) another writer won the race for the same rows.
+                log.warning("delivery batch not taken: %s", type(error.orig).__name__)
+                busy = 0
+            if not busy:
+                self._wake.wait(self._poll_seconds)
+                self._wake.clear()
+
+    def start(self) -> None:
+        """Deliver in a background thread of this process (the embedded default)."""
+        self._thread = threading.Thread(
+            target=self.run_until_stopped, name="delivery-worker", daemon=True
+        )
+        self._thread.start()
+
+    def stop_soon(self) -> None:
+        """Finish the batch in hand, then return from :meth:`run_until_stopped`."""
+        self._stop.set()
+        self._wake.set()
+
+    def stop(self) -> None:
+        self.stop_soon()
+        if self._thread is not None:
+            self._thread.join(timeout=READ_SECONDS + CONNECT_SECONDS)
+        self._pool.shutdown(wait=True)
+
+    def _wake_on_events(self, session: Session) -> None:
+        if committed_events(session):
+            self._wake.set()
+
+    # --- one batch ----------------------------------------------------------------------
+
+    def _lease_due(self) -> list[_Job]:
+        now = self._clock.now()
+        with self._db.transaction() as session:
+            ids = session.scalars(
+                select(Delivery.id)
+                .where(
+                    Delivery.status == DeliveryStatus.PENDING.value,
+                    Delivery.next_attempt_at <= now,
+                    or_(Delivery.lease_until.is_(None), Delivery.lease_until <= now),
+                )
+                .order_by(Delivery.next_attempt_at)
+                .limit(self._batch_size)
+                .with_for_update(skip_locked=True)
+            ).all()
+            if not ids:
+                return []
+            session.execute(
+                update(Delivery).where(Delivery.id.in_(ids)).values(lease_until=now + self._lease)
+            )
+            deliveries = session.scalars(
+                select(Delivery)
+                .where(Delivery.id.in_(ids))
+                .options(selectinload(Delivery.hook), selectinload(Delivery.event))
+            )
+            return [self._job(delivery) for delivery in deliveries]
+
+    @staticmethod
+    def _job(delivery: Delivery) -> _Job:
+        shape = PAYLOAD_SHAPES.get(delivery.hook.platform, standard_payload)
+        body = json.dumps(shape(EventInfo.of(delivery.event)), separators=(",", ":"))
+        return _Job(
+            delivery_id=delivery.id,
+            hook_id=delivery.hook_id,
+            target_url=delivery.hook.target_url,
+            secret=delivery.hook.secret,
+            body=body.encode("utf-8"),
+        )
+
+    def _send(self, job: _Job) -> _Outcome:
+        attempted_at = self._clock.now()
+        started = time.monotonic()
+
+        def outcome(status_code: int | None, error: str | None) -> _Outcome:
+            duration_ms = int((time.monotonic() - started) * 1000)
+            return _Outcome(job, attempted_at, status_code, error, duration_ms)
+
+        try:
+            check_target(job.target_url, allow_private=self._allow_private)
+            response = self._http.post(
+                job.target_url,
+                data=job.body,
+                headers={
+                    "Content-Type": "application/json",
+                    "User-Agent": USER_AGENT,
+                    **signing.headers(
+                        job.secret, job.delivery_id, int(self._clock.time()), job.body
+                    ),
+                },
+                timeout=(CONNECT_SECONDS, READ_SECONDS),
+                allow_redirects=False,
+            )
+            response.close()
+        except TargetRefused as error:
+            return outcome(None, error.message)
+        except requests.RequestException as error:
+            return outcome(None, f"{type(error).__name__}: {error}"[:MAX_ERROR_CHARS])
+        return outcome(response.status_code, None)
+
+    def _record(self, outcomes: list[_Outcome]) -> None:
+        now = self._clock.now()
+        with self._db.transaction() as session:
+            for result in outcomes:
+                delivery = session.get(Delivery, result.job.delivery_id)
+                hook = session.get(Hook, result.job.hook_id)
+                if delivery is None or hook is None:
+                    continue  # the subscription was deleted meanwhile (410, or by its owner)
+                session.add(
+                    DeliveryAttempt(
+                        delivery_id=delivery.id,
+                        attempted_at=result.attempted_at,
+                        status_code=result.status_code,
+                        error=result.error,
+                        duration_ms=result.duration_ms,
+                    )
+                )
+                delivery.attempts += 1
+                delivery.lease_until = None
+                if result.succeeded:
+                    delivery.status = DeliveryStatus.SUCCEEDED.value
+                    delivery.next_attempt_at = None
+                    hook.failing_since = None
+                elif result.status_code == 410:
+                    # The REST hooks convention Zapier follows: the receiver is gone for good.
+                    session.delete(hook)
+                    session.flush()
+                else:
+                    self._failed(session, delivery, hook, now)
+
+    def _failed(self, session: Session, delivery: Delivery, hook: Hook, now: datetime) -> None:
+        if delivery.attempts < len(SCHEDULE_SECONDS):
+            delay = SCHEDULE_SECONDS[delivery.attempts] * random.uniform(1 - JITTER, 1 + JITTER)
+            delivery.next_attempt_at = now + timedelta(seconds=delay)
+        else:
+            delivery.status = DeliveryStatus.FAILED.value
+            delivery.next_attempt_at = None
+        hook.failing_since = hook.failing_since or now
+        if hook.disabled_at is None and now - hook.failing_since >= DISABLE_AFTER:
+            hook.disabled_at = now
+            session.execute(
+                update(Delivery)
+                .where(Delivery.hook_id == hook.id, Delivery.status == DeliveryStatus.PENDING.value)
+                .values(status=DeliveryStatus.FAILED.value, next_attempt_at=None)
+            )
+            record(
+                session,
+                hook.account_id,
+                EventType.HOOK_DISABLED,
+                {
+                    "hook_id": hook.id,
+                    "target_url": hook.target_url,
+                    "failing_since": iso(hook.failing_since),
+                    "disabled_at": iso(now),
+                },
+                now,
+            )
