@@ -1,0 +1,194 @@
+"""Deliveries to a real receiver on 127.0.0.1, driven by a clock the tests move (no sleeps)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from datetime import timedelta
+
+import pytest
+
+from connector.paging import PageQuery
+from connector.templates import TemplateFields
+from connector.webhooks.delivery import SCHEDULE_SECONDS, DeliveryWorker
+from connector.webhooks.subscriptions import NewHook
+
+from ..helpers import key_header
+
+
+@pytest.fixture
+def hook(services, account, standard_key, receiver):
+    return services.hooks.create(
+        account.id,
+        standard_key.id,
+        NewHook(target_url=receiver.url + "/hook", events=["template.created"]),
+        "api",
+    )
+
+
+def make_event(services, account, name="Invoice"):
+    return services.templates.create(account.id, TemplateFields(name=name, body="x"))
+
+
+def verify(secret: str, headers: dict[str, str], body: bytes) -> bool:
+    """What a receiver does, per the Standard Webhooks spec."""
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    signed = f"{headers['webhook-id']}.{headers['webhook-timestamp']}.".encode() + body
+    expected = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+    return any(
+        hmac.compare_digest(expected, sig.split(",", 1)[1])
+        for sig in headers["webhook-signature"].split()
+    )
+
+
+def test_an_event_is_delivered_signed(services, account, hook, receiver, clock) -> None:
+    template = make_event(services, account)
+
+    assert services.delivery.run_once() == 1
+    [received] = receiver.wait_for(1)
+
+    assert received.path == "/hook"
+    assert received.headers["content-type"] == "application/json"
+    assert verify(hook.secret, received.headers, received.body)
+    assert received.headers["webhook-timestamp"] == str(int(clock.time()))
+    assert received.json["type"] == "template.created"
+    assert received.json["data"]["id"] == template.id
+    assert not verify(
+        "whsec_" + base64.b64encode(b"x" * 24).decode(), received.headers, received.body
+    )
+
+
+def test_only_subscribed_events_of_the_account_are_delivered(
+    services, account, hook, receiver
+) -> None:
+    other = services.accounts.create("Globex")
+    make_event(services, other)
+    services.keys.create(account.id, "Not a template event")
+
+    assert services.delivery.run_once() == 0
+    assert receiver.requests == []
+
+
+def test_failures_retry_on_schedule_with_one_webhook_id_then_fail(
+    client, services, account, standard_key, hook, receiver, clock
+) -> None:
+    receiver.answer = lambda _: 500
+    make_event(services, account)
+    delays = []
+
+    for attempt in range(len(SCHEDULE_SECONDS)):
+        assert services.delivery.run_once() == 1, attempt
+        assert services.delivery.run_once() == 0  # not due again yet
+        deliveries = services.hooks.deliveries(account.id, hook.id, PageQuery()).data
+        if deliveries[0].next_attempt_at is not None:
+            delay = (deliveries[0].next_attempt_at - clock.now()).total_seconds()
+            delays.append(delay)
+            clock.advance(seconds=delay)
+
+    received = receiver.wait_for(len(SCHEDULE_SECONDS))
+    [delivery] = services.hooks.deliveries(account.id, hook.id, PageQuery()).data
+    assert delivery.status == "failed"
+    assert [a.status_code for a in delivery.attempts] == [500] * len(SCHEDULE_SECONDS)
+    assert len({r.headers["webhook-id"] for r in received}) == 1
+    assert received[0].headers["webhook-id"] == delivery.id
+    for delay, planned in zip(delays, SCHEDULE_SECONDS[1:], strict=True):
+        assert planned * 0.9 <= delay <= planned * 1.1
+
+    receiver.answer = lambda _: 204
+    retried = client.post(
+        f"/v1/hooks/{hook.id}/deliveries/{delivery.id}/retry",
+        headers=key_header(standard_key.value),
+    )
+    assert retried.status_code == 200 and retried.json["status"] == "pending"
+    assert services.delivery.run_once() == 1
+    listed = client.get(
+        f"/v1/hooks/{hook.id}/deliveries", headers=key_header(standard_key.value)
+    ).json["data"]
+    assert listed[0]["status"] == "succeeded"
+    assert [a["status_code"] for a in listed[0]["attempts"]][-1] == 204
+
+
+def test_410_gone_deletes_the_subscription(services, account, hook, receiver) -> None:
+    receiver.answer = lambda _: 410
+    make_event(services, account)
+
+    services.delivery.run_once()
+
+    assert services.hooks.list(account.id) == []
+    make_event(services, account, "Another")
+    assert services.delivery.run_once() == 0
+
+
+def test_redirects_are_not_followed(services, account, hook, receiver) -> None:
+    receiver.answer = lambda received: 302 if received.path == "/hook" else 200
+    make_event(services, account)
+
+    services.delivery.run_once()
+
+    assert [r.path for r in receiver.wait_for(1)] == ["/hook"]
+    [delivery] = services.hooks.deliveries(account.id, hook.id, PageQuery()).data
+    assert delivery.status == "pending" and delivery.attempts[0].status_code == 302
+
+
+def test_five_days_of_failures_disable_the_subscription(
+    client, services, account, standard_key, hook, receiver, clock
+) -> None:
+    receiver.answer = lambda _: 503
+    for day in range(6):
+        make_event(services, account, f"Day {day}")
+        services.delivery.run_once()
+        clock.advance(days=1)
+
+    disabled = services.hooks.get(account.id, hook.id)
+    events = client.get(
+        "/v1/events?type=hook.disabled", headers=key_header(standard_key.value)
+    ).json["data"]
+    assert disabled.disabled_at is not None
+    assert events[0]["data"]["hook_id"] == hook.id
+    make_event(services, account, "After")
+    clock.advance(days=1)
+    sent = len(receiver.requests)
+    services.delivery.run_once()
+    assert len(receiver.requests) == sent
+
+
+def test_a_success_ends_a_failure_streak(services, account, hook, receiver, clock) -> None:
+    receiver.answer = lambda _: 500
+    make_event(services, account)
+    services.delivery.run_once()
+    assert services.hooks.get(account.id, hook.id).failing_since is not None
+
+    receiver.answer = lambda _: 200
+    clock.advance(seconds=10)
+    services.delivery.run_once()
+
+    assert services.hooks.get(account.id, hook.id).failing_since is None
+
+
+def test_targets_are_checked_again_at_delivery(services, account, hook, receiver) -> None:
+    strict = DeliveryWorker(services.db, services.clock, allow_private_targets=False)
+    make_event(services, account)
+
+    strict.run_once()
+    strict.stop()
+
+    assert receiver.requests == []
+    [delivery] = services.hooks.deliveries(account.id, hook.id, PageQuery()).data
+    assert "127.0.0.1" in delivery.attempts[0].error
+
+
+def test_a_lease_keeps_a_second_worker_off_until_it_expires(
+    services, account, hook, receiver, clock
+) -> None:
+    make_event(services, account)
+    second = DeliveryWorker(
+        services.db, services.clock, allow_private_targets=True, lease=timedelta(seconds=30)
+    )
+    leased = second._lease_due()  # taken, then the worker "dies" before sending
+
+    assert len(leased) == 1
+    assert services.delivery.run_once() == 0
+    clock.advance(seconds=31)
+    assert services.delivery.run_once() == 1
+    second.stop()
