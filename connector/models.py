@@ -174,6 +174,8 @@ class Template(Base):
     name: Mapped[str] = mapped_column(String(200))
     body: Mapped[str] = mapped_column(Text)
     text_body: Mapped[str | None] = mapped_column(Text)
+    # Worked out when saved, so listing templates never parses them.
+    variables: Mapped[list[str]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 

@@ -25,7 +25,7 @@ TemplateName = Annotated[
         strip_whitespace=True, min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$"
     ),
 ]
-MAX_TEMPLATE_CHARS = 500_000
+MAX_TEMPLATE_CHARS = 200_000
 _T = TypeVar("_T")
 
 
@@ -57,7 +57,7 @@ class TemplateSummary(BaseModel):
         return cls(
             id=template.id,
             name=template.name,
-            variables=_variables(template),
+            variables=template.variables,
             created_at=template.created_at,
             updated_at=template.updated_at,
         )
@@ -81,22 +81,17 @@ class TemplatePage(BaseModel):
     next_cursor: str | None
 
 
-def _variables(template: Template) -> list[str]:
-    names = set(liquid.variables(template.body))
-    if template.text_body is not None:
-        names.update(liquid.variables(template.text_body))
-    return sorted(names)
-
-
 def _event_data(template: TemplateInfo) -> dict[str, Any]:
     """A template event's data: the summary, without the (possibly large) bodies."""
     return TemplateSummary.model_validate(template.model_dump()).model_dump(mode="json")
 
 
-def _check_parses(fields: TemplateFields) -> None:
-    liquid.parse(fields.body)
+def _variables(fields: TemplateFields) -> list[str]:
+    """The variables the bodies use; raises TemplateSyntaxError when one does not parse."""
+    names = set(liquid.variables(fields.body))
     if fields.text_body is not None:
-        liquid.parse(fields.text_body)
+        names.update(liquid.variables(fields.text_body))
+    return sorted(names)
 
 
 class TemplateStore:
@@ -108,11 +103,12 @@ class TemplateStore:
         self._clock = clock or Clock()
 
     def create(self, account_id: str, fields: TemplateFields) -> TemplateInfo:
-        _check_parses(fields)
+        variables = _variables(fields)
         now = self._clock.now()
         template = Template(
             id=new_id("tpl_"),
             account_id=account_id,
+            variables=variables,
             created_at=now,
             updated_at=now,
             **fields.model_dump(),
@@ -141,11 +137,12 @@ class TemplateStore:
         )
 
     def replace(self, account_id: str, template_id: str, fields: TemplateFields) -> TemplateInfo:
-        _check_parses(fields)
+        variables = _variables(fields)
         with self._db.transaction() as session:
             template = self._find(session, account_id, template_id)
             for name, value in fields.model_dump().items():
                 setattr(template, name, value)
+            template.variables = variables
             template.updated_at = self._clock.now()
             info = TemplateInfo.of(template)
             record(

@@ -4,20 +4,20 @@ down."""
 
 from __future__ import annotations
 
+import functools
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import lru_cache
 from io import StringIO
 from typing import Any, ClassVar
 
-from liquid import BoundTemplate, Environment, StrictUndefined
+from liquid import BoundTemplate, Environment, StrictDefaultUndefined
 from liquid.exceptions import (
     LiquidError,
-    LiquidSyntaxError,
     LoopIterationLimitError,
     ResourceLimitError,
-    TemplateNotFoundError,
     UndefinedError,
 )
 
@@ -25,8 +25,16 @@ from ..errors import ValidationFailed
 
 LOOP_ITERATION_LIMIT = 100_000
 OUTPUT_LIMIT_CHARS = 5_000_000
+# Values that filters make (split, join, append, concat, times...) are bounded too: without
+# this, a few doubling assigns fill the memory without writing a single character.
+VALUE_LIMIT = 1_000_000
+INTEGER_BITS_LIMIT = 10_000
 RENDER_SECONDS_LIMIT = 5.0
-PARSED_TEMPLATES_CACHED = 512
+# Parsing a large template takes seconds and its tree many times its size: only modest ones
+# are cached, and the cache is bounded.
+CACHED_SOURCE_CHARS = 100_000
+PARSED_TEMPLATES_CACHED = 256
+_deadline: ContextVar[float] = ContextVar("liquid_render_deadline", default=float("inf"))
 
 
 class TemplateSyntaxError(ValidationFailed):
@@ -45,27 +53,90 @@ class RenderLimitExceeded(ValidationFailed):
     code = "render_limit_exceeded"
 
 
+def _over_time() -> RenderLimitExceeded | None:
+    if time.monotonic() > _deadline.get():
+        return RenderLimitExceeded(
+            f"Rendering took longer than {RENDER_SECONDS_LIMIT:g} seconds and was stopped. "
+            "Reduce the loops or data the template works through."
+        )
+    return None
+
+
+def _too_large(value: object) -> bool:
+    # type() rather than isinstance(): strict undefined values raise on any attribute access,
+    # __class__ included, and must reach the `default` filter untouched.
+    kind = type(value)
+    if kind is int:
+        return value.bit_length() > INTEGER_BITS_LIMIT  # type: ignore[attr-defined]
+    if kind is str:
+        return len(value) > VALUE_LIMIT  # type: ignore[arg-type]
+    if kind is list or kind is tuple:
+        items: list[Any] | tuple[Any, ...] = value  # type: ignore[assignment]
+        return len(items) > VALUE_LIMIT or (
+            sum(len(item) for item in items if type(item) is str) > VALUE_LIMIT
+        )
+    return False
+
+
+def _guarded(filter_: Callable[..., Any]) -> Callable[..., Any]:
+    """A filter that first checks the render's time, and refuses arguments and results past
+    the value limit."""
+
+    @functools.wraps(filter_)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        if (late := _over_time()) is not None:
+            raise late
+        if args and _too_large(args[0]):
+            raise _value_limit()
+        result = filter_(*args, **kwargs)
+        if _too_large(result):
+            raise _value_limit()
+        return result
+
+    for flag in ("with_context", "with_environment"):
+        if hasattr(filter_, flag):
+            setattr(guarded, flag, getattr(filter_, flag))
+    return guarded
+
+
+def _value_limit() -> RenderLimitExceeded:
+    return RenderLimitExceeded(
+        f"A value in the template grew past {VALUE_LIMIT:,} characters or items (or a number "
+        "past a reasonable size) and the render was stopped. Send less data or simplify the "
+        "template."
+    )
+
+
 class _LimitedEnvironment(Environment):
     loop_iteration_limit: ClassVar[int | None] = LOOP_ITERATION_LIMIT
-    local_namespace_limit: ClassVar[int | None] = 1_000_000
+    # Bounds {% capture %} buffers; the main output is bounded by _LimitedBuffer.
+    output_stream_limit: ClassVar[int | None] = OUTPUT_LIMIT_CHARS
+    local_namespace_limit: ClassVar[int | None] = 10_000_000
+
+    def setup_tags_and_filters(self, *, extra: bool = False) -> None:
+        super().setup_tags_and_filters(extra=extra)
+        # A template is one stored source: there are no other templates or files to include.
+        for tag in ("include", "render"):
+            self.tags.pop(tag, None)
+        self.filters = {name: _guarded(f) for name, f in self.filters.items()}
 
 
-# Missing variables render as nothing, as in TemplateTo; strict mode names them instead.
+# Missing variables render as nothing, as in TemplateTo; strict mode names them instead
+# (though a `default` filter still supplies a value).
 _LENIENT = _LimitedEnvironment()
-_STRICT = _LimitedEnvironment(undefined=StrictUndefined)
+_STRICT = _LimitedEnvironment(undefined=StrictDefaultUndefined)
 
 
 class _LimitedBuffer(StringIO):
     """The render's output, stopped when it grows too large or runs too long. Every write only
     adds and compares; the clock and the size limit are looked at each time the output has
-    grown by another ``_CHECK_EVERY_CHARS`` (loops writing nothing are bounded by the
-    iteration limit instead)."""
+    grown by another ``_CHECK_EVERY_CHARS`` (work that writes nothing is checked by the
+    filters it calls, and bounded by the loop-iteration limit)."""
 
     _CHECK_EVERY_CHARS = 16_384
 
-    def __init__(self, deadline: float) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        self._deadline = deadline
         self._size = 0
         self._next_check = 0
 
@@ -82,11 +153,8 @@ class _LimitedBuffer(StringIO):
                 f"The rendered document grew past {OUTPUT_LIMIT_CHARS:,} characters and the "
                 "render was stopped. Send less data or simplify the template."
             )
-        if time.monotonic() > self._deadline:
-            raise RenderLimitExceeded(
-                f"Rendering took longer than {RENDER_SECONDS_LIMIT:g} seconds and was stopped. "
-                "Reduce the loops or data the template works through."
-            )
+        if (late := _over_time()) is not None:
+            raise late
 
 
 @dataclass(frozen=True)
@@ -117,9 +185,17 @@ def _reason(error: LiquidError) -> str:
     return str(error.message).rstrip(".")
 
 
-@lru_cache(maxsize=PARSED_TEMPLATES_CACHED)
-def _parse(source: str, strict: bool) -> BoundTemplate:
+def _parse_uncached(source: str, strict: bool) -> BoundTemplate:
     return (_STRICT if strict else _LENIENT).from_string(source)
+
+
+_parse_cached = lru_cache(maxsize=PARSED_TEMPLATES_CACHED)(_parse_uncached)
+
+
+def _parse(source: str, strict: bool) -> BoundTemplate:
+    if len(source) > CACHED_SOURCE_CHARS:
+        return _parse_uncached(source, strict)
+    return _parse_cached(source, strict)
 
 
 def parse(source: str, *, strict: bool = False) -> BoundTemplate:
@@ -127,6 +203,8 @@ def parse(source: str, *, strict: bool = False) -> BoundTemplate:
     line, column and reason."""
     try:
         return _parse(source, strict)
+    except RecursionError:
+        raise TemplateSyntaxError("The template nests its blocks too deeply.") from None
     except LiquidError as error:
         where, details = _where(error, source)
         raise TemplateSyntaxError(
@@ -140,10 +218,11 @@ def variables(source: str) -> list[str]:
 
 
 def render(source: str, data: Mapping[str, Any], *, strict: bool = False) -> str:
-    """Render ``source`` with ``data`` within the loop, output and time limits."""
+    """Render ``source`` with ``data`` within the loop, output, value and time limits."""
     template = parse(source, strict=strict)
-    buffer = _LimitedBuffer(time.monotonic() + RENDER_SECONDS_LIMIT)
+    buffer = _LimitedBuffer()
     context = template.context_class(template, globals=template.make_globals(dict(data)))
+    deadline = _deadline.set(time.monotonic() + RENDER_SECONDS_LIMIT)
     try:
         template.render_with_context(context, buffer)
     except UndefinedError as error:
@@ -155,23 +234,22 @@ def render(source: str, data: Mapping[str, Any], *, strict: bool = False) -> str
         ) from None
     except ResourceLimitError as error:
         raise RenderLimitExceeded(_limit_message(error)) from None
-    except TemplateNotFoundError as error:
-        where, details = _where(error, source)
-        raise TemplateRenderError(
-            f"The template includes another template or file{where}, which is not supported: "
-            "put everything in one template.",
-            details=details,
-        ) from None
-    except LiquidSyntaxError as error:
-        where, details = _where(error, source)
-        raise TemplateSyntaxError(
-            f"The template does not parse{where}: {_reason(error)}.", details=details
-        ) from None
     except LiquidError as error:
+        # Syntax errors were caught when the template was saved: these come from the data.
         where, details = _where(error, source)
         raise TemplateRenderError(
             f"The template failed to render{where}: {_reason(error)}.", details=details
         ) from None
+    except ValidationFailed:
+        raise
+    except (ArithmeticError, ValueError, TypeError, LookupError, RecursionError) as error:
+        # Filters meeting data they cannot handle (NaN, huge numbers, bad base64, ...).
+        raise TemplateRenderError(
+            f"The template failed to render with this data: {type(error).__name__}: "
+            f"{str(error)[:200]}."
+        ) from None
+    finally:
+        _deadline.reset(deadline)
     return buffer.getvalue()
 
 

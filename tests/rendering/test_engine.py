@@ -35,11 +35,71 @@ def test_renders_that_run_too_long_are_stopped(monkeypatch) -> None:
     assert "longer than" in stopped.value.message
 
 
-def test_includes_cannot_read_files() -> None:
-    with pytest.raises(liquid.TemplateRenderError) as refused:
-        liquid.render('{% include "/etc/passwd" %}', {})
+@pytest.mark.parametrize("tag", ['{% include "/etc/passwd" %}', '{% render "other" %}'])
+def test_templates_cannot_include_files_or_other_templates(tag: str) -> None:
+    with pytest.raises(liquid.TemplateSyntaxError) as refused:
+        liquid.parse(tag)
 
-    assert "not supported" in refused.value.message
+    assert refused.value.details == {"line": 1, "column": 4}
+    assert "unexpected tag" in refused.value.message
+
+
+def test_work_that_writes_nothing_is_still_stopped_in_time(monkeypatch) -> None:
+    monkeypatch.setattr(liquid, "RENDER_SECONDS_LIMIT", 0.2)
+    source = (
+        "{% capture s %}{% for i in (1..20000) %}ab,cd,ef,gh,{% endfor %}{% endcapture %}"
+        '{% for i in (1..59000) %}{% assign n = s | split: "," | sort | size %}{% endfor %}'
+        "{{ n }}"
+    )
+
+    with pytest.raises(liquid.RenderLimitExceeded) as stopped:
+        liquid.render(source, {})
+
+    assert "longer than" in stopped.value.message
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        '{% assign L = "xxxxxxxxxx" | split: "#" %}{% for i in (1..29) %}'
+        '{% assign L = L | concat: L | join: "" | split: "#" %}{% endfor %}',
+        '{% assign s = "x" %}{% for i in (1..40) %}{% assign s = s | append: s %}{% endfor %}',
+        "{% assign n = 7 %}{% for i in (1..40) %}{% assign n = n | times: n %}{% endfor %}",
+    ],
+)
+def test_values_cannot_grow_without_bound(source: str) -> None:
+    with pytest.raises(liquid.RenderLimitExceeded) as stopped:
+        liquid.render(source, {})
+
+    assert "grew past" in stopped.value.message
+
+
+def test_captures_are_bounded(monkeypatch) -> None:
+    source = "{% capture s %}{% for i in (1..4000) %}{{ big }}{% endfor %}{% endcapture %}"
+
+    with pytest.raises(liquid.RenderLimitExceeded):
+        liquid.render(source, {"big": "x" * 500_000})
+
+
+@pytest.mark.parametrize(
+    ("source", "data"),
+    [
+        ("{{ a | sum }}", {"a": ["x", {}]}),
+        ("{{ s | base64_decode }}", {"s": "/w=="}),
+        ("{{ n | round }}", {"n": float("inf")}),
+        ("{{ n | floor }}", {"n": float("nan")}),
+        ('{{ s | date: "%Y" }}', {"s": "99999999999999999999"}),
+    ],
+)
+def test_filters_failing_on_data_are_a_422(source: str, data: dict) -> None:
+    with pytest.raises(liquid.TemplateRenderError) as failed:
+        liquid.render(source, data)
+
+    assert failed.value.status == 422
+
+
+def test_strict_mode_still_honours_default() -> None:
+    assert liquid.render('{{ x | default: "y" }}', {}, strict=True) == "y"
 
 
 def test_pdf_cannot_read_local_files() -> None:
