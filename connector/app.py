@@ -11,7 +11,7 @@ from .api.errors import validation_error_response
 from .api.security import SECURITY_SCHEMES
 from .clock import Clock
 from .config import Settings, load_settings
-from .errors import PayloadTooLarge
+from .errors import BadRequest, PayloadTooLarge
 from .services import EXTENSION, Services
 
 
@@ -43,6 +43,17 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             raise PayloadTooLarge(
                 f"The request body is {request.content_length} bytes; this service accepts at "
                 f"most {settings.max_body_bytes}."
+            )
+
+    @app.before_request
+    def refuse_nul_characters() -> None:
+        # PostgreSQL cannot store NUL in text; refusing it at the door keeps every route alike.
+        if "\x00" in request.path or any(
+            "\x00" in name or "\x00" in value for name, value in request.args.items(multi=True)
+        ):
+            raise BadRequest(
+                "The address holds a NUL character. Remove it and send the request again.",
+                code="invalid_characters",
             )
 
     register_api(app)

@@ -402,13 +402,14 @@ def templates_import(
 ) -> None:
     """Save the Liquid HTML in FILE as a new template. One that does not parse is refused with
     the line, column and reason."""
-    fields = TemplateFields(
-        name=name or file.stem,
-        body=file.read_text(encoding="utf-8"),
-        text_body=text_file.read_text(encoding="utf-8") if text_file else None,
-    )
+    try:
+        body = file.read_text(encoding="utf-8")
+        text_body = text_file.read_text(encoding="utf-8") if text_file else None
+    except UnicodeDecodeError as error:
+        raise click.ClickException(f"{error.reason}: the file is not UTF-8 text.") from None
     with _services() as services:
         services.accounts.get(account_id)
+        fields = TemplateFields(name=name or file.stem, body=body, text_body=text_body)
         template = services.templates.create(account_id, fields)
         _emit(
             as_json,

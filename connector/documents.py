@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import builtins
 import hashlib
+import logging
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -12,6 +13,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from .clients import Client
@@ -25,6 +27,8 @@ from .paging import PageQuery, newest_first, next_cursor
 from .rendering import Format, Renderer
 from .storage import FileStore
 from .templates import TemplateStore
+
+log = logging.getLogger(__name__)
 
 PURGE_EVERY = timedelta(minutes=10)
 PURGE_BATCH = 500
@@ -148,9 +152,6 @@ class DocumentStore:
         except BaseException:
             self._files.delete(document.storage_key)
             raise
-        if now >= self._next_purge:
-            self._next_purge = now + PURGE_EVERY
-            self.purge_expired()
         return info
 
     def list(
@@ -180,6 +181,19 @@ class DocumentStore:
         if content is None:
             raise DocumentGone("This document's file is no longer stored. Render it again.")
         return DownloadedFile(document.filename, Format(document.format), content)
+
+    def housekeeping(self) -> None:
+        """Purge expired files at most every ``PURGE_EVERY``; run by the delivery worker's loop.
+        Best effort: a failure is logged and tried again next time."""
+        now = self._clock.now()
+        if now < self._next_purge:
+            return
+        self._next_purge = now + PURGE_EVERY
+        try:
+            while self.purge_expired():
+                pass
+        except (OSError, SQLAlchemyError):
+            log.exception("purging expired documents failed; trying again later")
 
     def purge_expired(self) -> int:
         """Delete the files of expired documents (a batch at a time); their records stay."""

@@ -31,7 +31,10 @@ def encode_cursor(created_at: datetime, row_id: str) -> str:
 def _decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         created_at, row_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|", 1)
-        return datetime.fromisoformat(created_at), row_id
+        moment = datetime.fromisoformat(created_at)
+        if moment.tzinfo is None:
+            raise ValueError("cursor time without a zone")
+        return moment, row_id
     except (ValueError, UnicodeError):
         raise InvalidCursor(
             "The cursor is not one this API gave out. Use next_cursor from the previous page, "

@@ -87,6 +87,7 @@ class Services:
                 allow_private_targets=settings.allow_private_hook_targets,
                 lease=timedelta(seconds=settings.delivery_lease_seconds),
                 concurrency=settings.delivery_concurrency,
+                housekeeping=documents.housekeeping,
             ),
         )
 

@@ -246,3 +246,18 @@ def test_documents_purge_deletes_expired_files(run, services, account) -> None:
 
     assert result.exit_code == 0 and "1 expired" in result.output
     assert not list(files.rglob("*.pdf"))
+
+
+@pytest.mark.parametrize(
+    ("content", "words"), [(b"", "at least 1 character"), (b"\xff\xfe", "UTF-8")]
+)
+def test_templates_import_refuses_empty_and_binary_files(run, tmp_path, content, words) -> None:
+    account = json.loads(run("accounts", "create", "Acme Ltd", "--json").output)
+    file = tmp_path / "bad.html"
+    file.write_bytes(content)
+
+    result = run("templates", "import", str(file), "--account", account["id"])
+
+    assert result.exit_code == 1
+    assert words in result.output
+    assert "Traceback" not in result.output

@@ -8,10 +8,10 @@ from typing import cast
 
 from flask import Flask, Response, current_app, jsonify, request
 from pydantic import ValidationError
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DataError, OperationalError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
-from ..errors import BridgeError, StorageUnavailable, ValidationFailed
+from ..errors import BadRequest, BridgeError, StorageUnavailable, ValidationFailed
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +81,15 @@ def _unexpected_error(error: Exception) -> Response:
         )
         response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
         return response
+    if isinstance(error, DataError | UnicodeEncodeError):
+        # Text the database cannot store: NUL characters, lone UTF-16 surrogates.
+        return error_response(
+            BadRequest(
+                "The request holds characters that cannot be stored (such as NUL or a lone "
+                "surrogate). Remove them and send it again.",
+                code="invalid_characters",
+            )
+        )
     log.exception("unexpected error on %s %s", request.method, request.path)
     return error_response(
         BridgeError("Something went wrong on our side. It has been logged; please retry.")

@@ -50,7 +50,7 @@ class HtmlBody(BaseModel):
 
 
 def _data() -> dict[str, Any]:
-    data = request.get_json(silent=True) if request.content_length else {}
+    data = request.get_json(silent=True) if request.get_data(cache=True) else {}
     if not isinstance(data, dict):
         raise DataNotObject(
             "The body must be a JSON object with the template's data, "

@@ -4,6 +4,7 @@ now, the Zapier and n8n bridges later. One hook, so every surface refuses keys i
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from flask import Response, g, request
@@ -11,10 +12,16 @@ from flask_openapi3 import APIBlueprint, Tag
 from werkzeug.exceptions import BadRequest
 
 from ..auth import Principal, grace_warning, key_in_query
+from ..errors import BadRequest as BadRequestError
 from ..errors import MalformedJson, PermissionDenied
 from ..services import services
 
 API_KEY_HEADER = "X-Api-Key"
+_UNSTORABLE = re.compile(
+    rb"\x00|\\u0000"
+    rb"|\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
+    rb"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}"
+)
 SECURITY_SCHEMES: dict[str, Any] = {
     "ApiKey": {"type": "apiKey", "in": "header", "name": API_KEY_HEADER}
 }
@@ -34,9 +41,16 @@ def _authenticate() -> None:
 
 
 def _require_valid_json() -> None:
-    """A body sent as JSON that does not parse is a 400 that says where, not a 422."""
+    """A body sent as JSON that does not parse is a 400 that says where, not a 422. Text that
+    no database can store (NUL, lone UTF-16 surrogates) is refused here, on every backend."""
     if not request.is_json or not request.get_data(cache=True):
         return
+    if _UNSTORABLE.search(request.get_data(cache=True)):
+        raise BadRequestError(
+            "The body holds characters that cannot be stored (NUL or a lone surrogate). Remove "
+            "them and send it again.",
+            code="invalid_characters",
+        )
     try:
         request.get_json()
     except RecursionError:

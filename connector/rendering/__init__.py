@@ -20,7 +20,8 @@ class Format(enum.StrEnum):
 
     @property
     def media_type(self) -> str:
-        return "application/pdf" if self is Format.PDF else "text/plain; charset=utf-8"
+        """Flask adds ``charset=utf-8`` to text types itself."""
+        return "application/pdf" if self is Format.PDF else "text/plain"
 
 
 @dataclass(frozen=True)
@@ -77,9 +78,13 @@ class Renderer:
                 text = liquid.render(template.text_body, data, strict=strict)
             else:
                 text = html_to_text(liquid.render(template.body, data, strict=strict))
-            return RenderedFile(text.encode("utf-8"), format)
+            # "replace": JSON can carry lone surrogates, which UTF-8 cannot.
+            return RenderedFile(text.encode("utf-8", "replace"), format)
         if preserve_line_breaks:
-            data = _with_line_breaks(data)
+            try:
+                data = _with_line_breaks(data)
+            except RecursionError:
+                raise liquid.TemplateRenderError("The data is nested too deeply.") from None
         html = liquid.render(template.body, data, strict=strict)
         return RenderedFile(self._pdf.convert(html), format)
 

@@ -14,15 +14,36 @@ from ..errors import ValidationFailed
 
 FONTS = Path(__file__).with_name("fonts")
 PDF_SECONDS_LIMIT = 20.0
-MAX_HTML_BYTES = 5_000_000
+MAX_HTML_CHARS = 5_000_000
 
 # DejaVu Sans covers Latin, Greek, Cyrillic and common symbols (the euro sign, dashes): without
 # an embedded font xhtml2pdf falls back to Helvetica, whose Latin-1 glyphs turn "Łódź" into boxes.
-_FONT_CSS = """
-@font-face { font-family: "DejaVu Sans"; src: url("DejaVuSans.ttf"); }
-@font-face { font-family: "DejaVu Sans"; src: url("DejaVuSans-Bold.ttf"); font-weight: bold; }
-html, body { font-family: "DejaVu Sans"; }
-"""
+# Templates naming the usual families get DejaVu under those names too, in all four faces.
+_FAMILIES = (
+    "DejaVu Sans",
+    "Arial",
+    "Helvetica",
+    "Verdana",
+    "sans-serif",
+    "Times New Roman",
+    "Times",
+    "Georgia",
+    "serif",
+)
+_FACES = (
+    ("DejaVuSans.ttf", ""),
+    ("DejaVuSans-Bold.ttf", "font-weight: bold;"),
+    ("DejaVuSans-Oblique.ttf", "font-style: italic;"),
+    ("DejaVuSans-BoldOblique.ttf", "font-weight: bold; font-style: italic;"),
+)
+_FONT_CSS = (
+    "\n".join(
+        f'@font-face {{ font-family: "{family}"; src: url("{file}"); {face} }}'
+        for family in _FAMILIES
+        for file, face in _FACES
+    )
+    + '\nhtml, body { font-family: "DejaVu Sans"; }'
+)
 
 # Only the bundled fonts may be read; nothing else on disk and nothing over the network.
 _POLICY = ResourceAccessPolicy.server(
@@ -47,9 +68,10 @@ class LocalPdfConverter:
 
 def html_to_pdf(html: str) -> bytes:
     """A PDF of ``html``. Raises :class:`PdfConversionFailed` when it cannot be converted."""
-    if len(html.encode("utf-8")) > MAX_HTML_BYTES:
+    if len(html) > MAX_HTML_CHARS:
         raise PdfConversionFailed(
-            f"The HTML is larger than {MAX_HTML_BYTES:,} bytes; this service converts at most that."
+            f"The HTML is longer than {MAX_HTML_CHARS:,} characters; this service converts at "
+            "most that."
         )
     output = io.BytesIO()
     try:

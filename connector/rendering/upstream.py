@@ -56,6 +56,8 @@ class UpstreamPdfConverter:
             allowed_methods=None,  # POST too: converting HTML has no side effect upstream
             backoff_factor=0.25,
             raise_on_status=False,
+            # An upstream's Retry-After could hold a worker for hours.
+            respect_retry_after_header=False,
         )
         self._session.mount(self._url, HTTPAdapter(max_retries=retry))
 
@@ -89,6 +91,15 @@ class UpstreamPdfConverter:
                 "The upstream renderer refused this service's own key "
                 "(BRIDGE_RENDER_UPSTREAM_KEY). Your API key is fine: the service's operator "
                 "must update the upstream key."
+            )
+        if status == 429:
+            raise UpstreamUnavailable(
+                "The upstream renderer is limiting this service's requests (HTTP 429). Retry later."
+            )
+        if status in (404, 405):
+            raise UpstreamError(
+                f"The upstream renderer has no HTML-to-PDF endpoint at its address (HTTP "
+                f"{status}). The service's operator must check BRIDGE_RENDER_UPSTREAM_URL."
             )
         if 400 <= status < 500:
             raise PdfConversionFailed(

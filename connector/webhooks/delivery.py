@@ -95,6 +95,7 @@ class DeliveryWorker:
         batch_size: int = 200,
         poll_seconds: float = 0.1,
         session: requests.Session | None = None,
+        housekeeping: Callable[[], None] = lambda: None,
     ) -> None:
         self._db = db
         self._clock = clock
@@ -109,6 +110,9 @@ class DeliveryWorker:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # Periodic chores of the service (purging expired files) ride on this loop, since it
+        # runs wherever deliveries do: in serve, or in separate workers.
+        self._housekeeping = housekeeping
         db.after_commit(self._wake_on_events)
 
     # --- running ------------------------------------------------------------------------
@@ -124,6 +128,7 @@ class DeliveryWorker:
 
     def run_until_stopped(self) -> None:
         while not self._stop.is_set():
+            self._housekeeping()
             try:
                 busy = self.run_once()
             except OperationalError as error:

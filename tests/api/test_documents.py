@@ -188,3 +188,14 @@ def test_a_failed_record_write_removes_the_file(services, account, template) -> 
 
     assert not list((services.settings.data_dir / "documents").rglob("*.*"))
     assert services.documents.list(account.id, PageQuery()).data == []
+
+
+def test_housekeeping_purges_expired_files_without_any_new_document(
+    client, services, clock, standard_key, template
+) -> None:
+    create(client, standard_key, template)
+    clock.advance(hours=25)
+
+    services.documents.housekeeping()
+
+    assert not list((services.settings.data_dir / "documents").rglob("*.pdf"))

@@ -137,3 +137,39 @@ def test_interactive_docs_load_nothing_from_the_internet(client) -> None:
     assert "http://" not in html and "https://" not in html.replace("https://swagger.io", "")
     for asset in ("swagger-ui-bundle.js", "swagger-ui.css"):
         assert asset in html
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("GET", "/v1/templates/tpl_%00", None),
+        ("POST", "/v1/templates", {"name": "😀 fine", "body": "x", "text_body": "\u0000"}),
+        ("POST", "/render/pdf/tpl_%00", {}),
+        ("GET", "/v1/documents?template_id=%00", None),
+        ("POST", "/v1/templates", {"name": "T", "body": "a\u0000b"}),
+        ("POST", "/v1/templates", {"name": "\ud800", "body": "x"}),
+        ("POST", "/v1/documents", {"template_id": "tpl_\ud800"}),
+    ],
+)
+def test_characters_the_database_cannot_store_are_a_400(client, admin_key, method, path, body):
+    import json
+
+    response = client.open(
+        path,
+        method=method,
+        data=None if body is None else json.dumps(body),
+        content_type="application/json",
+        headers=key_header(admin_key.value),
+    )
+
+    assert_json_error(response, 400, "invalid_characters")
+
+
+def test_a_cursor_without_a_time_zone_is_a_400(client, admin_key) -> None:
+    import base64
+
+    cursor = base64.urlsafe_b64encode(b"2026-01-01|a").decode()
+
+    response = client.get(f"/v1/templates?cursor={cursor}", headers=key_header(admin_key.value))
+
+    assert_json_error(response, 400, "invalid_cursor")

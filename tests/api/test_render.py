@@ -128,3 +128,57 @@ def test_unknown_template_is_a_404(client, standard_key) -> None:
 
 def test_render_needs_a_key(client, template) -> None:
     assert client.post(f"/render/pdf/{template.id}", json={}).status_code == 401
+
+
+def test_a_chunked_body_is_read(client, standard_key, template) -> None:
+    response = client.post(
+        f"/render/txt/{template.id}",
+        input_stream=io.BytesIO(b'{"name": "Ada"}'),
+        # What gunicorn declares for a chunked body.
+        environ_overrides={"wsgi.input_terminated": True},
+        headers={
+            **key_header(standard_key.value),
+            "Transfer-Encoding": "chunked",
+            "Content-Type": "application/json",
+        },
+    )
+
+    assert response.status_code == 200
+    assert response.get_data(as_text=True).startswith("Hello Ada")
+    assert response.headers["Content-Type"] == "text/plain; charset=utf-8"
+
+
+def test_templates_naming_common_fonts_keep_unicode_text(client, services, account, standard_key):
+    from connector.templates import TemplateFields
+
+    styled = services.templates.create(
+        account.id,
+        TemplateFields(
+            name="Styled",
+            body="<style>body { font-family: Arial, sans-serif }</style>"
+            f"<p>{UNICODE_SAMPLE}</p><p><i>Łódź</i></p>",
+        ),
+    )
+
+    response = client.post(
+        f"/render/pdf/{styled.id}", json={}, headers=key_header(standard_key.value)
+    )
+
+    reader = PdfReader(io.BytesIO(response.data))
+    fonts = {
+        str(f.get_object()["/BaseFont"]) for f in reader.pages[0]["/Resources"]["/Font"].values()
+    }
+    assert UNICODE_SAMPLE in pdf_text(response.data)
+    assert any("DejaVuSans-Oblique" in font for font in fonts)
+
+
+def test_an_include_is_refused_at_save_and_the_list_still_works(client, standard_key) -> None:
+    headers = key_header(standard_key.value)
+
+    refused = client.post(
+        "/v1/templates", json={"name": "x", "body": '{% include "x" %}'}, headers=headers
+    )
+
+    assert refused.status_code == 422
+    assert refused.json["error"]["code"] == "template_syntax_error"
+    assert client.get("/v1/templates", headers=headers).status_code == 200

@@ -111,3 +111,10 @@ def test_templates_of_another_account_are_not_found(client, services, standard_k
     assert client.delete(f"/v1/templates/{theirs['id']}", headers=headers).status_code == 404
     assert client.post(f"/render/pdf/{theirs['id']}", json={}, headers=headers).status_code == 404
     assert client.get("/v1/templates", headers=headers).json["data"] == []
+
+
+def test_characters_outside_the_basic_plane_are_kept(client, standard_key) -> None:
+    created = create(client, standard_key, name="Invoice 😀", body="<p>Łódź 😀 {{ x }}</p>")
+
+    assert created["name"] == "Invoice 😀"
+    assert "😀" in created["body"]

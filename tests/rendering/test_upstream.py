@@ -142,3 +142,16 @@ def test_upstream_url_and_key_go_together(tmp_path) -> None:
         load_settings(data_dir=tmp_path, render_upstream_url=UPSTREAM)
 
     assert "BRIDGE_RENDER_UPSTREAM_KEY" in str(refused.value)
+
+
+@responses.activate
+@pytest.mark.parametrize(
+    ("status", "code"), [(429, "upstream_unavailable"), (404, "upstream_error")]
+)
+def test_rate_limits_and_wrong_addresses_are_the_operators_problem(converter, status, code):
+    responses.post(ENDPOINT, status=status)
+
+    with pytest.raises(Exception) as failed:
+        converter.convert("<p>x</p>")
+
+    assert failed.value.status == 502 and failed.value.code == code
