@@ -70,7 +70,7 @@ class Settings(BaseSettings):
         "only.",
     )
     delivery_lease_seconds: int = Field(
-        default=60,
+        default=300,
         ge=1,
         le=3_600,
         description="How long a worker holds a delivery; a dead worker's are taken over after.",

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from .clock import Clock
@@ -72,22 +72,32 @@ def record(
         id=new_id("evt_"), account_id=account_id, type=type.value, payload=data, created_at=at
     )
     session.add(event)
-    hooks = session.scalars(
-        select(Hook).where(Hook.account_id == account_id, Hook.disabled_at.is_(None))
-    )
-    for hook in hooks:
-        if type.value in hook.event_types:
-            session.add(
-                Delivery(
-                    id=new_id("msg_"),
-                    hook_id=hook.id,
-                    event_id=event.id,
-                    status=DeliveryStatus.PENDING.value,
-                    attempts=0,
-                    next_attempt_at=at,
-                    created_at=at,
-                )
+    subscribed = [
+        hook_id
+        for hook_id, event_types in session.execute(
+            select(Hook.id, Hook.event_types).where(
+                Hook.account_id == account_id, Hook.disabled_at.is_(None)
             )
+        )
+        if type.value in event_types
+    ]
+    if subscribed:
+        session.flush()  # the event row first: deliveries refer to it
+        session.execute(
+            insert(Delivery),
+            [
+                {
+                    "id": new_id("msg_"),
+                    "hook_id": hook_id,
+                    "event_id": event.id,
+                    "status": DeliveryStatus.PENDING.value,
+                    "attempts": 0,
+                    "next_attempt_at": at,
+                    "created_at": at,
+                }
+                for hook_id in subscribed
+            ],
+        )
     session.info[_RECORDED] = True
     return event
 

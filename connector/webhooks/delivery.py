@@ -22,7 +22,7 @@ from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
-from sqlalchemy import or_, select, update
+from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, selectinload
 
@@ -43,6 +43,7 @@ CONNECT_SECONDS = 5.0
 READ_SECONDS = 10.0
 MAX_ERROR_CHARS = 500
 USER_AGENT = "TemplateTo-Bridge-Webhooks/1"
+MAX_BATCH = 200
 
 PayloadShape = Callable[[EventInfo], Any]
 
@@ -92,7 +93,6 @@ class DeliveryWorker:
         allow_private_targets: bool,
         lease: timedelta = timedelta(seconds=60),
         concurrency: int = 16,
-        batch_size: int = 200,
         poll_seconds: float = 0.1,
         session: requests.Session | None = None,
         housekeeping: Callable[[], None] = lambda: None,
@@ -101,7 +101,12 @@ class DeliveryWorker:
         self._clock = clock
         self._allow_private = allow_private_targets
         self._lease = lease
-        self._batch_size = batch_size
+        # A leased batch must be sent well within its lease even when every receiver is slow,
+        # or another worker takes the deliveries over and sends them a second time.
+        slowest = CONNECT_SECONDS + READ_SECONDS
+        self._batch_size = max(
+            concurrency, min(MAX_BATCH, int(concurrency * lease.total_seconds() / slowest / 2))
+        )
         self._poll_seconds = poll_seconds
         self._http = session or requests.Session()
         self._http.mount("http://", HTTPAdapter(pool_maxsize=concurrency, max_retries=0))
@@ -234,19 +239,33 @@ class DeliveryWorker:
     def _record(self, outcomes: list[_Outcome]) -> None:
         now = self._clock.now()
         with self._db.transaction() as session:
+            deliveries = {
+                d.id: d
+                for d in session.scalars(
+                    select(Delivery).where(Delivery.id.in_([o.job.delivery_id for o in outcomes]))
+                )
+            }
+            hooks = {
+                h.id: h
+                for h in session.scalars(
+                    select(Hook).where(Hook.id.in_({o.job.hook_id for o in outcomes}))
+                )
+            }
+            attempts: list[dict[str, Any]] = []
+            gone: set[str] = set()
             for result in outcomes:
-                delivery = session.get(Delivery, result.job.delivery_id)
-                hook = session.get(Hook, result.job.hook_id)
-                if delivery is None or hook is None:
+                delivery = deliveries.get(result.job.delivery_id)
+                hook = hooks.get(result.job.hook_id)
+                if delivery is None or hook is None or hook.id in gone:
                     continue  # the subscription was deleted meanwhile (410, or by its owner)
-                session.add(
-                    DeliveryAttempt(
-                        delivery_id=delivery.id,
-                        attempted_at=result.attempted_at,
-                        status_code=result.status_code,
-                        error=result.error,
-                        duration_ms=result.duration_ms,
-                    )
+                attempts.append(
+                    {
+                        "delivery_id": delivery.id,
+                        "attempted_at": result.attempted_at,
+                        "status_code": result.status_code,
+                        "error": result.error,
+                        "duration_ms": result.duration_ms,
+                    }
                 )
                 delivery.attempts += 1
                 delivery.lease_until = None
@@ -256,10 +275,15 @@ class DeliveryWorker:
                     hook.failing_since = None
                 elif result.status_code == 410:
                     # The REST hooks convention Zapier follows: the receiver is gone for good.
-                    session.delete(hook)
-                    session.flush()
+                    gone.add(hook.id)
+                    attempts.pop()
                 else:
                     self._failed(session, delivery, hook, now)
+            if attempts:
+                session.execute(insert(DeliveryAttempt), attempts)
+            if gone:
+                session.flush()
+                session.execute(delete(Hook).where(Hook.id.in_(gone)))
 
     def _failed(self, session: Session, delivery: Delivery, hook: Hook, now: datetime) -> None:
         if delivery.attempts < len(SCHEDULE_SECONDS):
