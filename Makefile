@@ -30,6 +30,7 @@ bench: $(BIN)/.installed
 	$(BIN)/python -m benchmarks.auth
 	$(BIN)/python -m benchmarks.rendering
 	$(BIN)/python -m benchmarks.documents
+	$(BIN)/python -m benchmarks.webhooks
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
