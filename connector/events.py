@@ -75,9 +75,11 @@ def record(
     subscribed = [
         hook_id
         for hook_id, event_types in session.execute(
-            select(Hook.id, Hook.event_types).where(
-                Hook.account_id == account_id, Hook.disabled_at.is_(None)
-            )
+            select(Hook.id, Hook.event_types)
+            .where(Hook.account_id == account_id, Hook.disabled_at.is_(None))
+            # A subscription deleted meanwhile would fail this change on its foreign key:
+            # deletes of these rows wait until it commits.
+            .with_for_update(read=True)
         )
         if type.value in event_types
     ]

@@ -140,6 +140,11 @@ class DeliveryWorker:
                 # Database away, or (SQLite) another writer won the race for the same rows.
                 log.warning("delivery batch not taken: %s", type(error.orig).__name__)
                 busy = 0
+            except Exception:
+                # Whatever went wrong with this batch, the loop must live on: its leases expire
+                # and the deliveries are sent again.
+                log.exception("delivery batch failed; carrying on")
+                busy = 0
             if not busy:
                 self._wake.wait(self._poll_seconds)
                 self._wake.clear()
@@ -170,23 +175,31 @@ class DeliveryWorker:
 
     def _lease_due(self) -> list[_Job]:
         now = self._clock.now()
+        free = or_(Delivery.lease_until.is_(None), Delivery.lease_until <= now)
+        due = (
+            select(Delivery.id)
+            .where(
+                Delivery.status == DeliveryStatus.PENDING.value,
+                Delivery.next_attempt_at <= now,
+                free,
+            )
+            .order_by(Delivery.next_attempt_at)
+            .limit(self._batch_size)
+            .with_for_update(skip_locked=True)
+        )
         with self._db.transaction() as session:
+            # One statement that re-checks the lease: on SQLite (no SKIP LOCKED, transactions
+            # that start as readers) two workers can pick the same rows, but only one of them
+            # updates each; RETURNING says which.
             ids = session.scalars(
-                select(Delivery.id)
-                .where(
-                    Delivery.status == DeliveryStatus.PENDING.value,
-                    Delivery.next_attempt_at <= now,
-                    or_(Delivery.lease_until.is_(None), Delivery.lease_until <= now),
-                )
-                .order_by(Delivery.next_attempt_at)
-                .limit(self._batch_size)
-                .with_for_update(skip_locked=True)
+                update(Delivery)
+                .where(Delivery.id.in_(due.scalar_subquery()), free)
+                .values(lease_until=now + self._lease)
+                .returning(Delivery.id)
+                .execution_options(synchronize_session=False)
             ).all()
             if not ids:
                 return []
-            session.execute(
-                update(Delivery).where(Delivery.id.in_(ids)).values(lease_until=now + self._lease)
-            )
             deliveries = session.scalars(
                 select(Delivery)
                 .where(Delivery.id.in_(ids))
@@ -242,13 +255,17 @@ class DeliveryWorker:
             deliveries = {
                 d.id: d
                 for d in session.scalars(
-                    select(Delivery).where(Delivery.id.in_([o.job.delivery_id for o in outcomes]))
+                    select(Delivery)
+                    .where(Delivery.id.in_([o.job.delivery_id for o in outcomes]))
+                    .with_for_update()
                 )
             }
             hooks = {
                 h.id: h
                 for h in session.scalars(
-                    select(Hook).where(Hook.id.in_({o.job.hook_id for o in outcomes}))
+                    select(Hook)
+                    .where(Hook.id.in_({o.job.hook_id for o in outcomes}))
+                    .with_for_update()
                 )
             }
             attempts: list[dict[str, Any]] = []
