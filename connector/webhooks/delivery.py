@@ -9,19 +9,19 @@ outbox through ``FOR UPDATE SKIP LOCKED``; on SQLite writers take turns.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import random
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import requests
-from requests.adapters import HTTPAdapter
+import urllib3
 from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, selectinload
@@ -31,7 +31,7 @@ from ..db import Database
 from ..events import DeliveryStatus, EventInfo, EventType, committed_events, record
 from ..models import Delivery, DeliveryAttempt, Hook
 from . import signing
-from .targets import TargetRefused, check_target
+from .targets import TargetRefused, resolve_target
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,7 @@ READ_SECONDS = 10.0
 MAX_ERROR_CHARS = 500
 USER_AGENT = "TemplateTo-Bridge-Webhooks/1"
 MAX_BATCH = 200
+MAX_DRAINED_BYTES = 65_536
 
 PayloadShape = Callable[[EventInfo], Any]
 
@@ -94,7 +95,6 @@ class DeliveryWorker:
         lease: timedelta = timedelta(seconds=60),
         concurrency: int = 16,
         poll_seconds: float = 0.1,
-        session: requests.Session | None = None,
         housekeeping: Callable[[], None] = lambda: None,
     ) -> None:
         self._db = db
@@ -108,10 +108,9 @@ class DeliveryWorker:
             concurrency, min(MAX_BATCH, int(concurrency * lease.total_seconds() / slowest / 2))
         )
         self._poll_seconds = poll_seconds
-        self._http = session or requests.Session()
-        self._http.mount("http://", HTTPAdapter(pool_maxsize=concurrency, max_retries=0))
-        self._http.mount("https://", HTTPAdapter(pool_maxsize=concurrency, max_retries=0))
-        self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="delivery")
+        self._concurrency = concurrency
+        self._batch_seconds = lease.total_seconds() / 2
+        self._connections = urllib3.PoolManager(maxsize=concurrency, retries=False)
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -127,8 +126,20 @@ class DeliveryWorker:
         jobs = self._lease_due()
         if not jobs:
             return 0
-        outcomes = list(self._pool.map(self._send, jobs))
-        self._record(outcomes)
+        # A pool per batch: a receiver that never finishes answering keeps its thread, not
+        # this worker. The batch ends by its deadline, well within the lease.
+        pool = ThreadPoolExecutor(self._concurrency, thread_name_prefix="delivery")
+        futures = {pool.submit(self._send, job): job for job in jobs}
+        done, late = wait(futures, timeout=self._batch_seconds)
+        pool.shutdown(wait=False, cancel_futures=True)
+        outcomes = [future.result() for future in done]
+        unsent = []
+        for future in late:
+            if future.cancel():
+                unsent.append(futures[future])
+            else:
+                outcomes.append(self._no_answer(futures[future]))
+        self._record(outcomes, unsent)
         return len(outcomes)
 
     def run_until_stopped(self) -> None:
@@ -164,8 +175,8 @@ class DeliveryWorker:
     def stop(self) -> None:
         self.stop_soon()
         if self._thread is not None:
-            self._thread.join(timeout=READ_SECONDS + CONNECT_SECONDS)
-        self._pool.shutdown(wait=True)
+            self._thread.join(timeout=self._batch_seconds + READ_SECONDS)
+        self._connections.clear()
 
     def _wake_on_events(self, session: Session) -> None:
         if committed_events(session):
@@ -228,30 +239,64 @@ class DeliveryWorker:
             return _Outcome(job, attempted_at, status_code, error, duration_ms)
 
         try:
-            check_target(job.target_url, allow_private=self._allow_private)
-            response = self._http.post(
-                job.target_url,
-                data=job.body,
+            target = resolve_target(job.target_url, allow_private=self._allow_private)
+            # Connect to the address just checked, naming the host for TLS and HTTP.
+            tls = {"server_hostname": target.host, "assert_hostname": target.host}
+            pool = self._connections.connection_from_host(
+                target.address,
+                target.port,
+                target.scheme,
+                pool_kwargs=tls if target.scheme == "https" else None,
+            )
+            response = pool.urlopen(
+                "POST",
+                target.path,
+                body=job.body,
                 headers={
+                    "Host": target.host_header,
                     "Content-Type": "application/json",
                     "User-Agent": USER_AGENT,
                     **signing.headers(
                         job.secret, job.delivery_id, int(self._clock.time()), job.body
                     ),
                 },
-                timeout=(CONNECT_SECONDS, READ_SECONDS),
-                allow_redirects=False,
+                redirect=False,
+                assert_same_host=False,
+                timeout=urllib3.Timeout(connect=CONNECT_SECONDS, read=READ_SECONDS),
+                preload_content=False,
             )
-            response.close()
         except TargetRefused as error:
             return outcome(None, error.message)
-        except requests.RequestException as error:
+        except (urllib3.exceptions.HTTPError, OSError) as error:
             return outcome(None, f"{type(error).__name__}: {error}"[:MAX_ERROR_CHARS])
-        return outcome(response.status_code, None)
+        # Only the status matters: a short body is drained so the connection can be reused,
+        # anything else is not read at all.
+        if (response.length_remaining or 0) <= MAX_DRAINED_BYTES:
+            with contextlib.suppress(urllib3.exceptions.HTTPError, OSError):
+                response.drain_conn()
+        response.release_conn()
+        return outcome(response.status, None)
 
-    def _record(self, outcomes: list[_Outcome]) -> None:
+    def _no_answer(self, job: _Job) -> _Outcome:
+        return _Outcome(
+            job,
+            self._clock.now(),
+            None,
+            f"no complete answer within {self._batch_seconds:g} seconds",
+            int(self._batch_seconds * 1000),
+        )
+
+    def _record(self, outcomes: list[_Outcome], unsent: list[_Job]) -> None:
         now = self._clock.now()
         with self._db.transaction() as session:
+            if unsent:
+                session.execute(
+                    update(Delivery)
+                    .where(Delivery.id.in_([job.delivery_id for job in unsent]))
+                    .values(lease_until=None)
+                )
+            if not outcomes:
+                return
             deliveries = {
                 d.id: d
                 for d in session.scalars(

@@ -192,3 +192,39 @@ def test_a_lease_keeps_a_second_worker_off_until_it_expires(
     clock.advance(seconds=31)
     assert services.delivery.run_once() == 1
     second.stop()
+
+
+def test_a_named_host_is_reached_at_its_checked_address_with_its_name(
+    services, account, standard_key, receiver
+) -> None:
+    port = receiver.url.rsplit(":", 1)[1]
+    services.hooks.create(
+        account.id,
+        standard_key.id,
+        NewHook(target_url=f"http://localhost:{port}/named?x=1", events=["template.created"]),
+        "api",
+    )
+    make_event(services, account)
+
+    services.delivery.run_once()
+
+    [received] = receiver.wait_for(1)
+    assert received.path == "/named?x=1"
+    assert received.headers["host"] == f"localhost:{port}"
+
+
+def test_a_receiver_that_does_not_answer_in_time_is_a_failed_attempt(
+    services, account, hook, receiver
+) -> None:
+    receiver.delay_seconds = 2
+    impatient = DeliveryWorker(
+        services.db, services.clock, allow_private_targets=True, lease=timedelta(seconds=1)
+    )
+    make_event(services, account)
+
+    assert impatient.run_once() == 1
+    impatient.stop()
+
+    [delivery] = services.hooks.deliveries(account.id, hook.id, PageQuery()).data
+    assert delivery.status == "pending"
+    assert "no complete answer" in delivery.attempts[0].error

@@ -92,6 +92,12 @@ BLOCKED = [
     "http://224.0.0.1/hook",
     "http://100.64.0.1/hook",
     "http://localhost:8000/hook",
+    "http://localhost./hook",
+    "http://[2002:7f00:1::]/hook",  # 6to4 around 127.0.0.1
+    "http://[2002:a9fe:a9fe::]/hook",  # 6to4 around the metadata address
+    "http://[fec0::1]/hook",  # site-local
+    "http://2130706433/hook",  # 127.0.0.1 as one number
+    "http://0x7f.1/hook",
 ]
 
 
@@ -109,6 +115,7 @@ def test_private_and_internal_targets_are_refused(url: str) -> None:
         ("https://user:secret@example.com/hook", "credentials"),
         ("https:///nohost", "no host"),
         ("http://[::1/hook", "not a valid URL"),
+        ("http://ßlocal.example/hook", "ASCII"),
     ],
 )
 def test_malformed_targets_are_refused_saying_why(url: str, words: str) -> None:
