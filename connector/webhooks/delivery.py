@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 SCHEDULE_SECONDS = (0, 5, 300, 1_800, 7_200, 18_000, 36_000, 36_000)
 JITTER = 0.1
 DISABLE_AFTER = timedelta(days=5)
+STREAK_GAP = timedelta(days=1)
 CONNECT_SECONDS = 5.0
 READ_SECONDS = 10.0
 MAX_ERROR_CHARS = 500
@@ -354,7 +355,15 @@ class DeliveryWorker:
         else:
             delivery.status = DeliveryStatus.FAILED.value
             delivery.next_attempt_at = None
-        hook.failing_since = hook.failing_since or now
+        # A streak of failures is broken by a success, or by a day without any attempt: a hook
+        # that failed once, then heard nothing for days, has not been failing all that time.
+        if (
+            hook.failing_since is None
+            or hook.last_failed_at is None
+            or now - hook.last_failed_at > STREAK_GAP
+        ):
+            hook.failing_since = now
+        hook.last_failed_at = now
         if hook.disabled_at is None and now - hook.failing_since >= DISABLE_AFTER:
             hook.disabled_at = now
             session.execute(

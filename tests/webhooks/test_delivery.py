@@ -228,3 +228,15 @@ def test_a_receiver_that_does_not_answer_in_time_is_a_failed_attempt(
     [delivery] = services.hooks.deliveries(account.id, hook.id, PageQuery()).data
     assert delivery.status == "pending"
     assert "no complete answer" in delivery.attempts[0].error
+
+
+def test_a_quiet_day_breaks_a_failure_streak(services, account, hook, receiver, clock) -> None:
+    receiver.answer = lambda _: 503
+    make_event(services, account, "Outage")
+    services.delivery.run_once()
+    clock.advance(days=5, hours=6)  # nothing sent for days
+
+    make_event(services, account, "After the quiet days")
+    services.delivery.run_once()
+
+    assert services.hooks.get(account.id, hook.id).disabled_at is None
