@@ -102,8 +102,8 @@ class DeliveryWorker:
         self._clock = clock
         self._allow_private = allow_private_targets
         self._lease = lease
-        # A leased batch must be sent well within its lease even when every receiver is slow,
-        # or another worker takes the deliveries over and sends them a second time.
+        # Sized so that a batch of slow (but answering) receivers still finishes by the batch
+        # deadline; those that do not answer at all are cut off there.
         slowest = CONNECT_SECONDS + READ_SECONDS
         self._batch_size = max(
             concurrency, min(MAX_BATCH, int(concurrency * lease.total_seconds() / slowest / 2))
