@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -46,34 +46,18 @@ class TemplateFields(BaseModel):
 
 
 class TemplateSummary(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     id: str
     name: str
     variables: list[str] = Field(description="Top-level variables the template reads.")
     created_at: datetime
     updated_at: datetime
 
-    @classmethod
-    def of(cls, template: Template) -> TemplateSummary:
-        return cls(
-            id=template.id,
-            name=template.name,
-            variables=template.variables,
-            created_at=template.created_at,
-            updated_at=template.updated_at,
-        )
-
 
 class TemplateInfo(TemplateSummary):
     body: str
     text_body: str | None
-
-    @classmethod
-    def of(cls, template: Template) -> TemplateInfo:
-        return cls(
-            **TemplateSummary.of(template).model_dump(),
-            body=template.body,
-            text_body=template.text_body,
-        )
 
 
 class TemplatePage(BaseModel):
@@ -113,7 +97,7 @@ class TemplateStore:
             updated_at=now,
             **fields.model_dump(),
         )
-        info = TemplateInfo.of(template)
+        info = TemplateInfo.model_validate(template)
         with self._db.transaction() as session:
             session.add(template)
             record(session, account_id, EventType.TEMPLATE_CREATED, _event_data(info), now)
@@ -126,10 +110,12 @@ class TemplateStore:
         with self._db.transaction() as session:
             rows = list(session.scalars(query))
         cursor = next_cursor(rows, page)
-        return TemplatePage(data=[TemplateSummary.of(row) for row in rows], next_cursor=cursor)
+        return TemplatePage(
+            data=[TemplateSummary.model_validate(row) for row in rows], next_cursor=cursor
+        )
 
     def get(self, account_id: str, template_id: str) -> TemplateInfo:
-        return self._read(account_id, template_id, TemplateInfo.of)
+        return self._read(account_id, template_id, TemplateInfo.model_validate)
 
     def source(self, account_id: str, template_id: str) -> TemplateSource:
         return self._read(
@@ -144,7 +130,7 @@ class TemplateStore:
                 setattr(template, name, value)
             template.variables = variables
             template.updated_at = self._clock.now()
-            info = TemplateInfo.of(template)
+            info = TemplateInfo.model_validate(template)
             record(
                 session,
                 account_id,

@@ -25,6 +25,7 @@ from connector.config import Settings, load_settings
 from connector.db import make_engine
 from connector.models import Base
 from connector.services import EXTENSION, Services
+from connector.webhooks.subscriptions import NewHook
 
 from .helpers import ManualClock, bridge_command, free_port
 from .receiver import Receiver
@@ -174,3 +175,14 @@ def start_server(
 def receiver() -> Iterator[Receiver]:
     with Receiver().running() as running:
         yield running
+
+
+@pytest.fixture
+def hook(services, account, standard_key, receiver):
+    """A subscription of the standard key's account to template.created, at the receiver."""
+    return services.hooks.create(
+        account.id,
+        standard_key.id,
+        NewHook(target_url=receiver.url + "/hook", events=["template.created"]),
+        "api",
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from ..api_keys import Permission
 from .security import current_principal, key_protected_blueprint
@@ -14,6 +14,8 @@ blueprint = key_protected_blueprint("me", __name__, "/v1", "Connection")
 
 
 class Me(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     account_id: str
     account_name: str
     key_id: str
@@ -28,15 +30,4 @@ class Me(BaseModel):
 @blueprint.get("/me", responses={200: Me})
 def me() -> dict:
     """Test a connection: the account and key that the X-Api-Key header belongs to."""
-    principal = current_principal()
-    return Me(
-        account_id=principal.account_id,
-        account_name=principal.account_name,
-        key_id=principal.key_id,
-        key_name=principal.key_name,
-        key_hint=principal.key_hint,
-        permission=principal.permission,
-        key_created_at=principal.key_created_at,
-        key_rolled_at=principal.key_rolled_at,
-        label=principal.label,
-    ).model_dump(mode="json")
+    return Me.model_validate(current_principal()).model_dump(mode="json")

@@ -13,7 +13,6 @@ import pytest
 import requests
 
 from connector.templates import TemplateFields
-from connector.webhooks.subscriptions import NewHook
 
 from ..helpers import bridge_command, key_header
 
@@ -43,15 +42,6 @@ def start_worker(server_env, tmp_path):
             process.wait(timeout=20)
 
 
-def subscribe(services, account, key, receiver):
-    return services.hooks.create(
-        account.id,
-        key.id,
-        NewHook(target_url=receiver.url + "/hook", events=["template.created"]),
-        "api",
-    )
-
-
 def make_events(services, account, count: int) -> set[str]:
     return {
         services.templates.create(account.id, TemplateFields(name=f"T{n}", body="x")).id
@@ -76,9 +66,8 @@ def webhook_ids_per_event(receiver) -> dict[str, set[str]]:
 
 
 def test_a_worker_killed_mid_batch_loses_nothing(
-    services, account, standard_key, receiver, start_worker
+    services, account, hook, receiver, start_worker
 ) -> None:
-    subscribe(services, account, standard_key, receiver)
     receiver.delay_seconds = 0.3
     templates = make_events(services, account, EVENTS)
 
@@ -95,11 +84,10 @@ def test_a_worker_killed_mid_batch_loses_nothing(
 
 
 def test_two_workers_on_postgresql_deliver_each_event_once(
-    services, account, standard_key, receiver, start_worker
+    services, account, hook, receiver, start_worker
 ) -> None:
     if services.db.dialect != "postgresql":
         pytest.skip("sharing the outbox with SKIP LOCKED is a PostgreSQL feature")
-    subscribe(services, account, standard_key, receiver)
     start_worker(), start_worker()
     templates = make_events(services, account, 50)
 

@@ -7,24 +7,12 @@ import hashlib
 import hmac
 from datetime import timedelta
 
-import pytest
-
 from connector.paging import PageQuery
 from connector.templates import TemplateFields
 from connector.webhooks.delivery import SCHEDULE_SECONDS, DeliveryWorker
 from connector.webhooks.subscriptions import NewHook
 
 from ..helpers import key_header
-
-
-@pytest.fixture
-def hook(services, account, standard_key, receiver):
-    return services.hooks.create(
-        account.id,
-        standard_key.id,
-        NewHook(target_url=receiver.url + "/hook", events=["template.created"]),
-        "api",
-    )
 
 
 def make_event(services, account, name="Invoice"):
