@@ -57,4 +57,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             )
 
     register_api(app)
+    # The one place the connector meets the bridges.
+    from zapier_bridge import blueprint as zapier
+
+    app.register_api(zapier)
     return app

@@ -22,6 +22,12 @@ class InvalidCursor(BadRequest):
 class PageQuery(BaseModel):
     limit: Limit = 50
     cursor: str | None = Field(default=None, description="next_cursor of the previous page.")
+    offset: int = Field(
+        default=0,
+        ge=0,
+        le=10_000,
+        description="Skip this many first (for page-numbered clients; prefer cursor).",
+    )
 
 
 def encode_cursor(created_at: datetime, row_id: str) -> str:
@@ -45,7 +51,11 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
 def newest_first(query: Select[Any], model: Any, page: PageQuery) -> Select[Any]:
     """``query`` ordered newest first, after the cursor, with one extra row to tell if there is
     a next page."""
-    query = query.order_by(model.created_at.desc(), model.id.desc()).limit(page.limit + 1)
+    query = (
+        query.order_by(model.created_at.desc(), model.id.desc())
+        .offset(page.offset)
+        .limit(page.limit + 1)
+    )
     if page.cursor:
         created_at, row_id = _decode_cursor(page.cursor)
         # Spelled out rather than a row-value comparison, so the bound values take the columns'

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from .clock import Clock
@@ -113,6 +113,20 @@ class TemplateStore:
         return TemplatePage(
             data=[TemplateSummary.model_validate(row) for row in rows], next_cursor=cursor
         )
+
+    def find_by_name(self, account_id: str, name: str) -> builtins.list[TemplateSummary]:
+        """Templates with this name, ignoring case, newest first."""
+        with self._db.transaction() as session:
+            rows = session.scalars(
+                select(Template)
+                .where(
+                    Template.account_id == account_id,
+                    func.lower(Template.name) == name.strip().lower(),
+                )
+                .order_by(Template.created_at.desc(), Template.id.desc())
+                .limit(100)
+            )
+            return [TemplateSummary.model_validate(row) for row in rows]
 
     def get(self, account_id: str, template_id: str) -> TemplateInfo:
         return self._read(account_id, template_id, TemplateInfo.model_validate)

@@ -1,1 +1,5 @@
-"""The Zapier bridge: Zapier-shaped routes over the connector (built in its own issue)."""
+"""The Zapier bridge: the connector's operations in the shapes Zapier expects, at ``/zapier``."""
+
+from .routes import blueprint
+
+__all__ = ["blueprint"]

@@ -1,0 +1,204 @@
+"""The /zapier routes answer in exactly the shapes Zapier expects."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from connector.clients import Client
+from connector.documents import NewDocument
+from connector.templates import TemplateFields
+
+from ..helpers import key_header
+
+ZAPIER = "Zapier"
+
+
+@pytest.fixture
+def headers(standard_key) -> dict[str, str]:
+    return key_header(standard_key.value, ZAPIER)
+
+
+@pytest.fixture
+def invoice(services, account):
+    return services.templates.create(
+        account.id,
+        TemplateFields(name="Invoice", body="<p>Invoice {{ number }}</p>{{ note }}"),
+    )
+
+
+def test_auth_test_is_a_flat_object_with_a_label(client, headers, standard_key) -> None:
+    me = client.get("/zapier/me", headers=headers).json
+
+    assert me == {
+        "account_id": me["account_id"],
+        "account_name": "Acme Ltd",
+        "key_id": standard_key.id,
+        "key_name": "n8n workflows",
+        "key_hint": standard_key.hint,
+        "label": "Acme Ltd · n8n workflows",
+    }
+
+
+def test_triggers_are_bare_arrays_newest_first_and_empty_when_nothing(
+    client, services, clock, account, headers
+) -> None:
+    assert client.get("/zapier/triggers/new_template", headers=headers).json == []
+    for name in ("First", "Second", "Third"):
+        services.templates.create(account.id, TemplateFields(name=name, body="{{ x }}"))
+        clock.advance(seconds=1)
+
+    templates = client.get("/zapier/triggers/new_template", headers=headers).json
+    dropdown = client.get("/zapier/triggers/templates", headers=headers).json
+    paged = client.get("/zapier/triggers/new_template?page=1&limit=2", headers=headers).json
+    unlimited = client.get("/zapier/triggers/new_template?limit=-1", headers=headers).json
+
+    assert [t["name"] for t in templates] == ["Third", "Second", "First"]
+    assert set(templates[0]) == {"id", "name", "variables", "created_at"}
+    assert templates[0]["variables"] == ["x"]
+    assert dropdown == [{"id": t["id"], "name": t["name"]} for t in templates]
+    assert [t["name"] for t in paged] == ["First"]
+    assert len(unlimited) == 3
+
+
+def test_create_file_returns_one_object_with_a_signed_file_url(client, headers, invoice):
+    created = client.post(
+        "/zapier/creates/create_file",
+        json={"template": invoice.id, "data": {"number": "42"}, "document_type": "pdf"},
+        headers=headers,
+    )
+    as_text = client.post(
+        "/zapier/creates/create_file",
+        json={
+            "template": invoice.id,
+            "advanced": True,
+            "data_json": '{"number": 7, "note": "Paid"}',
+            "document_type": "txt",
+        },
+        headers=headers,
+    )
+
+    assert created.status_code == 200
+    document = created.json
+    assert document["id"].startswith("doc_") and document["format"] == "pdf"
+    assert document["filename"] == "Invoice.pdf" and document["template_name"] == "Invoice"
+    assert "/files/" in document["file_url"]
+    file = client.get("/files/" + document["file_url"].rsplit("/files/", 1)[1])
+    assert file.status_code == 200 and file.data.startswith(b"%PDF")
+    assert as_text.json["format"] == "txt"
+    text = client.get("/files/" + as_text.json["file_url"].rsplit("/files/", 1)[1])
+    assert text.get_data(as_text=True) == "Invoice 7\nPaid\n"
+
+
+def test_create_file_errors_a_zapier_user_understands(client, headers, invoice) -> None:
+    bad_json = client.post(
+        "/zapier/creates/create_file",
+        json={"template": invoice.id, "advanced": True, "data_json": '{\n  "a": 1,\n  oops\n}'},
+        headers=headers,
+    )
+    unknown = client.post(
+        "/zapier/creates/create_file", json={"template": "tpl_nope"}, headers=headers
+    )
+
+    assert bad_json.status_code == 400
+    assert bad_json.json["error"]["message"].startswith(
+        "Template data is not valid JSON: line 3, column 3"
+    )
+    assert unknown.status_code == 404
+    assert unknown.json["error"]["code"] == "template_not_found"
+
+
+def test_searches_are_arrays_and_empty_when_nothing_matches(
+    client, services, account, headers, invoice
+):
+    document = services.documents.create(
+        account.id, NewDocument(template_id=invoice.id), Client.ZAPIER
+    )
+
+    by_name = client.get("/zapier/searches/find_template?name=invoice", headers=headers).json
+    no_name = client.get("/zapier/searches/find_template?name=Letter", headers=headers).json
+    by_id = client.get(f"/zapier/searches/find_document?id={document.id}", headers=headers).json
+    no_id = client.get("/zapier/searches/find_document?id=doc_nope", headers=headers).json
+
+    assert [t["id"] for t in by_name] == [invoice.id]
+    assert no_name == [] and no_id == []
+    assert [d["id"] for d in by_id] == [document.id]
+
+
+def test_rest_hooks_subscribe_deliver_polling_shapes_and_unsubscribe(
+    client, services, account, headers, receiver, invoice
+) -> None:
+    subscribed = client.post(
+        "/zapier/hooks",
+        json={"target_url": receiver.url + "/zap", "event": "document.created"},
+        headers=headers,
+    )
+    client.post("/zapier/creates/create_file", json={"template": invoice.id}, headers=headers)
+    services.delivery.run_once()
+    [delivered] = receiver.wait_for(1)
+    polled = client.get("/zapier/triggers/new_document", headers=headers).json
+
+    assert subscribed.status_code == 201 and subscribed.json["id"].startswith("hook_")
+    assert delivered.json == polled[0]
+    gone = client.delete(f"/zapier/hooks/{subscribed.json['id']}", headers=headers)
+    assert gone.status_code == 200
+    assert services.hooks.list(account.id) == []
+
+
+def test_only_instant_trigger_events_can_be_subscribed(client, headers, receiver) -> None:
+    response = client.post(
+        "/zapier/hooks",
+        json={"target_url": receiver.url, "event": "template.updated"},
+        headers=headers,
+    )
+
+    assert response.status_code == 400
+    assert response.json["error"]["code"] == "event_not_instant"
+
+
+def test_a_rolled_key_says_reconnect_in_zapiers_words(client, services, standard_key) -> None:
+    services.keys.roll(None, standard_key.id)
+
+    response = client.get("/zapier/me", headers=key_header(standard_key.value, ZAPIER))
+
+    assert response.status_code == 401
+    assert response.json["error"]["code"] == "api_key_rolled"
+    assert response.json["error"]["message"] == (
+        "This API key ('n8n workflows') was rolled on 2026-11-20 10:03 UTC. Reconnect your "
+        "TemplateTo account in Zapier with the new key."
+    )
+
+
+def test_a_deleted_key_and_others_say_what_to_do(client, services, clock, standard_key) -> None:
+    clock.advance(hours=1)
+    services.keys.delete(None, standard_key.id)
+
+    deleted = client.get("/zapier/me", headers=key_header(standard_key.value, ZAPIER)).json
+    missing = client.get("/zapier/me").json
+
+    assert deleted["error"]["message"].startswith(
+        "This API key ('n8n workflows') was deleted on 2026-11-20 11:03 UTC."
+    )
+    assert "reconnect your TemplateTo account in Zapier" in missing["error"]["message"]
+    assert len(missing["error"]["message"]) <= 250
+
+
+def test_unknown_operations_are_404(client, headers) -> None:
+    response = client.get("/zapier/triggers/nothing", headers=headers)
+
+    assert response.status_code == 404
+    assert response.json["error"]["code"] == "operation_not_found"
+
+
+def test_old_value_used_trigger_lists_the_events(client, services, clock, account, headers):
+    other = services.keys.create(account.id, "Zapier production")
+    services.keys.roll(None, other.id, timedelta(0))
+    client.get("/zapier/me", headers=key_header(other.value, ZAPIER))
+    services.usage.flush()
+
+    items = client.get("/zapier/triggers/old_value_used", headers=headers).json
+
+    assert len(items) == 1
+    assert items[0]["key_name"] == "Zapier production" and items[0]["client"] == "zapier"
+    assert items[0]["failure_count"] == 1 and items[0]["id"].startswith("evt_")

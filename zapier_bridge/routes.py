@@ -1,0 +1,205 @@
+"""``/zapier``: auth test, triggers, creates, searches and REST hooks, in Zapier's shapes.
+
+Everything is an operation of :mod:`connector.operations`; this module only translates: bare
+arrays for triggers and searches, one object for a create, Zapier's page/limit, its Create File
+inputs, and error messages in its users' words."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from flask import Response, jsonify, request
+from pydantic import BaseModel, Field
+
+from connector.api.errors import error_response
+from connector.api.security import current_principal, key_protected_blueprint
+from connector.auth import Reason
+from connector.clients import Client
+from connector.clock import format_time
+from connector.errors import AuthenticationFailed, BadRequest, NotFound
+from connector.events import EventInfo, EventType
+from connector.operations import CATALOG, MAX_PAGE_SIZE, Caller, CreateFile, Kind, Operation
+from connector.rendering import Format
+from connector.services import services
+from connector.webhooks.delivery import PAYLOAD_SHAPES
+from connector.webhooks.subscriptions import NewHook
+
+blueprint = key_protected_blueprint("zapier", __name__, "/zapier", "Zapier")
+PLATFORM = "zapier"
+# Zapier shows at most 250 characters of an error: the useful part comes first.
+MAX_MESSAGE = 250
+
+
+class Connection(BaseModel):
+    account_id: str
+    account_name: str
+    key_id: str
+    key_name: str
+    key_hint: str
+    label: str
+
+
+class ZapierCreateFile(BaseModel):
+    """Create File as TemplateTo's Zapier users know it."""
+
+    template: str = Field(description="Template id, from the dropdown.")
+    advanced: bool = Field(default=False, description="Enable advanced input: data as JSON text.")
+    data: dict[str, Any] | None = Field(default=None, description="Name-value pairs.")
+    data_json: str | None = Field(default=None, description="JSON text, with advanced input.")
+    preserve_line_breaks: bool = False
+    document_type: Format = Format.PDF
+
+    def as_operation_input(self) -> CreateFile:
+        data = _parse_json_data(self.data_json or "{}") if self.advanced else self.data or {}
+        return CreateFile(
+            template_id=self.template,
+            format=self.document_type,
+            data=data,
+            preserve_line_breaks=self.preserve_line_breaks,
+        )
+
+
+class OperationPath(BaseModel):
+    key: str
+
+
+class HookPath(BaseModel):
+    hook_id: str
+
+
+class ZapierHook(BaseModel):
+    target_url: str
+    event: EventType
+
+
+def _parse_json_data(text: str) -> dict[str, Any]:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise BadRequest(
+            f"Template data is not valid JSON: line {error.lineno}, column {error.colno} "
+            f"({error.msg}).",
+            code="template_data_invalid_json",
+        ) from None
+    if not isinstance(data, dict):
+        raise BadRequest(
+            'Template data must be a JSON object, such as {"name": "Ada"}.',
+            code="template_data_not_object",
+        )
+    return data
+
+
+def _caller() -> Caller:
+    return Caller(current_principal(), Client.ZAPIER)
+
+
+def _operation(kind: Kind, key: str) -> Operation:
+    operation = CATALOG.get((kind, key))
+    if operation is None:
+        raise NotFound(f"There is no Zapier {kind} named {key!r}.", code="operation_not_found")
+    return operation
+
+
+def _json(model: BaseModel) -> dict[str, Any]:
+    return model.model_dump(mode="json")
+
+
+def _array(result: BaseModel | list[BaseModel]) -> list[dict[str, Any]]:
+    return [_json(item) for item in (result if isinstance(result, list) else [result])]
+
+
+@blueprint.get("/me")
+def me() -> dict[str, Any]:
+    """Zapier's auth test: who the key is, with a connection label."""
+    return _json(Connection.model_validate(current_principal(), from_attributes=True))
+
+
+@blueprint.get("/triggers/<key>")
+def trigger(path: OperationPath) -> Response:
+    operation = _operation(Kind.TRIGGER, path.key)
+    limit = int(request.args.get("limit", 50) or 50)
+    listing = operation.input.model_validate(
+        {
+            "page": request.args.get("page", 0) or 0,
+            # Zapier sends -1 for "no limit": the most a page holds.
+            "limit": MAX_PAGE_SIZE if limit < 1 else min(limit, MAX_PAGE_SIZE),
+        }
+    )
+    return jsonify(_array(operation.run(services(), _caller(), listing)))
+
+
+@blueprint.post("/creates/create_file")
+def create_file() -> tuple[dict[str, Any], int]:
+    operation = _operation(Kind.CREATE, "create_file")
+    request_data = ZapierCreateFile.model_validate(request.get_json(silent=True) or {})
+    [created] = _array(operation.run(services(), _caller(), request_data.as_operation_input()))
+    return created, 200
+
+
+@blueprint.get("/searches/<key>")
+def search(path: OperationPath) -> Response:
+    operation = _operation(Kind.SEARCH, path.key)
+    query = operation.input.model_validate(request.args.to_dict())
+    return jsonify(_array(operation.run(services(), _caller(), query)))
+
+
+@blueprint.post("/hooks")
+def subscribe() -> tuple[dict[str, Any], int]:
+    """REST hook subscribe: Zapier posts its target URL and the event of an instant trigger."""
+    hook = ZapierHook.model_validate(request.get_json(silent=True) or {})
+    if not any(op.event == hook.event for op in CATALOG.values()):
+        raise BadRequest(
+            f"No Zapier trigger fires on {hook.event.value!r}.", code="event_not_instant"
+        )
+    principal = current_principal()
+    created = services().hooks.create(
+        principal.account_id,
+        principal.key_id,
+        NewHook(target_url=hook.target_url, events=[hook.event]),
+        PLATFORM,
+    )
+    return {"id": created.id, "event": hook.event.value, "target_url": created.target_url}, 201
+
+
+@blueprint.delete("/hooks/<hook_id>")
+def unsubscribe(path: HookPath) -> dict[str, Any]:
+    services().hooks.delete(current_principal().account_id, path.hook_id)
+    return {"id": path.hook_id, "deleted": True}
+
+
+def _delivered_item(event: EventInfo) -> dict[str, Any]:
+    """A REST hook payload in the shape of the polling items, so ``perform`` returns it as is."""
+    for operation in CATALOG.values():
+        if operation.event == event.type and operation.from_event is not None:
+            return _json(operation.from_event(event))
+    return {"id": event.id, "type": event.type.value, **event.data}
+
+
+PAYLOAD_SHAPES[PLATFORM] = _delivered_item
+
+
+def _in_zapiers_words(error: AuthenticationFailed) -> Response:
+    """401s that say what happened and what to do in Zapier: reconnect the account."""
+    details = error.details
+    name = details.get("key_name")
+    if error.code == Reason.ROLLED and name:
+        when = format_time(datetime.fromisoformat(details["rolled_at"]))
+        message = (
+            f"This API key ('{name}') was rolled on {when}. Reconnect your TemplateTo account "
+            "in Zapier with the new key."
+        )
+    elif error.code == Reason.DELETED and name:
+        when = format_time(datetime.fromisoformat(details["deleted_at"]))
+        message = (
+            f"This API key ('{name}') was deleted on {when}. Create a new key on the API keys "
+            "page and reconnect your TemplateTo account in Zapier with it."
+        )
+    else:
+        message = f"{error.message} Then reconnect your TemplateTo account in Zapier."
+    shaped = AuthenticationFailed(message[:MAX_MESSAGE], code=error.code, details=error.details)
+    return error_response(shaped)
+
+
+blueprint.register_error_handler(AuthenticationFailed, _in_zapiers_words)
