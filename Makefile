@@ -20,7 +20,15 @@ run: $(BIN)/.installed
 	$(BIN)/templateto-bridge demo
 	$(BIN)/templateto-bridge serve --host $(HOST) --port $(PORT)
 
-test: $(BIN)/.installed
+# Zapier's own runtime, to run the exported app in the tests (skipped where npm is missing).
+ZAPIER_RUNTIME := tests/zapier/runtime
+
+$(ZAPIER_RUNTIME)/node_modules/.installed: $(ZAPIER_RUNTIME)/package.json
+	@if command -v npm >/dev/null; then \
+	  npm install --prefix $(ZAPIER_RUNTIME) --no-audit --no-fund --silent && touch $@; \
+	else echo "npm not found: the Zapier runtime tests will be skipped"; fi
+
+test: $(BIN)/.installed $(ZAPIER_RUNTIME)/node_modules/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy

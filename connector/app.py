@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import click
 from flask import request
 from flask_openapi3 import Info, OpenAPI
 
@@ -13,6 +14,13 @@ from .clock import Clock
 from .config import Settings, load_settings
 from .errors import BadRequest, PayloadTooLarge
 from .services import EXTENSION, Services
+
+
+def bridge_commands() -> list[click.Command]:
+    """The bridges' commands for the ``export`` group of the CLI."""
+    from zapier_bridge.export import export_command as zapier
+
+    return [zapier]
 
 
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> OpenAPI:

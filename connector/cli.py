@@ -25,6 +25,7 @@ from . import __version__, schema
 from . import keys as keys_format
 from .accounts import NewUser, Role
 from .api_keys import ApiKeyInfo, IssuedApiKey, Permission
+from .app import bridge_commands
 from .config import Settings, load_settings
 from .errors import BridgeError, ConfigError, SchemaOutdated
 from .services import Services
@@ -363,6 +364,15 @@ def keys_failures(key_id: str, as_json: bool) -> None:
             )
 
         _emit(as_json, reports, text)
+
+
+@main.group()
+def export() -> None:
+    """Write a platform's app: `export zapier --out DIR --base-url URL`."""
+
+
+for _command in bridge_commands():
+    export.add_command(_command)
 
 
 @main.group()

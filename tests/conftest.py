@@ -145,7 +145,7 @@ def start_server(
         with log_path.open("w") as log_file:
             process = subprocess.Popen(
                 bridge_command("serve", "--port", str(port), "--workers", str(workers)),
-                env=server_env,
+                env={**server_env, "BRIDGE_PUBLIC_URL": f"http://127.0.0.1:{port}"},
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
             )

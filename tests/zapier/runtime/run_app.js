@@ -1,0 +1,108 @@
+'use strict';
+// Runs an exported TemplateTo Zapier app in Zapier's own runtime (zapier-platform-core's
+// createAppTester) and prints what each step gave, as JSON, for the Python test to check.
+// Usage: TEMPLATETO_API_KEY=... node run_app.js APP_DIR SCENARIO [JSON_INPUT]
+process.env.NODE_ENV = 'test';
+const path = require('path');
+const zapier = require('zapier-platform-core');
+const schema = require('zapier-platform-schema');
+const { recurseCleanFuncs } = require('zapier-platform-core/src/tools/cleaner');
+
+const [appDir, scenario, rawInput] = process.argv.slice(2);
+const input = rawInput ? JSON.parse(rawInput) : {};
+const app = require(path.resolve(appDir, 'index.js'));
+const hydrators = require(path.resolve(appDir, 'hydrators.js'));
+const appTester = zapier.createAppTester(app);
+const authData = { api_key: process.env.TEMPLATETO_API_KEY };
+
+const schemaErrors = () => {
+  const errors = schema.validateAppDefinition(recurseCleanFuncs(app)).errors.map((e) => e.stack);
+  const perOperation = [
+    ['triggers', 'TriggerSchema'],
+    ['creates', 'CreateSchema'],
+    ['searches', 'SearchSchema'],
+  ];
+  for (const [group, schemaName] of perOperation) {
+    const operationSchema = require(`zapier-platform-schema/lib/schemas/${schemaName}`);
+    for (const operation of Object.values(app[group])) {
+      const result = operationSchema.validate(recurseCleanFuncs(operation));
+      errors.push(...result.errors.map((e) => `${group}.${operation.key}: ${e.stack}`));
+      if (!operation.display.hidden && !operation.operation.sample) {
+        errors.push(`${group}.${operation.key}: no sample`);
+      }
+      for (const field of operation.operation.inputFields || []) {
+        if (field.dynamic && !app.triggers[field.dynamic.split('.')[0]]) {
+          errors.push(`${group}.${operation.key}: dynamic ${field.dynamic} has no trigger`);
+        }
+      }
+    }
+  }
+  return errors;
+};
+
+const run = async () => {
+  switch (scenario) {
+    case 'validate':
+      return { errors: schemaErrors() };
+    case 'auth':
+      return appTester(app.authentication.test, { authData });
+    case 'trigger':
+      return appTester(app.triggers[input.key].operation.perform, {
+        authData,
+        meta: { page: 0, limit: 10 },
+      });
+    case 'performList':
+      return appTester(app.triggers[input.key].operation.performList, {
+        authData,
+        meta: { page: 0, limit: 10 },
+      });
+    case 'create': {
+      const document = await appTester(app.creates.create_file.operation.perform, {
+        authData,
+        inputData: input,
+      });
+      const file = await appTester(hydrators.fetchFile, {
+        authData,
+        inputData: { url: document.file_url },
+      });
+      const bytes = await file.buffer();
+      return {
+        document,
+        file: {
+          status: file.status,
+          contentType: file.headers.get('content-type'),
+          disposition: file.headers.get('content-disposition'),
+          size: bytes.length,
+          // The start is enough to tell a PDF; a TXT is short.
+          text: bytes.subarray(0, 200).toString('utf8'),
+        },
+      };
+    }
+    case 'search':
+      return appTester(app.searches[input.key].operation.perform, {
+        authData,
+        inputData: input.inputData,
+      });
+    case 'subscribe': {
+      const subscribeData = await appTester(app.triggers[input.key].operation.performSubscribe, {
+        authData,
+        targetUrl: input.targetUrl,
+      });
+      const unsubscribed = await appTester(
+        app.triggers[input.key].operation.performUnsubscribe,
+        { authData, subscribeData },
+      );
+      return { subscribeData, unsubscribed };
+    }
+    default:
+      throw new Error(`unknown scenario ${scenario}`);
+  }
+};
+
+run()
+  .then((result) => console.log(JSON.stringify({ ok: true, result })))
+  .catch((error) =>
+    console.log(
+      JSON.stringify({ ok: false, name: error.name, message: error.message, status: error.status }),
+    ),
+  );
