@@ -48,6 +48,7 @@ class CreateFile(BaseModel):
     format: Format = Field(default=Format.PDF, description="Document type: pdf or txt.")
     data: dict[str, Any] = Field(default_factory=dict, description="The template's data.")
     preserve_line_breaks: bool = Field(default=False, description="Keep line breaks of the data.")
+    strict: bool = Field(default=False, description="Fail on a variable the data lacks.")
 
 
 class FindTemplate(BaseModel):
@@ -170,6 +171,7 @@ def _create_file(services: Services, caller: Caller, request: CreateFile) -> Bas
             format=request.format,
             data=request.data,
             preserve_line_breaks=request.preserve_line_breaks,
+            strict=request.strict,
         ),
         caller.client,
     )

@@ -179,6 +179,14 @@ def _input_fields(operation: Operation) -> list[dict[str, Any]]:
                 "choices": {"pdf": "PDF", "txt": "TXT"},
                 "default": "pdf",
             },
+            {
+                "key": "strict",
+                "label": "Fail on missing variables",
+                "type": "boolean",
+                "default": "false",
+                "helpText": "Stop with an error naming a variable the data lacks, instead of "
+                "leaving it empty.",
+            },
         ]
     schema = operation.input.model_json_schema()
     return [

@@ -50,6 +50,7 @@ class ZapierCreateFile(BaseModel):
     data_json: str | None = Field(default=None, description="JSON text, with advanced input.")
     preserve_line_breaks: bool = False
     document_type: Format = Format.PDF
+    strict: bool = Field(default=False, description="Fail on a variable the data lacks.")
 
     def as_operation_input(self) -> CreateFile:
         data = _parse_json_data(self.data_json or "{}") if self.advanced else self.data or {}
@@ -58,6 +59,7 @@ class ZapierCreateFile(BaseModel):
             format=self.document_type,
             data=data,
             preserve_line_breaks=self.preserve_line_breaks,
+            strict=self.strict,
         )
 
 

@@ -91,6 +91,9 @@ def test_connect_triggers_create_search_and_hooks(
     documents = run(app, key, "performList", {"key": "new_document"})
     found = run(app, key, "search", {"key": "find_template", "inputData": {"name": "INVOICE"}})
     hooks = run(app, key, "subscribe", {"key": "new_document", "targetUrl": receiver.url})
+    document_id = pdf["result"]["document"]["id"]
+    by_id = run(app, key, "search", {"key": "find_document", "inputData": {"id": document_id}})
+    old_values = run(app, key, "performList", {"key": "old_value_used"})
 
     assert connected["result"]["label"] == "Acme Ltd · n8n workflows"
     assert [t["id"] for t in templates["result"]] == [invoice.id]
@@ -107,6 +110,8 @@ def test_connect_triggers_create_search_and_hooks(
         pdf["result"]["document"]["id"],
     ]
     assert [t["id"] for t in found["result"]] == [invoice.id]
+    assert [d["id"] for d in by_id["result"]] == [document_id]
+    assert old_values == {"ok": True, "result": []}
     assert hooks["result"]["subscribeData"]["id"].startswith("hook_")
     assert hooks["result"]["unsubscribed"]["deleted"] is True
     assert services.hooks.list(account.id) == []

@@ -105,8 +105,18 @@ def test_create_file_errors_a_zapier_user_understands(client, headers, invoice) 
     assert bad_json.json["error"]["message"].startswith(
         "Template data is not valid JSON: line 3, column 3"
     )
+    strict = client.post(
+        "/zapier/creates/create_file",
+        json={"template": invoice.id, "data": {}, "strict": True},
+        headers=headers,
+    )
+
     assert unknown.status_code == 404
     assert unknown.json["error"]["code"] == "template_not_found"
+    assert strict.status_code == 422
+    assert strict.json["error"]["message"].startswith(
+        "The data has no value for a variable the template uses (line 1, column 15): 'number'"
+    )
 
 
 def test_searches_are_arrays_and_empty_when_nothing_matches(
