@@ -18,7 +18,7 @@ from connector.api.security import current_principal, key_protected_blueprint
 from connector.auth import Reason
 from connector.clients import Client
 from connector.clock import format_time
-from connector.errors import AuthenticationFailed, BadRequest, NotFound
+from connector.errors import AuthenticationFailed, BadRequest, BridgeError, NotFound
 from connector.events import EventInfo, EventType
 from connector.operations import CATALOG, MAX_PAGE_SIZE, Caller, CreateFile, Kind, Operation
 from connector.rendering import Format
@@ -200,8 +200,20 @@ def _in_zapiers_words(error: AuthenticationFailed) -> Response:
         )
     else:
         message = f"{error.message} Then reconnect your TemplateTo account in Zapier."
-    shaped = AuthenticationFailed(message[:MAX_MESSAGE], code=error.code, details=error.details)
-    return error_response(shaped)
+    return _within_zapiers_limit(
+        AuthenticationFailed(message, code=error.code, details=error.details)
+    )
+
+
+def _within_zapiers_limit(error: BridgeError) -> Response:
+    """Zapier shows the first 250 characters: our messages lead with what matters."""
+    if len(error.message) <= MAX_MESSAGE:
+        return error_response(error)
+    shortened = type(error)(
+        error.message[: MAX_MESSAGE - 1] + "…", code=error.code, details=error.details
+    )
+    return error_response(shortened)
 
 
 blueprint.register_error_handler(AuthenticationFailed, _in_zapiers_words)
+blueprint.register_error_handler(BridgeError, _within_zapiers_limit)

@@ -212,3 +212,11 @@ def test_old_value_used_trigger_lists_the_events(client, services, clock, accoun
     assert len(items) == 1
     assert items[0]["key_name"] == "Zapier production" and items[0]["client"] == "zapier"
     assert items[0]["failure_count"] == 1 and items[0]["id"].startswith("evt_")
+
+
+def test_long_messages_fit_in_what_zapier_shows(client, headers) -> None:
+    response = client.get("/zapier/searches/" + "x" * 300, headers=headers)
+
+    message = response.json["error"]["message"]
+    assert response.status_code == 404
+    assert len(message) == 250 and message.startswith("There is no Zapier search named")
