@@ -11,14 +11,20 @@ from datetime import datetime
 from typing import Any
 
 from flask import Response, jsonify, request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from connector.api.errors import error_response
 from connector.api.security import current_principal, key_protected_blueprint
 from connector.auth import Reason
 from connector.clients import Client
 from connector.clock import format_time
-from connector.errors import AuthenticationFailed, BadRequest, BridgeError, NotFound
+from connector.errors import (
+    AuthenticationFailed,
+    BadRequest,
+    BridgeError,
+    NotFound,
+    ValidationFailed,
+)
 from connector.events import EventInfo, EventType
 from connector.operations import CATALOG, MAX_PAGE_SIZE, Caller, CreateFile, Kind, Operation
 from connector.rendering import Format
@@ -52,6 +58,14 @@ class ZapierCreateFile(BaseModel):
     document_type: Format = Format.PDF
     strict: bool = Field(default=False, description="Fail on a variable the data lacks.")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _blank_means_default(cls, values: Any) -> Any:
+        # Zapier sends "" for a field the user left empty or mapped to nothing.
+        if isinstance(values, dict):
+            return {name: value for name, value in values.items() if value != ""}
+        return values
+
     def as_operation_input(self) -> CreateFile:
         data = _parse_json_data(self.data_json or "{}") if self.advanced else self.data or {}
         return CreateFile(
@@ -74,6 +88,26 @@ class HookPath(BaseModel):
 class ZapierHook(BaseModel):
     target_url: str
     event: EventType
+
+
+CREATE_FILE_LABELS = {
+    "template": "Template",
+    "advanced": "Enable advanced input",
+    "data": "Template data",
+    "data_json": "Template data (JSON)",
+    "preserve_line_breaks": "Preserve line breaks",
+    "document_type": "Document type",
+    "strict": "Fail on missing variables",
+}
+
+
+def _in_field_labels(error: ValidationError) -> ValidationFailed:
+    """A Create File input error named by the labels the Zapier user sees."""
+    problems = []
+    for problem in error.errors(include_url=False, include_input=False):
+        field = str(problem["loc"][0]) if problem["loc"] else ""
+        problems.append(f"{CREATE_FILE_LABELS.get(field, field or 'Input')}: {problem['msg']}")
+    return ValidationFailed("; ".join(problems) + ".")
 
 
 def _parse_json_data(text: str) -> dict[str, Any]:
@@ -121,7 +155,10 @@ def me() -> dict[str, Any]:
 @blueprint.get("/triggers/<key>")
 def trigger(path: OperationPath) -> Response:
     operation = _operation(Kind.TRIGGER, path.key)
-    limit = int(request.args.get("limit", 50) or 50)
+    try:
+        limit = int(request.args.get("limit") or 50)
+    except ValueError:
+        raise BadRequest("limit must be a whole number.", code="invalid_limit") from None
     listing = operation.input.model_validate(
         {
             "page": request.args.get("page", 0) or 0,
@@ -135,7 +172,10 @@ def trigger(path: OperationPath) -> Response:
 @blueprint.post("/creates/create_file")
 def create_file() -> tuple[dict[str, Any], int]:
     operation = _operation(Kind.CREATE, "create_file")
-    request_data = ZapierCreateFile.model_validate(request.get_json(silent=True) or {})
+    try:
+        request_data = ZapierCreateFile.model_validate(request.get_json(silent=True) or {})
+    except ValidationError as error:
+        raise _in_field_labels(error) from None
     [created] = _array(operation.run(services(), _caller(), request_data.as_operation_input()))
     return created, 200
 
@@ -199,14 +239,27 @@ def _in_zapiers_words(error: AuthenticationFailed) -> Response:
             "page and reconnect your TemplateTo account in Zapier with it."
         )
     else:
-        message = f"{error.message} Then reconnect your TemplateTo account in Zapier."
+        # The action first: Zapier shows only the start of a long message.
+        message = (
+            f"Reconnect your TemplateTo account in Zapier with a valid API key. {error.message}"
+        )
     return _within_zapiers_limit(
         AuthenticationFailed(message, code=error.code, details=error.details)
     )
 
 
+ZAPIER_WORDS = {
+    "template_not_found": (
+        "This template is not in your TemplateTo account (it may have been deleted). Choose a "
+        "template from the Template dropdown again."
+    ),
+}
+
+
 def _within_zapiers_limit(error: BridgeError) -> Response:
     """Zapier shows the first 250 characters: our messages lead with what matters."""
+    if error.code in ZAPIER_WORDS:
+        error = type(error)(ZAPIER_WORDS[error.code], code=error.code, details=error.details)
     if len(error.message) <= MAX_MESSAGE:
         return error_response(error)
     shortened = type(error)(

@@ -115,6 +115,16 @@ def test_connect_triggers_create_search_and_hooks(
     assert hooks["result"]["subscribeData"]["id"].startswith("hook_")
     assert hooks["result"]["unsubscribed"]["deleted"] is True
     assert services.hooks.list(account.id) == []
+    again = run(
+        app,
+        key,
+        "unsubscribe",
+        {"key": "new_document", "id": hooks["result"]["subscribeData"]["id"]},
+    )
+    assert again == {
+        "ok": True,
+        "result": {"id": hooks["result"]["subscribeData"]["id"], "deleted": False},
+    }
 
 
 def test_a_rolled_key_gives_the_exact_error_the_user_sees(app_dir, services, standard_key) -> None:

@@ -190,7 +190,7 @@ def test_a_deleted_key_and_others_say_what_to_do(client, services, clock, standa
     assert deleted["error"]["message"].startswith(
         "This API key ('n8n workflows') was deleted on 2026-11-20 11:03 UTC."
     )
-    assert "reconnect your TemplateTo account in Zapier" in missing["error"]["message"]
+    assert missing["error"]["message"].startswith("Reconnect your TemplateTo account in Zapier")
     assert len(missing["error"]["message"]) <= 250
 
 
@@ -220,3 +220,35 @@ def test_long_messages_fit_in_what_zapier_shows(client, headers) -> None:
     message = response.json["error"]["message"]
     assert response.status_code == 404
     assert len(message) == 250 and message.startswith("There is no Zapier search named")
+
+
+def test_zapier_inputs_blank_fields_and_bad_limits(client, headers, invoice) -> None:
+    blank = client.post(
+        "/zapier/creates/create_file",
+        json={
+            "template": invoice.id,
+            "data": "",
+            "preserve_line_breaks": "",
+            "document_type": "",
+            "strict": "false",
+            "advanced": "",
+        },
+        headers=headers,
+    )
+    wrong = client.post(
+        "/zapier/creates/create_file",
+        json={"template": invoice.id, "document_type": "docx"},
+        headers=headers,
+    )
+    unknown = client.post(
+        "/zapier/creates/create_file", json={"template": "tpl_gone"}, headers=headers
+    )
+    bad_limit = client.get("/zapier/triggers/new_template?limit=abc", headers=headers)
+
+    assert blank.status_code == 200 and blank.json["format"] == "pdf"
+    assert wrong.status_code == 422
+    assert wrong.json["error"]["message"].startswith("Document type: ")
+    assert unknown.json["error"]["message"].startswith(
+        "This template is not in your TemplateTo account"
+    )
+    assert bad_limit.status_code == 400

@@ -94,6 +94,11 @@ const run = async () => {
       );
       return { subscribeData, unsubscribed };
     }
+    case 'unsubscribe':
+      return appTester(app.triggers[input.key].operation.performUnsubscribe, {
+        authData,
+        subscribeData: { id: input.id },
+      });
     default:
       throw new Error(`unknown scenario ${scenario}`);
   }
