@@ -129,6 +129,27 @@ module.exports = {
 """
 
 
+class _RawJs(str):
+    """JavaScript written into a module as it is (a function), not as JSON."""
+
+
+# One "Template data" field: name-value pairs, or JSON text when advanced input is on.
+TEMPLATE_DATA_FIELD = _RawJs(
+    """(z, bundle) => {
+      const advanced = [true, 'true', 'yes'].includes(bundle.inputData.advanced);
+      return advanced
+        ? [{ key: 'data', label: 'Template data', type: 'text',
+             helpText: 'The template data as a JSON object, e.g. {"customer": {"name": "Ada"}}.' }]
+        : [{ key: 'data', label: 'Template data', dict: true,
+             helpText: "Name-value pairs for the template's variables." }];
+    }"""
+)
+
+
+def _js(fields: list[Any]) -> str:
+    return "[" + ", ".join(f if isinstance(f, _RawJs) else json.dumps(f) for f in fields) + "]"
+
+
 def _label(name: str) -> str:
     return name.replace("_", " ").capitalize()
 
@@ -142,7 +163,7 @@ def output_fields(model: type[BaseModel]) -> list[dict[str, Any]]:
     return fields
 
 
-def _input_fields(operation: Operation) -> list[dict[str, Any]]:
+def _input_fields(operation: Operation) -> list[Any]:
     if operation.kind is Kind.TRIGGER:
         return []
     if operation.key == "create_file":
@@ -162,18 +183,7 @@ def _input_fields(operation: Operation) -> list[dict[str, Any]]:
                 "altersDynamicFields": True,
                 "helpText": "Send the template data as raw JSON text.",
             },
-            {
-                "key": "data",
-                "label": "Template data",
-                "dict": True,
-                "helpText": "Name-value pairs for the template's variables.",
-            },
-            {
-                "key": "data_json",
-                "label": "Template data (JSON)",
-                "type": "text",
-                "helpText": "With advanced input: the data as a JSON object.",
-            },
+            TEMPLATE_DATA_FIELD,
             {
                 "key": "preserve_line_breaks",
                 "label": "Preserve line breaks",
@@ -283,7 +293,7 @@ module.exports = {{
   noun: {json.dumps(operation.noun)},
   display: {json.dumps(display)},
   operation: {{{hook}
-    inputFields: {json.dumps(_input_fields(operation))},
+    inputFields: {_js(_input_fields(operation))},
     sample: {json.dumps(sample)},
     outputFields: {json.dumps(fields)},
   }},

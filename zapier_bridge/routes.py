@@ -52,8 +52,9 @@ class ZapierCreateFile(BaseModel):
 
     template: str = Field(description="Template id, from the dropdown.")
     advanced: bool = Field(default=False, description="Enable advanced input: data as JSON text.")
-    data: dict[str, Any] | None = Field(default=None, description="Name-value pairs.")
-    data_json: str | None = Field(default=None, description="JSON text, with advanced input.")
+    data: dict[str, Any] | str | None = Field(
+        default=None, description="Name-value pairs, or JSON text with advanced input."
+    )
     preserve_line_breaks: bool = False
     document_type: Format = Format.PDF
     strict: bool = Field(default=False, description="Fail on a variable the data lacks.")
@@ -67,7 +68,7 @@ class ZapierCreateFile(BaseModel):
         return values
 
     def as_operation_input(self) -> CreateFile:
-        data = _parse_json_data(self.data_json or "{}") if self.advanced else self.data or {}
+        data = _parse_json_data(self.data) if isinstance(self.data, str) else self.data or {}
         return CreateFile(
             template_id=self.template,
             format=self.document_type,
@@ -94,7 +95,6 @@ CREATE_FILE_LABELS = {
     "template": "Template",
     "advanced": "Enable advanced input",
     "data": "Template data",
-    "data_json": "Template data (JSON)",
     "preserve_line_breaks": "Preserve line breaks",
     "document_type": "Document type",
     "strict": "Fail on missing variables",

@@ -84,7 +84,7 @@ def test_connect_triggers_create_search_and_hooks(
         {
             "template": invoice.id,
             "advanced": True,
-            "data_json": '{"number": 7}',
+            "data": '{"number": 7}',
             "document_type": "txt",
         },
     )
@@ -151,3 +151,15 @@ def test_a_deleted_key_gives_the_exact_error_the_user_sees(app_dir, services, st
 
     assert zap["ok"] is False and zap["name"] == "ExpiredAuthError"
     assert zap["message"].startswith("This API key ('n8n workflows') was deleted on ")
+
+
+def test_template_data_switches_to_json_text_with_advanced_input(app_dir, standard_key) -> None:
+    app, _ = app_dir
+
+    simple = run(app, standard_key.value, "dataField", {"advanced": "false"})
+    advanced = run(app, standard_key.value, "dataField", {"advanced": "true"})
+
+    assert [(f["key"], f.get("dict"), f.get("type")) for f in simple["result"]] == [
+        ("data", True, None)
+    ]
+    assert [(f["key"], f.get("type")) for f in advanced["result"]] == [("data", "text")]

@@ -73,7 +73,7 @@ def test_create_file_returns_one_object_with_a_signed_file_url(client, headers, 
         json={
             "template": invoice.id,
             "advanced": True,
-            "data_json": '{"number": 7, "note": "Paid"}',
+            "data": '{"number": 7, "note": "Paid"}',
             "document_type": "txt",
         },
         headers=headers,
@@ -94,7 +94,7 @@ def test_create_file_returns_one_object_with_a_signed_file_url(client, headers, 
 def test_create_file_errors_a_zapier_user_understands(client, headers, invoice) -> None:
     bad_json = client.post(
         "/zapier/creates/create_file",
-        json={"template": invoice.id, "advanced": True, "data_json": '{\n  "a": 1,\n  oops\n}'},
+        json={"template": invoice.id, "advanced": True, "data": '{\n  "a": 1,\n  oops\n}'},
         headers=headers,
     )
     unknown = client.post(

@@ -94,6 +94,12 @@ const run = async () => {
       );
       return { subscribeData, unsubscribed };
     }
+    case 'dataField': {
+      const dynamic = app.creates.create_file.operation.inputFields.find(
+        (field) => typeof field === 'function',
+      );
+      return appTester(dynamic, { authData, inputData: input });
+    }
     case 'unsubscribe':
       return appTester(app.triggers[input.key].operation.performUnsubscribe, {
         authData,
