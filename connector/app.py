@@ -66,7 +66,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
 
     register_api(app)
     # The one place the connector meets the bridges.
+    from n8n_bridge import blueprint as n8n
     from zapier_bridge import blueprint as zapier
 
     app.register_api(zapier)
+    app.register_api(n8n)
     return app

@@ -22,7 +22,7 @@ from werkzeug.datastructures import MultiDict
 
 from . import keys
 from .api_keys import RECOGNISABLE_FOR, Permission
-from .clients import classify
+from .clients import RefusalRepeats, classify
 from .clock import Clock, format_time, iso
 from .db import Database
 from .errors import AuthenticationFailed
@@ -124,6 +124,7 @@ class Authenticator:
         self._epoch = 0
         self._generation: int | None = None
         self._next_poll = 0.0
+        self._repeats = RefusalRepeats()
 
     def authenticate(
         self, presented: str | None, *, user_agent: str = "", path: str = ""
@@ -144,14 +145,16 @@ class Authenticator:
         if entry is None or now >= entry.valid_until:
             entry = self._load(presented, digest)
         if entry.report_as is not None:
-            self._usage.note_old_value(
-                value_id=entry.value_id,
-                key_id=entry.key_id,
-                reason=entry.report_as,
-                client=classify(user_agent),
-                path=_printable(path),
-                at=self._clock.now(),
-            )
+            client = classify(user_agent)
+            if entry.failure is None or not self._repeats.is_repeat(client, (digest, path)):
+                self._usage.note_old_value(
+                    value_id=entry.value_id,
+                    key_id=entry.key_id,
+                    reason=entry.report_as,
+                    client=client,
+                    path=_printable(path),
+                    at=self._clock.now(),
+                )
         if entry.failure is not None:
             # A fresh exception each time: a shared instance would collect tracebacks across
             # requests and threads.

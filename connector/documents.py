@@ -177,6 +177,15 @@ class DocumentStore:
         document_id = self._links.document_id(token, now)
         with self._db.transaction() as session:
             document = self._find(session, document_id)
+        return self._file(document)
+
+    def file(self, account_id: str, document_id: str) -> DownloadedFile:
+        """A document's file, for callers that take the bytes in the answer (n8n)."""
+        with self._db.transaction() as session:
+            document = self._find(session, document_id, account_id)
+        return self._file(document)
+
+    def _file(self, document: Document) -> DownloadedFile:
         content = None if document.purged_at else self._files.get(document.storage_key)
         if content is None:
             raise DocumentGone("This document's file is no longer stored. Render it again.")

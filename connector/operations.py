@@ -5,19 +5,20 @@ shapes (routes, error bodies, the exported app or node); none of them reimplemen
 from __future__ import annotations
 
 import enum
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from pydantic import BaseModel, Field
 
 from .auth import Principal
 from .clients import Client
 from .documents import DocumentInfo, NewDocument
-from .errors import NotFound
+from .errors import BadRequest, NotFound
 from .events import EventInfo, EventType
-from .paging import PageQuery
+from .paging import Limit, PageQuery
 from .rendering import Format
 
 if TYPE_CHECKING:
@@ -27,9 +28,16 @@ MAX_PAGE_SIZE = 100
 
 
 class Kind(enum.StrEnum):
+    # Zapier's three kinds: a polling or instant trigger, a create, a search (array of matches).
     TRIGGER = "trigger"
     CREATE = "create"
     SEARCH = "search"
+    # A workflow tool's resource operations (n8n): a page of a collection, one item by id.
+    LIST = "list"
+    GET = "get"
+
+
+ZAPIER_KINDS = (Kind.TRIGGER, Kind.CREATE, Kind.SEARCH)
 
 
 # --- what the operations take ----------------------------------------------------------------
@@ -41,6 +49,22 @@ class Listing(BaseModel):
 
     def as_page_query(self) -> PageQuery:
         return PageQuery(limit=self.limit, offset=self.page * self.limit)
+
+
+class Browse(BaseModel):
+    limit: Limit = 50
+    cursor: str | None = Field(default=None, description="next_cursor of the previous page.")
+
+    def as_page_query(self) -> PageQuery:
+        return PageQuery(limit=self.limit, cursor=self.cursor)
+
+
+class BrowseEvents(Browse):
+    type: EventType | None = Field(default=None, description="Only events of this type.")
+
+
+class ById(BaseModel):
+    id: str = Field(min_length=1, max_length=64, description="The item's id.")
 
 
 class CreateFile(BaseModel):
@@ -57,6 +81,24 @@ class FindTemplate(BaseModel):
 
 class FindDocument(BaseModel):
     id: str = Field(min_length=1, max_length=64, description="The document id (doc_...).")
+
+
+def data_from_json_text(text: str) -> dict[str, Any]:
+    """Template data typed as JSON text (Zapier's advanced input, n8n's JSON field)."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise BadRequest(
+            f"Template data is not valid JSON: line {error.lineno}, column {error.colno} "
+            f"({error.msg}).",
+            code="template_data_invalid_json",
+        ) from None
+    if not isinstance(data, dict):
+        raise BadRequest(
+            'Template data must be a JSON object, such as {"name": "Ada"}.',
+            code="template_data_not_object",
+        )
+    return data
 
 
 # --- what they give: flat objects a workflow can map -----------------------------------------
@@ -84,6 +126,25 @@ class TemplateItem(BaseModel):
     name: str
     variables: list[str]
     created_at: datetime
+
+
+class EventItem(BaseModel):
+    id: str
+    type: EventType
+    created_at: datetime
+    data: dict[str, Any]
+
+
+Item = TypeVar("Item", bound=BaseModel)
+
+
+class Page(BaseModel, Generic[Item]):
+    """A page of a collection, newest first."""
+
+    items: list[Item]
+    next_cursor: str | None = Field(
+        description="Pass as cursor for the next page; null at the end."
+    )
 
 
 class TemplateChoice(BaseModel):
@@ -135,6 +196,8 @@ class Operation:
     output: type[BaseModel]
     run: Callable[[Services, Caller, Any], BaseModel | list[BaseModel]]
     sample: dict[str, Any]
+    # A list's items: the output is a Page of them, under this name in platforms that wrap lists.
+    collection: str | None = None
     # An instant trigger: the event it fires on, and how that event's data becomes an item.
     event: EventType | None = None
     from_event: Callable[[EventInfo], BaseModel] | None = None
@@ -161,6 +224,34 @@ def _old_value_uses(services: Services, caller: Caller, listing: Listing) -> lis
         caller.account_id, listing.as_page_query(), EventType.API_KEY_OLD_VALUE_USED
     )
     return [OldValueUse.of(event) for event in page.data]
+
+
+def _list_templates(services: Services, caller: Caller, query: Browse) -> BaseModel:
+    page = services.templates.list(caller.account_id, query.as_page_query())
+    items = [TemplateItem.model_validate(t.model_dump()) for t in page.data]
+    return Page[TemplateItem](items=items, next_cursor=page.next_cursor)
+
+
+def _get_template(services: Services, caller: Caller, query: ById) -> BaseModel:
+    return TemplateItem.model_validate(
+        services.templates.get(caller.account_id, query.id).model_dump()
+    )
+
+
+def _list_documents(services: Services, caller: Caller, query: Browse) -> BaseModel:
+    page = services.documents.list(caller.account_id, query.as_page_query())
+    items = [DocumentItem.of(document) for document in page.data]
+    return Page[DocumentItem](items=items, next_cursor=page.next_cursor)
+
+
+def _get_document(services: Services, caller: Caller, query: ById) -> BaseModel:
+    return DocumentItem.of(services.documents.get(caller.account_id, query.id))
+
+
+def _list_events(services: Services, caller: Caller, query: BrowseEvents) -> BaseModel:
+    page = services.events.list(caller.account_id, query.as_page_query(), query.type)
+    items = [EventItem.model_validate(event.model_dump()) for event in page.data]
+    return Page[EventItem](items=items, next_cursor=page.next_cursor)
 
 
 def _create_file(services: Services, caller: Caller, request: CreateFile) -> BaseModel:
@@ -302,6 +393,69 @@ OPERATIONS: tuple[Operation, ...] = (
         output=DocumentItem,
         run=_find_document,
         sample=_DOCUMENT_SAMPLE,
+    ),
+    Operation(
+        key="list_templates",
+        kind=Kind.LIST,
+        noun="Template",
+        label="Get Many Templates",
+        description="Lists the account's templates, newest first.",
+        input=Browse,
+        output=TemplateItem,
+        run=_list_templates,
+        sample=_TEMPLATE_SAMPLE,
+        collection="templates",
+    ),
+    Operation(
+        key="get_template",
+        kind=Kind.GET,
+        noun="Template",
+        label="Get Template",
+        description="Gets a template by its id.",
+        input=ById,
+        output=TemplateItem,
+        run=_get_template,
+        sample=_TEMPLATE_SAMPLE,
+    ),
+    Operation(
+        key="list_documents",
+        kind=Kind.LIST,
+        noun="Document",
+        label="Get Many Documents",
+        description="Lists generated documents, newest first.",
+        input=Browse,
+        output=DocumentItem,
+        run=_list_documents,
+        sample=_DOCUMENT_SAMPLE,
+        collection="documents",
+    ),
+    Operation(
+        key="get_document",
+        kind=Kind.GET,
+        noun="Document",
+        label="Get Document",
+        description="Gets a document by its id, with a fresh signed file URL.",
+        input=ById,
+        output=DocumentItem,
+        run=_get_document,
+        sample=_DOCUMENT_SAMPLE,
+    ),
+    Operation(
+        key="list_events",
+        kind=Kind.LIST,
+        noun="Event",
+        label="Get Many Events",
+        description="Lists what happened in the account, newest first.",
+        input=BrowseEvents,
+        output=EventItem,
+        run=_list_events,
+        sample={
+            "id": "evt_2bV9nQ4mLx7RtY1pKz3W",
+            "type": "template.created",
+            "created_at": "2026-11-20T10:03:00Z",
+            "data": {"id": _TEMPLATE_SAMPLE["id"], "name": "Invoice"},
+        },
+        collection="events",
     ),
 )
 

@@ -1,1 +1,5 @@
-"""The n8n bridge: n8n-shaped routes over the connector (built in its own issue)."""
+"""The n8n bridge: the connector's operations in the shapes n8n expects, at ``/n8n``."""
+
+from .routes import blueprint
+
+__all__ = ["blueprint"]

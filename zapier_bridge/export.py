@@ -10,7 +10,7 @@ from typing import Any
 import click
 from pydantic import BaseModel
 
-from connector.operations import OPERATIONS, Kind, Operation
+from connector.operations import OPERATIONS, ZAPIER_KINDS, Kind, Operation
 
 CORE_VERSION = "19.1.0"
 FOLDERS = {Kind.TRIGGER: "triggers", Kind.CREATE: "creates", Kind.SEARCH: "searches"}
@@ -323,7 +323,7 @@ def export(out: Path, base_url: str) -> list[Path]:
     }
     requires: list[str] = []
     registry: dict[Kind, list[str]] = {kind: [] for kind in FOLDERS}
-    for operation in OPERATIONS:
+    for operation in (op for op in OPERATIONS if op.kind in ZAPIER_KINDS):
         folder = FOLDERS[operation.kind]
         variable = f"{folder}_{operation.key}"
         files[f"{folder}/{operation.key}.js"] = _operation_js(operation)

@@ -6,7 +6,6 @@ inputs, and error messages in its users' words."""
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any
 
@@ -26,10 +25,18 @@ from connector.errors import (
     ValidationFailed,
 )
 from connector.events import EventInfo, EventType
-from connector.operations import CATALOG, MAX_PAGE_SIZE, Caller, CreateFile, Kind, Operation
+from connector.operations import (
+    CATALOG,
+    MAX_PAGE_SIZE,
+    Caller,
+    CreateFile,
+    Kind,
+    Operation,
+    data_from_json_text,
+)
 from connector.rendering import Format
 from connector.services import services
-from connector.webhooks.delivery import PAYLOAD_SHAPES
+from connector.webhooks.delivery import PLATFORMS, Receivers
 from connector.webhooks.subscriptions import NewHook
 
 blueprint = key_protected_blueprint("zapier", __name__, "/zapier", "Zapier")
@@ -68,7 +75,7 @@ class ZapierCreateFile(BaseModel):
         return values
 
     def as_operation_input(self) -> CreateFile:
-        data = _parse_json_data(self.data) if isinstance(self.data, str) else self.data or {}
+        data = data_from_json_text(self.data) if isinstance(self.data, str) else self.data or {}
         return CreateFile(
             template_id=self.template,
             format=self.document_type,
@@ -108,23 +115,6 @@ def _in_field_labels(error: ValidationError) -> ValidationFailed:
         field = str(problem["loc"][0]) if problem["loc"] else ""
         problems.append(f"{CREATE_FILE_LABELS.get(field, field or 'Input')}: {problem['msg']}")
     return ValidationFailed("; ".join(problems) + ".")
-
-
-def _parse_json_data(text: str) -> dict[str, Any]:
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise BadRequest(
-            f"Template data is not valid JSON: line {error.lineno}, column {error.colno} "
-            f"({error.msg}).",
-            code="template_data_invalid_json",
-        ) from None
-    if not isinstance(data, dict):
-        raise BadRequest(
-            'Template data must be a JSON object, such as {"name": "Ada"}.',
-            code="template_data_not_object",
-        )
-    return data
 
 
 def _caller() -> Caller:
@@ -219,7 +209,7 @@ def _delivered_item(event: EventInfo) -> dict[str, Any]:
     return {"id": event.id, "type": event.type.value, **event.data}
 
 
-PAYLOAD_SHAPES[PLATFORM] = _delivered_item
+PLATFORMS[PLATFORM] = Receivers(payload=_delivered_item)
 
 
 def _in_zapiers_words(error: AuthenticationFailed) -> Response:

@@ -60,8 +60,19 @@ def standard_payload(event: EventInfo) -> dict[str, Any]:
     }
 
 
-# Each platform bridge registers the shape its subscribers expect (e.g. Zapier's flat objects).
-PAYLOAD_SHAPES: dict[str, PayloadShape] = {"api": standard_payload}
+@dataclass(frozen=True)
+class Receivers:
+    """How a platform's webhook receivers are spoken to."""
+
+    payload: PayloadShape = standard_payload
+    # n8n answers 404 once the workflow behind a webhook is deactivated, and only briefly while it
+    # starts. A subscription whose deliveries keep getting 404 for NOT_FOUND_GONE_AFTER is gone.
+    not_found_means_gone: bool = False
+
+
+# Each platform bridge registers how its receivers are spoken to (e.g. Zapier's flat objects).
+PLATFORMS: dict[str, Receivers] = {"api": Receivers()}
+NOT_FOUND_GONE_AFTER = timedelta(minutes=4)
 
 
 @dataclass(frozen=True)
@@ -71,6 +82,7 @@ class _Job:
     target_url: str
     secret: str
     body: bytes
+    not_found_means_gone: bool
 
 
 @dataclass(frozen=True)
@@ -221,14 +233,15 @@ class DeliveryWorker:
 
     @staticmethod
     def _job(delivery: Delivery) -> _Job:
-        shape = PAYLOAD_SHAPES.get(delivery.hook.platform, standard_payload)
-        body = json.dumps(shape(EventInfo.of(delivery.event)), separators=(",", ":"))
+        receivers = PLATFORMS.get(delivery.hook.platform, PLATFORMS["api"])
+        body = json.dumps(receivers.payload(EventInfo.of(delivery.event)), separators=(",", ":"))
         return _Job(
             delivery_id=delivery.id,
             hook_id=delivery.hook_id,
             target_url=delivery.hook.target_url,
             secret=delivery.hook.secret,
             body=body.encode("utf-8"),
+            not_found_means_gone=receivers.not_found_means_gone,
         )
 
     def _send(self, job: _Job) -> _Outcome:
@@ -336,8 +349,8 @@ class DeliveryWorker:
                     delivery.status = DeliveryStatus.SUCCEEDED.value
                     delivery.next_attempt_at = None
                     hook.failing_since = None
-                elif result.status_code == 410:
-                    # The REST hooks convention Zapier follows: the receiver is gone for good.
+                elif result.status_code == 410 or self._not_found_for_long(result, hook, now):
+                    # 410 is the REST hooks convention Zapier follows: the receiver is gone.
                     gone.add(hook.id)
                     attempts.pop()
                 else:
@@ -347,6 +360,15 @@ class DeliveryWorker:
             if gone:
                 session.flush()
                 session.execute(delete(Hook).where(Hook.id.in_(gone)))
+
+    @staticmethod
+    def _not_found_for_long(result: _Outcome, hook: Hook, now: datetime) -> bool:
+        return (
+            result.status_code == 404
+            and result.job.not_found_means_gone
+            and hook.failing_since is not None
+            and now - hook.failing_since >= NOT_FOUND_GONE_AFTER
+        )
 
     def _failed(self, session: Session, delivery: Delivery, hook: Hook, now: datetime) -> None:
         if delivery.attempts < len(SCHEDULE_SECONDS):

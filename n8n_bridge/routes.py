@@ -1,0 +1,291 @@
+"""``/n8n``: the credential test, the TemplateTo node's operations and the trigger's webhook
+lifecycle, in n8n's shapes.
+
+Everything is an operation of :mod:`connector.operations`; this module only translates: lists
+wrapped under their collection's name (n8n unwraps them with ``rootProperty``), a rendered
+document as its file's bytes, and errors whose top-level ``message`` n8n shows as the
+description under its own text for the status."""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import datetime
+from typing import Any
+
+from flask import Response, request, send_file
+from pydantic import BaseModel, Field
+
+from connector.api.errors import error_response
+from connector.api.security import current_principal, key_protected_blueprint
+from connector.auth import Reason
+from connector.clients import Client
+from connector.clock import format_time
+from connector.errors import AuthenticationFailed, BadRequest
+from connector.events import EventInfo, EventType
+from connector.operations import (
+    CATALOG,
+    Browse,
+    BrowseEvents,
+    ById,
+    Caller,
+    CreateFile,
+    EventItem,
+    Kind,
+    Page,
+    data_from_json_text,
+)
+from connector.rendering import Format
+from connector.services import services
+from connector.webhooks.delivery import PLATFORMS, Receivers
+from connector.webhooks.subscriptions import NewHook
+
+blueprint = key_protected_blueprint(
+    "n8n",
+    __name__,
+    "/n8n",
+    "n8n",
+    "The TemplateTo community node's credential test, operations and trigger subscriptions.",
+)
+PLATFORM = "n8n"
+
+# The trigger offers these; n8n subscribes with one event per subscription.
+TRIGGER_EVENTS = (
+    EventType.DOCUMENT_CREATED,
+    EventType.TEMPLATE_CREATED,
+    EventType.API_KEY_ROLLED,
+    EventType.API_KEY_DELETED,
+    EventType.API_KEY_OLD_VALUE_USED,
+)
+# n8n's credential test shows only its own text for the status, so each way a key can fail has
+# a status of its own there: 401 "Authorization failed" (not a key of this service), 403
+# "Forbidden" (rolled), 410 "invalid or could not be processed" (deleted).
+CREDENTIAL_TEST_STATUS = {Reason.ROLLED: 403, Reason.DELETED: 410}
+
+
+class Connection(BaseModel):
+    account_id: str
+    account_name: str
+    key_id: str
+    key_name: str
+    key_hint: str
+    label: str
+
+
+class TemplatePath(BaseModel):
+    template_id: str
+
+
+class DocumentPath(BaseModel):
+    document_id: str
+
+
+class HookPath(BaseModel):
+    hook_id: str
+
+
+class Render(BaseModel):
+    """The node's Render operation."""
+
+    template_id: str = Field(min_length=1, description="The template to render.")
+    format: Format = Field(default=Format.PDF, description="pdf or txt.")
+    data: dict[str, Any] | str = Field(
+        default_factory=dict, description="The template's data: an object, or JSON text."
+    )
+    preserve_line_breaks: bool = False
+    strict: bool = Field(default=False, description="Fail on a variable the data lacks.")
+
+    def as_operation_input(self) -> CreateFile:
+        data = data_from_json_text(self.data) if isinstance(self.data, str) else self.data
+        return CreateFile(
+            template_id=self.template_id,
+            format=self.format,
+            data=data,
+            preserve_line_breaks=self.preserve_line_breaks,
+            strict=self.strict,
+        )
+
+
+class TriggerHook(BaseModel):
+    target_url: str
+    event: EventType
+
+
+class Subscription(BaseModel):
+    id: str
+    target_url: str
+    event: EventType
+    created_at: datetime
+
+
+class SubscriptionList(BaseModel):
+    hooks: list[Subscription]
+
+
+class CreatedSubscription(Subscription):
+    secret: str = Field(description="Verifies the deliveries' webhook-signature. Shown once.")
+
+
+def _caller() -> Caller:
+    return Caller(current_principal(), Client.N8N)
+
+
+def _run(kind: Kind, key: str, arguments: BaseModel) -> Any:
+    return CATALOG[(kind, key)].run(services(), _caller(), arguments)
+
+
+def _collection(key: str, query: BaseModel) -> dict[str, Any]:
+    """A list operation's page as ``{"<collection>": [...], "next_cursor": ...}``."""
+    operation = CATALOG[(Kind.LIST, key)]
+    page: Page[Any] = operation.run(services(), _caller(), query)  # type: ignore[assignment]
+    return {
+        str(operation.collection): [item.model_dump(mode="json") for item in page.items],
+        "next_cursor": page.next_cursor,
+    }
+
+
+@blueprint.get("/me", responses={200: Connection})
+def me() -> dict[str, Any]:
+    """The credential test: who the key is. Refusals: 401 not a key of this service, 403 rolled,
+    410 deleted."""
+    return Connection.model_validate(current_principal(), from_attributes=True).model_dump()
+
+
+@blueprint.get("/templates")
+def list_templates(query: Browse) -> dict[str, Any]:
+    """Templates newest first, under ``templates``; also the node's template dropdown."""
+    return _collection("list_templates", query)
+
+
+@blueprint.get("/templates/<template_id>")
+def get_template(path: TemplatePath) -> dict[str, Any]:
+    return _run(Kind.GET, "get_template", ById(id=path.template_id)).model_dump(mode="json")
+
+
+@blueprint.post("/documents")
+def render(body: Render) -> Response:
+    """Render and record a document; the answer is the file itself, its record in the
+    ``X-Document`` header (JSON)."""
+    document = _run(Kind.CREATE, "create_file", body.as_operation_input())
+    file = services().documents.file(current_principal().account_id, document.id)
+    response = send_file(
+        io.BytesIO(file.content),
+        mimetype=file.format.media_type,
+        as_attachment=True,
+        download_name=file.filename,
+    )
+    # ASCII-only JSON: header values cannot carry the raw UTF-8 of a template's name.
+    response.headers["X-Document"] = json.dumps(document.model_dump(mode="json"))
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+@blueprint.get("/documents")
+def list_documents(query: Browse) -> dict[str, Any]:
+    return _collection("list_documents", query)
+
+
+@blueprint.get("/documents/<document_id>")
+def get_document(path: DocumentPath) -> dict[str, Any]:
+    return _run(Kind.GET, "get_document", ById(id=path.document_id)).model_dump(mode="json")
+
+
+@blueprint.get("/events")
+def list_events(query: BrowseEvents) -> dict[str, Any]:
+    return _collection("list_events", query)
+
+
+@blueprint.get("/hooks", responses={200: SubscriptionList})
+def list_hooks() -> dict[str, Any]:
+    """The account's n8n trigger subscriptions: what the trigger's checkExists matches on."""
+    hooks = services().hooks.list(current_principal().account_id)
+    return SubscriptionList(
+        hooks=[
+            Subscription(
+                id=hook.id,
+                target_url=hook.target_url,
+                event=hook.events[0],
+                created_at=hook.created_at,
+            )
+            for hook in hooks
+            if hook.platform == PLATFORM
+        ]
+    ).model_dump(mode="json")
+
+
+@blueprint.post("/hooks", responses={201: CreatedSubscription})
+def create_hook(body: TriggerHook) -> tuple[dict[str, Any], int]:
+    if body.event not in TRIGGER_EVENTS:
+        raise BadRequest(
+            f"The TemplateTo Trigger does not offer {body.event.value!r}; choose one of "
+            f"{', '.join(event.value for event in TRIGGER_EVENTS)}.",
+            code="event_not_offered",
+        )
+    principal = current_principal()
+    created = services().hooks.create(
+        principal.account_id,
+        principal.key_id,
+        NewHook(target_url=body.target_url, events=[body.event]),
+        PLATFORM,
+    )
+    subscription = CreatedSubscription(
+        id=created.id,
+        target_url=created.target_url,
+        event=body.event,
+        created_at=created.created_at,
+        secret=created.secret,
+    )
+    return subscription.model_dump(mode="json"), 201
+
+
+@blueprint.delete("/hooks/<hook_id>", responses={204: None})
+def delete_hook(path: HookPath) -> tuple[str, int]:
+    services().hooks.delete(current_principal().account_id, path.hook_id)
+    return "", 204
+
+
+def _delivered_item(event: EventInfo) -> dict[str, Any]:
+    """A delivery in the shape of the Get Many Events items: the trigger outputs it as is."""
+    return EventItem.model_validate(event.model_dump()).model_dump(mode="json")
+
+
+PLATFORMS[PLATFORM] = Receivers(payload=_delivered_item, not_found_means_gone=True)
+
+
+def _in_n8ns_words(error: AuthenticationFailed) -> Response:
+    """401s that name the key, say what happened and what to do in n8n."""
+    details = error.details
+    name = details.get("key_name")
+    if error.code == Reason.ROLLED and name:
+        when = format_time(datetime.fromisoformat(details["rolled_at"]))
+        message = (
+            f"The API key '{name}' was rolled on {when}: this value no longer works. Update the "
+            "TemplateTo credential in n8n with the key's new value."
+        )
+    elif error.code == Reason.DELETED and name:
+        when = format_time(datetime.fromisoformat(details["deleted_at"]))
+        message = (
+            f"The API key '{name}' was deleted on {when}. Create a new key on the API keys page "
+            "and update the TemplateTo credential in n8n with it."
+        )
+    else:
+        message = f"{error.message} Then update the TemplateTo credential in n8n."
+    response = error_response(AuthenticationFailed(message, code=error.code, details=details))
+    if request.endpoint == f"{blueprint.name}.me":
+        response.status_code = CREDENTIAL_TEST_STATUS.get(Reason(error.code), 401)
+    return response
+
+
+def _message_on_top(response: Response) -> Response:
+    """n8n shows a body's top-level ``message`` as the error's description: every error here
+    has one, beside the usual ``error.code``."""
+    if response.status_code < 400 or not response.is_json:
+        return response
+    body = response.get_json(silent=True)
+    if isinstance(body, dict) and "message" not in body and isinstance(body.get("error"), dict):
+        response.set_data(json.dumps({"message": body["error"].get("message"), **body}))
+    return response
+
+
+blueprint.register_error_handler(AuthenticationFailed, _in_n8ns_words)
+blueprint.after_request(_message_on_top)
