@@ -18,9 +18,10 @@ from .services import EXTENSION, Services
 
 def bridge_commands() -> list[click.Command]:
     """The bridges' commands for the ``export`` group of the CLI."""
+    from n8n_bridge.export import export_command as n8n
     from zapier_bridge.export import export_command as zapier
 
-    return [zapier]
+    return [zapier, n8n]
 
 
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> OpenAPI:

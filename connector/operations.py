@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from .auth import Principal
 from .clients import Client
@@ -54,6 +54,14 @@ class Listing(BaseModel):
 class Browse(BaseModel):
     limit: Limit = 50
     cursor: str | None = Field(default=None, description="next_cursor of the previous page.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _blank_means_default(cls, values: Any) -> Any:
+        # Workflow tools send "" for a parameter left empty (the first page's cursor, say).
+        if isinstance(values, dict):
+            return {name: value for name, value in values.items() if value != ""}
+        return values
 
     def as_page_query(self) -> PageQuery:
         return PageQuery(limit=self.limit, cursor=self.cursor)
