@@ -86,7 +86,7 @@ def test_counts_add_up_across_flushes(client, services, standard_key) -> None:
     services.keys.roll(None, standard_key.id)
     for _ in range(2):
         for _ in range(5):
-            client.get("/v1/me", headers=key_header(standard_key.value, N8N))
+            client.get("/v1/me", headers=key_header(standard_key.value, ZAPIER))
         services.usage.flush()
 
     assert services.keys.failures(None, standard_key.id)[0].count == 10

@@ -84,12 +84,13 @@ def test_templates_are_wrapped_paged_newest_first(client, services, clock, accou
     assert set(one) == {"id", "name", "variables", "created_at"} and one["variables"] == ["x"]
 
 
-def test_render_answers_the_file_with_its_name_and_record(client, headers, invoice) -> None:
+def test_render_answers_the_file_with_its_name_and_record(client, clock, headers, invoice):
     pdf = client.post(
         "/n8n/documents",
         json={"template_id": invoice.id, "data": {"number": "42"}},
         headers=headers,
     )
+    clock.advance(seconds=1)
     txt = client.post(
         "/n8n/documents",
         json={
