@@ -172,5 +172,6 @@ class TemplateStore:
                 f"There is no template {template_id!r} in this account. List the account's "
                 "templates with GET /v1/templates.",
                 code="template_not_found",
+                details={"template_id": template_id},
             )
         return template

@@ -50,9 +50,10 @@ MAX_DROPDOWN = 100
 
 @dataclass(frozen=True)
 class Endpoint:
-    """Where the node reaches a catalog operation in ``/n8n``."""
+    """Where the node reaches a catalog operation in ``/n8n``, and under which resource."""
 
     operation: str
+    resource: str
     method: str
     path: str  # "{id}" stands for the item's id
 
@@ -62,12 +63,12 @@ class Endpoint:
 
 
 ENDPOINTS = (
-    Endpoint("list_templates", "GET", "/templates"),
-    Endpoint("get_template", "GET", "/templates/{id}"),
-    Endpoint("create_file", "POST", "/documents"),
-    Endpoint("list_documents", "GET", "/documents"),
-    Endpoint("get_document", "GET", "/documents/{id}"),
-    Endpoint("list_events", "GET", "/events"),
+    Endpoint("list_templates", "template", "GET", "/templates"),
+    Endpoint("get_template", "template", "GET", "/templates/{id}"),
+    Endpoint("create_file", "document", "POST", "/documents"),
+    Endpoint("list_documents", "document", "GET", "/documents"),
+    Endpoint("get_document", "document", "GET", "/documents/{id}"),
+    Endpoint("list_events", "event", "GET", "/events"),
 )
 
 TEMPLATE_DROPDOWN: dict[str, Any] = {
@@ -249,12 +250,9 @@ ICON_SVG = """\
 """
 
 
-def _resource(operation: Operation) -> str:
-    return operation.noun.lower()
-
-
-def _shown(operation: Operation) -> dict[str, Any]:
-    return {"show": {"resource": [_resource(operation)], "operation": [ACTIONS[operation.kind]]}}
+def _shown(endpoint: Endpoint) -> dict[str, Any]:
+    action = ACTIONS[endpoint.spec.kind]
+    return {"show": {"resource": [endpoint.resource], "operation": [action]}}
 
 
 def _label(name: str, operation: Operation) -> str:
@@ -273,8 +271,9 @@ def _choices(annotation: Any) -> tuple[type[enum.Enum] | None, bool]:
     return None, optional
 
 
-def _field(name: str, field: FieldInfo, operation: Operation) -> dict[str, Any]:
+def _field(name: str, field: FieldInfo, endpoint: Endpoint) -> dict[str, Any]:
     """One input of an operation as an n8n node property."""
+    operation = endpoint.spec
     default = field.get_default(call_default_factory=True)
     annotation = field.annotation
     choices, optional = _choices(annotation)
@@ -282,7 +281,7 @@ def _field(name: str, field: FieldInfo, operation: Operation) -> dict[str, Any]:
         "displayName": _label(name, operation),
         "name": name,
         "description": field.description or "",
-        "displayOptions": _shown(operation),
+        "displayOptions": _shown(endpoint),
     }
     if name == "template_id" or (name == "id" and operation.noun == "Template"):
         prop.update(type="options", typeOptions=TEMPLATE_DROPDOWN, default="", required=True)
@@ -304,8 +303,8 @@ def _field(name: str, field: FieldInfo, operation: Operation) -> dict[str, Any]:
     return prop
 
 
-def _listing_properties(operation: Operation) -> list[dict[str, Any]]:
-    shown = _shown(operation)
+def _listing_properties(endpoint: Endpoint) -> list[dict[str, Any]]:
+    shown = _shown(endpoint)
     return [
         {
             "displayName": "Return All",
@@ -334,11 +333,11 @@ def _listing_properties(operation: Operation) -> list[dict[str, Any]]:
 
 def _operation_properties(endpoint: Endpoint) -> list[dict[str, Any]]:
     operation = endpoint.spec
-    properties = _listing_properties(operation) if operation.kind is Kind.LIST else []
+    properties = _listing_properties(endpoint) if operation.kind is Kind.LIST else []
     for name, field in operation.input.model_fields.items():
         if operation.kind is Kind.LIST and name in Browse.model_fields:
             continue
-        prop = _field(name, field, operation)
+        prop = _field(name, field, endpoint)
         if operation.kind is Kind.CREATE:
             prop["routing"] = {"send": {"type": "body", "property": name}}
         elif operation.kind is Kind.LIST:
@@ -395,21 +394,19 @@ def _operation_choice(endpoint: Endpoint) -> dict[str, Any]:
 
 
 def _node_description() -> dict[str, Any]:
-    operations = [endpoint.spec for endpoint in ENDPOINTS]
-    resources = list(dict.fromkeys(_resource(op) for op in operations))
-    nouns = {_resource(op): op.noun for op in operations}
+    resources = list(dict.fromkeys(endpoint.resource for endpoint in ENDPOINTS))
     properties: list[dict[str, Any]] = [
         {
             "displayName": "Resource",
             "name": "resource",
             "type": "options",
             "noDataExpression": True,
-            "options": [{"name": nouns[r], "value": r} for r in resources],
+            "options": [{"name": r.title(), "value": r} for r in resources],
             "default": resources[0],
         }
     ]
     for resource in resources:
-        endpoints = [e for e in ENDPOINTS if _resource(e.spec) == resource]
+        endpoints = [e for e in ENDPOINTS if e.resource == resource]
         properties.append(
             {
                 "displayName": "Operation",

@@ -21,7 +21,7 @@ from connector.api.security import current_principal, key_protected_blueprint
 from connector.auth import Reason
 from connector.clients import Client
 from connector.clock import format_time
-from connector.errors import AuthenticationFailed, BadRequest
+from connector.errors import AuthenticationFailed, BadRequest, BridgeError, NotFound
 from connector.events import EventInfo, EventType
 from connector.operations import (
     CATALOG,
@@ -276,6 +276,18 @@ def _in_n8ns_words(error: AuthenticationFailed) -> Response:
     return response
 
 
+def _in_n8n_terms(error: BridgeError) -> Response:
+    """Errors that would send an n8n user to the core API say what to do in the node instead."""
+    if error.code == "template_not_found":
+        error = NotFound(
+            f"There is no template {error.details.get('template_id')!r} in this TemplateTo "
+            "account (it may have been deleted). Choose one from the node's Template list.",
+            code=error.code,
+            details=error.details,
+        )
+    return error_response(error)
+
+
 def _message_on_top(response: Response) -> Response:
     """n8n shows a body's top-level ``message`` as the error's description: every error here
     has one, beside the usual ``error.code``."""
@@ -288,4 +300,5 @@ def _message_on_top(response: Response) -> Response:
 
 
 blueprint.register_error_handler(AuthenticationFailed, _in_n8ns_words)
+blueprint.register_error_handler(BridgeError, _in_n8n_terms)
 blueprint.after_request(_message_on_top)

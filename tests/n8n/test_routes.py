@@ -135,7 +135,11 @@ def test_render_errors_carry_a_top_level_message(client, headers, invoice) -> No
     assert bad_json.status_code == 400
     assert bad_json.json["message"].startswith("Template data is not valid JSON: line 3, column 5")
     assert bad_json.json["error"]["code"] == "template_data_invalid_json"
-    assert unknown.status_code == 404 and "tpl_nope" in unknown.json["message"]
+    assert unknown.status_code == 404
+    assert unknown.json["message"] == (
+        "There is no template 'tpl_nope' in this TemplateTo account (it may have been deleted). "
+        "Choose one from the node's Template list."
+    )
     assert strict.status_code == 422 and "number" in strict.json["message"]
     assert invalid.status_code == 422
     assert "template_id" in invalid.json["message"] and "format" in invalid.json["message"]
