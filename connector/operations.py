@@ -112,6 +112,17 @@ def data_from_json_text(text: str) -> dict[str, Any]:
 # --- what they give: flat objects a workflow can map -----------------------------------------
 
 
+class Connection(BaseModel):
+    """A platform's connection test: who the key is, with a label for the connection."""
+
+    account_id: str
+    account_name: str
+    key_id: str
+    key_name: str
+    key_hint: str
+    label: str = Field(description="Account and key name: Acme Ltd · Zapier production.")
+
+
 class DocumentItem(BaseModel):
     id: str
     template_id: str | None

@@ -29,6 +29,7 @@ from connector.operations import (
     BrowseEvents,
     ById,
     Caller,
+    Connection,
     CreateFile,
     EventItem,
     Kind,
@@ -61,15 +62,6 @@ TRIGGER_EVENTS = (
 # a status of its own there: 401 "Authorization failed" (not a key of this service), 403
 # "Forbidden" (rolled), 410 "invalid or could not be processed" (deleted).
 CREDENTIAL_TEST_STATUS = {Reason.ROLLED: 403, Reason.DELETED: 410}
-
-
-class Connection(BaseModel):
-    account_id: str
-    account_name: str
-    key_id: str
-    key_name: str
-    key_hint: str
-    label: str
 
 
 class TemplatePath(BaseModel):

@@ -29,6 +29,7 @@ from connector.operations import (
     CATALOG,
     MAX_PAGE_SIZE,
     Caller,
+    Connection,
     CreateFile,
     Kind,
     Operation,
@@ -43,15 +44,6 @@ blueprint = key_protected_blueprint("zapier", __name__, "/zapier", "Zapier")
 PLATFORM = "zapier"
 # Zapier shows at most 250 characters of an error: the useful part comes first.
 MAX_MESSAGE = 250
-
-
-class Connection(BaseModel):
-    account_id: str
-    account_name: str
-    key_id: str
-    key_name: str
-    key_hint: str
-    label: str
 
 
 class ZapierCreateFile(BaseModel):
