@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench clean n8n-runtime
 
 $(BIN)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed; set PYTHON=python3.11 (or newer)")'
@@ -28,7 +28,25 @@ $(ZAPIER_RUNTIME)/node_modules/.installed: $(ZAPIER_RUNTIME)/package.json
 	  npm install --prefix $(ZAPIER_RUNTIME) --no-audit --no-fund --silent && touch $@; \
 	else echo "npm not found: the Zapier runtime tests will be skipped"; fi
 
-test: $(BIN)/.installed $(ZAPIER_RUNTIME)/node_modules/.installed
+# n8n itself (2.8.4: ~4 min and ~2.3 GB to install), to run the exported community node package in
+# the tests. Installed once per machine into a cache named by the package.json's hash, then linked
+# in, so every checkout and CI run after the first starts at once (skipped where npm is missing).
+N8N_RUNTIME := tests/n8n/runtime
+N8N_CACHE := $(HOME)/.cache/templateto-bridge/n8n-$(shell (sha256sum 2>/dev/null || shasum -a 256) < $(N8N_RUNTIME)/package.json | cut -c1-12)
+
+n8n-runtime:
+	@if ! command -v npm >/dev/null; then echo "npm not found: the n8n tests will be skipped"; exit 0; fi; \
+	if [ ! -f $(N8N_CACHE)/node_modules/.installed ]; then \
+	  echo "Installing n8n into $(N8N_CACHE) (once per machine: ~4 min, ~2.3 GB)"; \
+	  mkdir -p $(N8N_CACHE) && cp $(N8N_RUNTIME)/package.json $(N8N_CACHE)/ && \
+	  npm install --prefix $(N8N_CACHE) --no-audit --no-fund --loglevel=error && \
+	  mkdir -p $(N8N_CACHE)/node_modules && touch $(N8N_CACHE)/node_modules/.installed || exit 1; \
+	fi; \
+	if [ "$$(readlink $(N8N_RUNTIME)/node_modules)" != "$(N8N_CACHE)/node_modules" ]; then \
+	  rm -rf $(N8N_RUNTIME)/node_modules && ln -s $(N8N_CACHE)/node_modules $(N8N_RUNTIME)/node_modules; \
+	fi
+
+test: $(BIN)/.installed $(ZAPIER_RUNTIME)/node_modules/.installed n8n-runtime
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy

@@ -73,19 +73,19 @@ class Renderer:
         strict: bool = False,
         preserve_line_breaks: bool = False,
     ) -> RenderedFile:
-        if format is Format.TXT:
-            if template.text_body is not None:
-                text = liquid.render(template.text_body, data, strict=strict)
-            else:
-                text = html_to_text(liquid.render(template.body, data, strict=strict))
+        if format is Format.TXT and template.text_body is not None:
+            text = liquid.render(template.text_body, data, strict=strict)
             # "replace": JSON can carry lone surrogates, which UTF-8 cannot.
             return RenderedFile(text.encode("utf-8", "replace"), format)
         if preserve_line_breaks:
+            # HTML collapses line breaks, in the PDF and in a TXT derived from the HTML alike.
             try:
                 data = _with_line_breaks(data)
             except RecursionError:
                 raise liquid.TemplateRenderError("The data is nested too deeply.") from None
         html = liquid.render(template.body, data, strict=strict)
+        if format is Format.TXT:
+            return RenderedFile(html_to_text(html).encode("utf-8", "replace"), format)
         return RenderedFile(self._pdf.convert(html), format)
 
     def html_to_pdf(self, html: str) -> RenderedFile:

@@ -4,7 +4,6 @@ run against a live bridge on 127.0.0.1: what an n8n workflow builder sees."""
 from __future__ import annotations
 
 import base64
-import json
 import time
 from pathlib import Path
 
@@ -64,11 +63,6 @@ def manual_workflow(id: str, *nodes: dict) -> dict:
     }
 
 
-def continuing(node: dict) -> dict:
-    """The node's error becomes its output item ("On Error: Continue")."""
-    return {**node, "onError": "continueRegularOutput"}
-
-
 def binary_of(run: Execution, node_name: str, home: Path) -> tuple[dict, bytes]:
     [item] = run.data["data"]["resultData"]["runData"][node_name][0]["data"]["main"][0]
     binary = item["binary"]["data"]
@@ -102,7 +96,7 @@ def failures(services, key_id: str, timeout: float = 10.0) -> dict[str, int]:
 
 
 def test_node_operations_and_errors_in_workflow_runs(
-    n8n, package, start_server, services, clock, account, standard_key, invoice
+    n8n, package, start_server, services, account, standard_key, invoice
 ) -> None:
     server = start_server()
     rolled = services.keys.create(account.id, "n8n production")
@@ -110,88 +104,43 @@ def test_node_operations_and_errors_in_workflow_runs(
     deleted = services.keys.create(account.id, "n8n staging")
     services.keys.delete(None, deleted.id)
     runtime: N8n = n8n(package)
-    for id, value in (("good", standard_key.value), ("rolled", rolled.value)):
+    for id, value in (
+        ("good", standard_key.value),
+        ("rolled", rolled.value),
+        ("deleted", deleted.value),
+    ):
         runtime.import_credential(credential(id, server.url, value))
-    runtime.import_credential(credential("deleted", server.url, deleted.value))
-    templateto = "templateTo"
+
+    def templateto(name: str, credential_id: str = "good", **parameters) -> dict:
+        return node(package, name, "templateTo", credential_id, **parameters)
+
+    list_all = {"resource": "template", "operation": "getAll", "returnAll": True}
+    create = {"resource": "document", "operation": "create"}
     runtime.import_workflow(
         manual_workflow(
             "actions",
-            node(
-                package,
-                "List",
-                templateto,
-                "good",
-                resource="template",
-                operation="getAll",
-                returnAll=True,
-            ),
-            node(
-                package,
-                "PDF",
-                templateto,
-                "good",
-                resource="document",
-                operation="create",
-                template_id=invoice.id,
-                format="pdf",
-                data='{"number": 42}',
-            ),
-            node(
-                package,
+            templateto("List", **list_all),
+            templateto("PDF", **create, template_id=invoice.id, format="pdf", data='{"n": 1}'),
+            templateto(
                 "TXT",
-                templateto,
-                "good",
-                resource="document",
-                operation="create",
+                **create,
                 template_id=invoice.id,
                 format="txt",
                 data='{"number": 43, "note": "line one\\nline two"}',
                 preserve_line_breaks=True,
             ),
-            continuing(
-                node(
-                    package,
-                    "Unknown",
-                    templateto,
-                    "good",
-                    resource="document",
-                    operation="create",
-                    template_id="tpl_nope",
-                    format="pdf",
-                    data="{}",
-                )
-            ),
-            continuing(
-                node(
-                    package,
-                    "Rolled",
-                    templateto,
-                    "rolled",
-                    resource="template",
-                    operation="getAll",
-                    returnAll=True,
-                )
-            ),
         )
     )
     runtime.import_workflow(
-        manual_workflow(
-            "deleted",
-            node(
-                package,
-                "List",
-                templateto,
-                "deleted",
-                resource="template",
-                operation="getAll",
-                returnAll=True,
-            ),
-        )
+        manual_workflow("unknown", templateto("Render", **create, template_id="tpl_nope"))
     )
+    runtime.import_workflow(manual_workflow("rolled", templateto("List", "rolled", **list_all)))
+    runtime.import_workflow(manual_workflow("deleted", templateto("List", "deleted", **list_all)))
 
     run = runtime.execute("actions")
-    failed = runtime.execute("deleted")
+    unknown = runtime.execute("unknown")
+    after_roll = runtime.execute("rolled")
+    after_delete = runtime.execute("deleted")
 
     assert run.ok, run.report
     assert [t["name"] for t in run.items("List")] == ["Invoice"]
@@ -204,17 +153,21 @@ def test_node_operations_and_errors_in_workflow_runs(
     txt_binary, txt_bytes = binary_of(run, "TXT", runtime.home)
     assert txt_binary["fileName"] == "Invoice.txt"
     assert "Invoice 43" in txt_bytes.decode() and "line one\nline two" in txt_bytes.decode()
-    [unknown] = run.items("Unknown")
-    assert "There is no template 'tpl_nope' in this TemplateTo account" in json.dumps(unknown)
-    [after_roll] = run.items("Rolled")
-    assert (
+
+    assert not unknown.ok
+    assert unknown.error["message"] == "The resource you are requesting could not be found"
+    assert unknown.error["description"] == (
+        "There is no template 'tpl_nope' in this TemplateTo account (it may have been deleted). "
+        "Choose one from the node's Template list."
+    )
+    assert not after_roll.ok
+    assert after_roll.error["message"] == "Authorization failed - please check your credentials"
+    assert after_roll.error["description"] == (
         "The API key 'n8n production' was rolled on 2026-11-20 10:03 UTC: this value no longer "
         "works. Update the TemplateTo credential in n8n with the key's new value."
-    ) in json.dumps(after_roll)
-
-    assert not failed.ok
-    assert failed.error["message"] == "Authorization failed - please check your credentials"
-    assert failed.error["description"] == (
+    )
+    assert not after_delete.ok
+    assert after_delete.error["description"] == (
         "The API key 'n8n staging' was deleted on 2026-11-20 10:03 UTC. Create a new key on the "
         "API keys page and update the TemplateTo credential in n8n with it."
     )
@@ -232,8 +185,17 @@ def test_credential_test_dropdown_and_trigger_lifecycle(
     deleted = services.keys.create(account.id, "n8n staging")
     services.keys.delete(None, deleted.id)
     runtime: N8n = n8n(package)
-    good = credential("good", server.url, standard_key.value)
-    runtime.import_credential(good)
+    credentials = {
+        name: credential(name, server.url, value)
+        for name, value in (
+            ("good", standard_key.value),
+            ("unknown", "tt_live_" + "A" * 38),
+            ("rolled", rolled.value),
+            ("deleted", deleted.value),
+        )
+    }
+    for each in credentials.values():
+        runtime.import_credential(each)
     trigger = node(
         package, "TemplateTo Trigger", "templateToTrigger", "good", event="document.created"
     )
@@ -255,19 +217,11 @@ def test_credential_test_dropdown_and_trigger_lifecycle(
         ).json()["hooks"]
 
     with runtime.running() as n8n_server:
-        tested = {
-            name: n8n_server.test_credential(credential(name, server.url, value))
-            for name, value in (
-                ("good", standard_key.value),
-                ("unknown", "tt_live_" + "A" * 38),
-                ("rolled", rolled.value),
-                ("deleted", deleted.value),
-            )
-        }
+        tested = {name: n8n_server.test_credential(each) for name, each in credentials.items()}
         options = n8n_server.load_options(
             node_type(package, "templateTo"),
             "template_id",
-            good,
+            credentials["good"],
             {"resource": "document", "operation": "create"},
         )
         n8n_server.activate("trigger")
@@ -297,6 +251,19 @@ def test_credential_test_dropdown_and_trigger_lifecycle(
             timeout=30,
         ).json()
         [execution] = n8n_server.executions("trigger", count=1, timeout=30)
+        forged = requests.post(
+            subscription["target_url"],
+            json={"id": "evt_forged", "type": "document.created", "data": {}},
+            headers={
+                "webhook-id": "msg_forged",
+                "webhook-timestamp": str(int(time.time())),
+                "webhook-signature": "v1," + base64.b64encode(b"x" * 32).decode(),
+            },
+            timeout=10,
+        )
+        unsigned = requests.post(subscription["target_url"], json={"id": "evt_x"}, timeout=10)
+        time.sleep(1)
+        executions_after_forgeries = len(n8n_server.executions("trigger"))
         n8n_server.deactivate("trigger")
         remaining = n8n_hooks()
 
@@ -305,4 +272,6 @@ def test_credential_test_dropdown_and_trigger_lifecycle(
     assert delivered["type"] == "document.created" and delivered["id"].startswith("evt_")
     assert delivered["data"]["id"] == created["id"]
     assert delivered["data"]["file_url"] == created["file_url"]
+    assert forged.status_code == 401 and unsigned.status_code == 401
+    assert executions_after_forgeries == 1  # neither started the workflow
     assert remaining == []

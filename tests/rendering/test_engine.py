@@ -133,3 +133,14 @@ def test_preserve_line_breaks_keeps_the_data_lines_in_the_pdf() -> None:
 
     assert "1 Main St\nSpringfield" in text(kept.content)
     assert "1 Main St Springfield" in text(joined.content)
+
+
+def test_preserve_line_breaks_keeps_the_data_lines_in_a_txt_made_from_html() -> None:
+    source = TemplateSource("tpl_test", "Test", body="<p>{{ address }}</p>")
+    data = {"address": "1 Main St\nSpringfield"}
+
+    kept = Renderer().render(source, data, Format.TXT, preserve_line_breaks=True)
+    joined = Renderer().render(source, data, Format.TXT)
+
+    assert kept.content == b"1 Main St\nSpringfield\n"
+    assert joined.content == b"1 Main St Springfield\n"
