@@ -9,7 +9,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, TypeAdapter
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from werkzeug.security import generate_password_hash
+from werkzeug.security import check_password_hash, generate_password_hash
 
 from .clock import Clock
 from .db import Database
@@ -46,6 +46,10 @@ class UserInfo(BaseModel):
     email: str
     role: Role
     created_at: datetime
+
+
+# Checked when no user has the email, so that a sign-in takes as long either way.
+_NOBODY = generate_password_hash("no user has this password")
 
 
 class NewUser(BaseModel):
@@ -111,3 +115,15 @@ class Accounts:
                     f"A user with the email {email} already exists.", code="email_taken"
                 ) from None
             return UserInfo.model_validate(user)
+
+    def sign_in(self, email: str, password: str) -> UserInfo | None:
+        """The user with this email and password; None for a wrong email or password alike."""
+        with self._db.transaction() as session:
+            user = session.scalars(select(User).where(User.email == email.strip().lower())).first()
+            matches = check_password_hash(user.password_hash if user else _NOBODY, password)
+            return UserInfo.model_validate(user) if user is not None and matches else None
+
+    def user(self, user_id: str) -> UserInfo | None:
+        with self._db.transaction() as session:
+            user = session.get(User, user_id)
+            return UserInfo.model_validate(user) if user is not None else None

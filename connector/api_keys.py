@@ -123,6 +123,18 @@ class FailureReport(BaseModel):
     last_path: str
 
 
+def _report(row: KeyFailure) -> FailureReport:
+    return FailureReport(
+        value_hint=keys.display_hint(row.value.last4),
+        reason=row.reason,
+        client=row.client,
+        count=row.count,
+        first_seen_at=row.first_seen_at,
+        last_seen_at=row.last_seen_at,
+        last_path=row.last_path,
+    )
+
+
 def _event_data(key: ApiKeyInfo) -> dict[str, Any]:
     return key.model_dump(mode="json")
 
@@ -254,18 +266,22 @@ class KeyManager:
                 .options(selectinload(KeyFailure.value))
                 .order_by(KeyFailure.last_seen_at.desc(), KeyFailure.id)
             )
-            return [
-                FailureReport(
-                    value_hint=keys.display_hint(row.value.last4),
-                    reason=row.reason,
-                    client=row.client,
-                    count=row.count,
-                    first_seen_at=row.first_seen_at,
-                    last_seen_at=row.last_seen_at,
-                    last_path=row.last_path,
-                )
-                for row in rows
-            ]
+            return [_report(row) for row in rows]
+
+    def failures_by_key(self, account_id: str) -> dict[str, builtins.list[FailureReport]]:
+        """Every key's failure reports in one query: the API keys page's "still in use"."""
+        with self._db.transaction() as session:
+            rows = session.scalars(
+                select(KeyFailure)
+                .join(ApiKey, KeyFailure.key_id == ApiKey.id)
+                .where(ApiKey.account_id == account_id)
+                .options(selectinload(KeyFailure.value))
+                .order_by(KeyFailure.last_seen_at.desc(), KeyFailure.id)
+            )
+            reports: dict[str, builtins.list[FailureReport]] = {}
+            for row in rows:
+                reports.setdefault(row.key_id, []).append(_report(row))
+            return reports
 
     @staticmethod
     def _find(

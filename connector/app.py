@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import click
 from flask import request
 from flask_openapi3 import Info, OpenAPI
@@ -14,6 +16,7 @@ from .clock import Clock
 from .config import Settings, load_settings
 from .errors import BadRequest, PayloadTooLarge
 from .services import EXTENSION, Services
+from .web import blueprint as web
 
 
 def bridge_commands() -> list[click.Command]:
@@ -40,6 +43,13 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.config.update(
         SECRET_KEY=settings.secret_key.get_secret_value(),
         MAX_CONTENT_LENGTH=settings.max_body_bytes,
+        # The web pages' session: a signed cookie, out of scripts' reach, not sent cross-site.
+        SESSION_COOKIE_NAME="bridge_session",
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.public_url.scheme == "https",
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=12),
+        # A CSRF token lasts as long as the session that holds it.
+        WTF_CSRF_TIME_LIMIT=None,
     )
     app.json.sort_keys = False  # type: ignore[attr-defined]  # keep the models' field order
     app.extensions[EXTENSION] = Services.build(settings, clock)
@@ -66,6 +76,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             )
 
     register_api(app)
+    app.register_blueprint(web)
     # The one place the connector meets the bridges.
     from n8n_bridge import blueprint as n8n
     from zapier_bridge import blueprint as zapier

@@ -210,6 +210,7 @@ def demo() -> None:
         render_url = f"{services.settings.public_url}render/pdf/{invoice}"
         click.echo(f"Demo account {account.name!r} ({account.id})")
         click.echo(f"  admin user {user.email}, password {password}")
+        click.echo(f"  API keys page: {services.settings.public_url}generate/api-keys")
         click.echo("  templates: Invoice, Certificate, Letter")
         click.echo(f"  admin API key {key.id}:\n\n    {key.value}\n")
         click.echo("Copy the key now: it is shown once. Render the demo invoice:")

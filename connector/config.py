@@ -75,6 +75,11 @@ class Settings(BaseSettings):
         le=3_600,
         description="How long a worker holds a delivery; a dead worker's are taken over after.",
     )
+    redis_url: str = Field(
+        default="",
+        description="redis://… to share abuse-limit counters between processes and machines; "
+        "default: counted in each process's memory.",
+    )
     delivery_concurrency: int = Field(
         default=16, ge=1, le=256, description="Webhook POSTs in flight at once, per worker."
     )

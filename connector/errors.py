@@ -74,6 +74,17 @@ class PayloadTooLarge(BridgeError):
     code = "payload_too_large"
 
 
+class TooManyRequests(BridgeError):
+    """Over an abuse limit; ``retry_after`` is the whole seconds until the next attempt counts."""
+
+    status = 429
+    code = "too_many_requests"
+
+    def __init__(self, message: str, *, retry_after: int, code: str | None = None) -> None:
+        super().__init__(message, code=code, details={"retry_after": retry_after})
+        self.retry_after = retry_after
+
+
 class StorageUnavailable(BridgeError):
     status = 503
     code = "storage_unavailable"

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from flask import current_app
+from limits.storage import Storage
 
 from .accounts import Accounts
 from .api_keys import KeyManager
@@ -16,6 +17,7 @@ from .config import Settings
 from .db import Database
 from .documents import DocumentStore
 from .events import EventLog
+from .limits import limit_storage
 from .links import DownloadLinks
 from .rendering import PdfConverter, Renderer
 from .rendering.pdf import LocalPdfConverter
@@ -45,6 +47,7 @@ class Services:
     events: EventLog
     hooks: HookStore
     delivery: DeliveryWorker
+    limits: Storage
 
     @classmethod
     def build(cls, settings: Settings, clock: Clock | None = None) -> Services:
@@ -89,6 +92,7 @@ class Services:
                 concurrency=settings.delivery_concurrency,
                 housekeeping=documents.housekeeping,
             ),
+            limits=limit_storage(settings.redis_url),
         )
 
     def close(self) -> None:

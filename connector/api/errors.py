@@ -11,7 +11,13 @@ from pydantic import ValidationError
 from sqlalchemy.exc import DataError, OperationalError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
-from ..errors import BadRequest, BridgeError, StorageUnavailable, ValidationFailed
+from ..errors import (
+    BadRequest,
+    BridgeError,
+    StorageUnavailable,
+    TooManyRequests,
+    ValidationFailed,
+)
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +41,8 @@ _HTTP_ERRORS: dict[int, tuple[str, str]] = {
 def error_response(error: BridgeError) -> Response:
     response = jsonify(error.to_dict())
     response.status_code = error.status
+    if isinstance(error, TooManyRequests):
+        response.headers["Retry-After"] = str(error.retry_after)
     return response
 
 

@@ -17,7 +17,7 @@ from ..clock import Clock
 from ..db import Database
 from ..errors import Conflict, NotFound, ValidationFailed
 from ..events import DeliveryStatus, EventType
-from ..models import Delivery, DeliveryAttempt, Hook, new_id
+from ..models import ApiKey, Delivery, DeliveryAttempt, Hook, new_id
 from ..paging import PageQuery, newest_first, next_cursor
 from . import signing
 from .targets import MAX_URL_LENGTH, check_target
@@ -97,6 +97,14 @@ class DeliveryInfo(BaseModel):
         )
 
 
+class Integration(BaseModel):
+    """A subscription as the API keys page shows it: with its key's name and last attempt."""
+
+    hook: HookInfo
+    key_name: str
+    last_attempt: AttemptInfo | None
+
+
 class DeliveryPage(BaseModel):
     data: builtins.list[DeliveryInfo]
     next_cursor: str | None
@@ -139,6 +147,41 @@ class HookStore:
                 .order_by(Hook.created_at.desc(), Hook.id.desc())
             )
             return [HookInfo.of(hook) for hook in hooks]
+
+    def integrations(self, account_id: str) -> builtins.list[Integration]:
+        with self._db.transaction() as session:
+            hooks = builtins.list(
+                session.execute(
+                    select(Hook, ApiKey.name)
+                    .join(ApiKey, Hook.key_id == ApiKey.id)
+                    .where(Hook.account_id == account_id)
+                    .order_by(Hook.created_at.desc(), Hook.id.desc())
+                )
+            )
+            latest = (
+                select(func.max(DeliveryAttempt.id))
+                .join(Delivery, DeliveryAttempt.delivery_id == Delivery.id)
+                .where(Delivery.hook_id.in_([hook.id for hook, _ in hooks]))
+                .group_by(Delivery.hook_id)
+            )
+            attempts = {
+                hook_id: attempt
+                for attempt, hook_id in session.execute(
+                    select(DeliveryAttempt, Delivery.hook_id)
+                    .join(Delivery, DeliveryAttempt.delivery_id == Delivery.id)
+                    .where(DeliveryAttempt.id.in_(latest))
+                )
+            }
+            return [
+                Integration(
+                    hook=HookInfo.of(hook),
+                    key_name=key_name,
+                    last_attempt=AttemptInfo.model_validate(attempts[hook.id], from_attributes=True)
+                    if hook.id in attempts
+                    else None,
+                )
+                for hook, key_name in hooks
+            ]
 
     def get(self, account_id: str, hook_id: str) -> HookInfo:
         with self._db.transaction() as session:

@@ -1,0 +1,329 @@
+"""The API keys page at ``/generate/api-keys`` (the path TemplateTo's app uses), and signing in.
+
+Server-rendered; the page's script only submits its forms in the background and copies values.
+A new key's full value exists only in the answer to the create or roll that made it: it is never
+stored, never put in the session and never redirected through, so leaving or reloading the page
+hides it for good."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from flask import (
+    Blueprint,
+    Response,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_wtf.csrf import generate_csrf, validate_csrf
+from pydantic import BaseModel, ValidationError
+from wtforms import ValidationError as CsrfRefused
+
+from ..accounts import Role, UserInfo
+from ..api_keys import IssuedApiKey, KeyName, Permission
+from ..clock import format_time
+from ..errors import BadRequest, BridgeError, PermissionDenied, TooManyRequests
+from ..limits import FailureLimit
+from ..services import services
+
+blueprint = Blueprint(
+    "web",
+    __name__,
+    template_folder="templates",
+    static_folder="static",
+    static_url_path="/static/web",
+)
+KEYS_PAGE = "/generate/api-keys"
+GRACE_CHOICES = {
+    "0": ("Immediately", timedelta(0)),
+    "3600": ("In 1 hour", timedelta(hours=1)),
+    "86400": ("In 24 hours", timedelta(hours=24)),
+    "604800": ("In 7 days", timedelta(days=7)),
+}
+CLIENT_NAMES = {"zapier": "Zapier", "n8n": "n8n", "other": "Other"}
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+
+_View = TypeVar("_View", bound=Callable[..., Any])
+
+
+class NewKeyForm(BaseModel):
+    name: KeyName
+    permission: Permission = Permission.STANDARD
+
+
+# --- signing in ------------------------------------------------------------------------------
+
+
+def _sign_in_limits() -> tuple[FailureLimit, FailureLimit]:
+    storage = services().limits
+    return (
+        FailureLimit(
+            storage,
+            "sign_in",
+            "10/15 minutes",
+            "Too many failed sign-ins for this email. Try again in {wait}, or ask an admin of "
+            "your account to check your user.",
+        ),
+        FailureLimit(
+            storage,
+            "sign_in_address",
+            "50/15 minutes",
+            "Too many failed sign-ins from your network. Try again in {wait}.",
+        ),
+    )
+
+
+def _signed_in_user() -> UserInfo | None:
+    user_id = session.get("user_id")
+    return services().accounts.user(user_id) if isinstance(user_id, str) else None
+
+
+def _wants_json() -> bool:
+    return request.accept_mimetypes.best == "application/json"
+
+
+def signed_in(view: _View) -> _View:
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        user = _signed_in_user()
+        if user is None:
+            if _wants_json():
+                return _json_error(
+                    PermissionDenied(
+                        "You are signed out. Sign in again, then repeat what you did.",
+                        code="signed_out",
+                    ),
+                    status=401,
+                )
+            return redirect(url_for("web.sign_in_form", next=request.path))
+        return view(user, *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _require_admin(user: UserInfo) -> None:
+    if user.role is not Role.ADMIN:
+        raise PermissionDenied(
+            "Only admins can create, roll or delete API keys. Ask an admin of your account.",
+            code="admin_required",
+        )
+
+
+@blueprint.before_request
+def _refuse_forged_posts() -> None:
+    """Every state-changing request carries the page's CSRF token (form field or header)."""
+    if request.method != "POST":
+        return
+    token = request.form.get("csrf_token") or request.headers.get("X-CSRF-Token")
+    try:
+        validate_csrf(token)
+    except CsrfRefused:
+        raise BadRequest(
+            "This form has expired or did not come from this page. Reload the page and try again.",
+            code="csrf_invalid",
+        ) from None
+
+
+@blueprint.after_request
+def _secure_headers(response: Response) -> Response:
+    response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "same-origin"
+    if request.endpoint != "web.static":
+        # Pages may show a key's value, or who uses which key: never keep them in any cache.
+        response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@blueprint.app_context_processor
+def _template_helpers() -> dict[str, Any]:
+    return {"csrf_token": generate_csrf, "format_time": _format_optional_time}
+
+
+@blueprint.app_template_filter("host")
+def _host(url: str) -> str:
+    """Where a subscription sends to, without its path (which may hold a secret token)."""
+    return urlsplit(url).hostname or url
+
+
+def _format_optional_time(moment: datetime | None, empty: str = "Never") -> str:
+    return format_time(moment) if moment is not None else empty
+
+
+def _local_path(target: str | None) -> str:
+    """Where to go after signing in: a path on this site only, never another host."""
+    if target and target.startswith("/") and not target.startswith("//"):
+        parts = urlsplit(target)
+        if not parts.scheme and not parts.netloc and "\\" not in target:
+            return target
+    return KEYS_PAGE
+
+
+@blueprint.get("/signin")
+def sign_in_form() -> Any:
+    if _signed_in_user() is not None:
+        return redirect(KEYS_PAGE)
+    return render_template(
+        "signin.html", next=_local_path(request.args.get("next")), signed_out="out" in request.args
+    )
+
+
+@blueprint.post("/signin")
+def sign_in() -> Any:
+    email = request.form.get("email", "").strip().lower()
+    password = request.form.get("password", "")
+    target = _local_path(request.form.get("next"))
+    per_email, per_address = _sign_in_limits()
+    address = request.remote_addr or "unknown"
+    try:
+        per_email.check(email)
+        per_address.check(address)
+    except TooManyRequests as limited:
+        response = Response(
+            render_template("signin.html", next=target, email=email, error=limited.message),
+            status=429,
+        )
+        response.headers["Retry-After"] = str(limited.retry_after)
+        return response
+    user = services().accounts.sign_in(email, password) if email and password else None
+    if user is None:
+        per_email.failed(email)
+        per_address.failed(address)
+        error = "The email or password is not right. Check both and try again."
+        return render_template("signin.html", next=target, email=email, error=error), 401
+    # A new session on every sign-in: nothing from before it (fixation) carries over.
+    session.clear()
+    session["user_id"] = user.id
+    session.permanent = True
+    return redirect(target)
+
+
+@blueprint.post("/signout")
+def sign_out() -> Any:
+    session.clear()
+    return redirect(url_for("web.sign_in_form", out=1))
+
+
+# --- the API keys page -----------------------------------------------------------------------
+
+
+def _page_data(user: UserInfo) -> dict[str, Any]:
+    svc = services()
+    keys = svc.keys.list(user.account_id, include_deleted=True)
+    failures = svc.keys.failures_by_key(user.account_id)
+    now = svc.clock.now()
+    rows = []
+    for key in keys:
+        in_use = [
+            report
+            for report in failures.get(key.id, [])
+            if report.reason in {"rolled", "deleted", "grace_period"}
+        ]
+        # A deleted key is listed while someone still calls with it: that is what to fix.
+        if key.deleted_at is not None and not in_use:
+            continue
+        grace = [v for v in key.old_values if v.works_until is not None and v.works_until > now]
+        rows.append({"key": key, "grace": grace, "in_use": in_use})
+    return {
+        "user": user,
+        "is_admin": user.role is Role.ADMIN,
+        "account": svc.accounts.get(user.account_id),
+        "rows": rows,
+        "integrations": svc.hooks.integrations(user.account_id),
+        "grace_choices": GRACE_CHOICES,
+        "client_names": CLIENT_NAMES,
+        "permissions": list(Permission),
+    }
+
+
+def _page(user: UserInfo, status: int = 200, **extra: Any) -> Response:
+    html = render_template("api_keys.html", **_page_data(user), **extra)
+    return Response(html, status=status)
+
+
+def _answer(user: UserInfo, message: str, issued: IssuedApiKey | None = None) -> Response:
+    """After an action: JSON with the fresh rows for the page's script, or the whole page. A
+    created or rolled key's value is in this answer and nowhere else."""
+    if not _wants_json():
+        return _page(user, notice=message, issued=issued)
+    answer = {"message": message, "rows": render_template("_key_rows.html", **_page_data(user))}
+    if issued is not None:
+        answer.update(name=issued.name, value=issued.value)
+    return jsonify(answer)
+
+
+def _json_error(error: BridgeError, status: int | None = None) -> Response:
+    response = jsonify({"message": error.message, "error": {"code": error.code}})
+    response.status_code = status or error.status
+    return response
+
+
+@blueprint.errorhandler(BridgeError)
+def _action_failed(error: BridgeError) -> Response:
+    if _wants_json():
+        return _json_error(error)
+    user = _signed_in_user()
+    if user is None:
+        return Response(render_template("signin.html", next=KEYS_PAGE, error=error.message), 400)
+    return _page(user, status=error.status, error=error.message)
+
+
+@blueprint.get("/")
+def home() -> Response:
+    return redirect(KEYS_PAGE)  # type: ignore[return-value]
+
+
+@blueprint.get(KEYS_PAGE)
+@signed_in
+def api_keys(user: UserInfo) -> Response:
+    return _page(user)
+
+
+@blueprint.post(KEYS_PAGE)
+@signed_in
+def create_key(user: UserInfo) -> Response:
+    _require_admin(user)
+    try:
+        form = NewKeyForm.model_validate(request.form.to_dict())
+    except ValidationError as error:
+        problem = error.errors(include_url=False)[0]
+        field = "Name" if problem["loc"] and problem["loc"][0] == "name" else "Permission"
+        raise BadRequest(f"{field}: {problem['msg']}.", code="invalid_key_form") from None
+    issued = services().keys.create(user.account_id, form.name, form.permission)
+    return _answer(user, f"Created the key {issued.name!r}.", issued)
+
+
+@blueprint.post(f"{KEYS_PAGE}/<key_id>/roll")
+@signed_in
+def roll_key(user: UserInfo, key_id: str) -> Response:
+    _require_admin(user)
+    choice = GRACE_CHOICES.get(request.form.get("grace", "0"))
+    if choice is None:
+        raise BadRequest("Choose when the old value stops working.", code="invalid_grace")
+    _, grace = choice
+    issued = services().keys.roll(user.account_id, key_id, grace)
+    when = "now" if not grace else f"on {format_time(services().clock.now() + grace)}"
+    return _answer(
+        user,
+        f"Rolled the key {issued.name!r}: its old value stops working {when}.",
+        issued,
+    )
+
+
+@blueprint.post(f"{KEYS_PAGE}/<key_id>/delete")
+@signed_in
+def delete_key(user: UserInfo, key_id: str) -> Response:
+    _require_admin(user)
+    deleted = services().keys.delete(user.account_id, key_id)
+    return _answer(user, f"Deleted the key {deleted.name!r}.")
