@@ -7,6 +7,7 @@ from datetime import timedelta
 import click
 from flask import request
 from flask_openapi3 import Info, OpenAPI
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import __version__
 from .api import register_api
@@ -51,6 +52,11 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         # A CSRF token lasts as long as the session that holds it.
         WTF_CSRF_TIME_LIMIT=None,
     )
+    if settings.proxy_hops:
+        # Behind reverse proxies, the client's address (for abuse limits and logs) is theirs.
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=settings.proxy_hops, x_proto=settings.proxy_hops
+        )
     app.json.sort_keys = False  # type: ignore[attr-defined]  # keep the models' field order
     app.extensions[EXTENSION] = Services.build(settings, clock)
 

@@ -131,40 +131,71 @@ class Authenticator:
     ) -> Principal:
         """Who ``presented`` (the raw X-Api-Key header, None when absent) acts as.
         Raises :class:`AuthenticationFailed` with a :class:`Reason` code."""
-        if presented is None:
-            raise refused(
-                Reason.MISSING,
-                "No API key was sent. Send your TemplateTo API key in the X-Api-Key header.",
-            )
-        digest = keys.fingerprint(presented)
-        entry = self._cache.get(digest)
-        if entry is not None and time.monotonic() >= self._next_poll:
-            self._poll_generation()
-            entry = self._cache.get(digest)
+        client = classify(user_agent)
+        digest = keys.fingerprint(presented) if presented is not None else ""
+        try:
+            entry = self._entry(presented, digest)
+        except AuthenticationFailed as refusal:
+            refusal.repeat = self._repeats.is_repeat(client, (digest, path))
+            raise
         now = self._clock.time()
-        if entry is None or now >= entry.valid_until:
-            entry = self._load(presented, digest)
-        if entry.report_as is not None:
-            client = classify(user_agent)
-            if entry.failure is None or not self._repeats.is_repeat(client, (digest, path)):
-                self._usage.note_old_value(
-                    value_id=entry.value_id,
-                    key_id=entry.key_id,
-                    reason=entry.report_as,
-                    client=client,
-                    path=_printable(path),
-                    at=self._clock.now(),
-                )
+        repeat = entry.failure is not None and self._repeats.is_repeat(client, (digest, path))
+        if entry.report_as is not None and not repeat:
+            self._usage.note_old_value(
+                value_id=entry.value_id,
+                key_id=entry.key_id,
+                reason=entry.report_as,
+                client=client,
+                path=_printable(path),
+                at=self._clock.now(),
+            )
         if entry.failure is not None:
             # A fresh exception each time: a shared instance would collect tracebacks across
             # requests and threads.
             failure = entry.failure
-            raise AuthenticationFailed(failure.message, code=failure.code, details=failure.details)
+            fresh = AuthenticationFailed(
+                failure.message, code=failure.code, details=failure.details
+            )
+            fresh.repeat = repeat
+            raise fresh
         if now - entry.last_used_noted >= LAST_USED_EVERY_SECONDS:
             entry.last_used_noted = now
             self._usage.note_used(entry.key_id, self._clock.now())
         assert entry.principal is not None
         return entry.principal
+
+    def vouches_for(self, presented: str | None) -> bool:
+        """Whether ``presented`` is a working key this process checked a moment ago: known
+        without a lookup, so an address over its refusal limit still serves its good keys."""
+        if not presented:
+            return False
+        entry = self._cache.get(keys.fingerprint(presented))
+        return (
+            entry is not None
+            and entry.principal is not None
+            and entry.failure is None
+            and self._clock.time() < entry.valid_until
+        )
+
+    def expects_repeat(self, presented: str | None, *, user_agent: str, path: str) -> bool:
+        """Whether this request would be a client's automatic repeat of a refusal a moment ago:
+        the same attempt, which a limit that let the first through lets through too."""
+        digest = keys.fingerprint(presented) if presented is not None else ""
+        return self._repeats.expects(classify(user_agent), (digest, path))
+
+    def _entry(self, presented: str | None, digest: str) -> _Entry:
+        if presented is None:
+            raise refused(
+                Reason.MISSING,
+                "No API key was sent. Send your TemplateTo API key in the X-Api-Key header.",
+            )
+        entry = self._cache.get(digest)
+        if entry is not None and time.monotonic() >= self._next_poll:
+            self._poll_generation()
+            entry = self._cache.get(digest)
+        if entry is None or self._clock.time() >= entry.valid_until:
+            entry = self._load(presented, digest)
+        return entry
 
     def forget_all(self) -> None:
         """Drop every cached answer, e.g. right after this process rolled or deleted a key."""

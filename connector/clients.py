@@ -44,6 +44,14 @@ class RefusalRepeats:
         self._lock = threading.Lock()
         self._first_seen: dict[Hashable, float] = {}
 
+    def expects(self, client: Client, request: Hashable) -> bool:
+        """Whether the next identical refusal would be a repeat (without counting it as one)."""
+        if client not in RETRIES_REFUSED_ONCE:
+            return False
+        with self._lock:
+            first_seen = self._first_seen.get((client, request))
+        return first_seen is not None and time.monotonic() - first_seen <= self._window
+
     def is_repeat(self, client: Client, request: Hashable) -> bool:
         if client not in RETRIES_REFUSED_ONCE:
             return False

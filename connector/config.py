@@ -10,6 +10,7 @@ import os
 import secrets
 from pathlib import Path
 
+import limits
 from pydantic import (
     Field,
     HttpUrl,
@@ -80,6 +81,26 @@ class Settings(BaseSettings):
         description="redis://… to share abuse-limit counters between processes and machines; "
         "default: counted in each process's memory.",
     )
+    rate_limit_per_key: str = Field(
+        default="1200/minute",
+        description="Requests one API key may make (all its values together), e.g. 1200/minute.",
+    )
+    failed_auth_limit_per_address: str = Field(
+        default="600/5 minutes",
+        description="Refused API key requests from one client address before it gets 429s.",
+    )
+    failed_auth_limit_per_key_value: str = Field(
+        default="60/minute",
+        description="Refused requests with one API key value (rolled, deleted, unknown) before "
+        "it gets 429s.",
+    )
+    proxy_hops: int = Field(
+        default=0,
+        ge=0,
+        le=5,
+        description="Reverse proxies in front that set X-Forwarded-For: the client address "
+        "is taken from them. 0: the connection's address.",
+    )
     delivery_concurrency: int = Field(
         default=16, ge=1, le=256, description="Webhook POSTs in flight at once, per worker."
     )
@@ -104,6 +125,17 @@ class Settings(BaseSettings):
         if url.get_backend_name() == "postgresql" and url.drivername == "postgresql":
             url = url.set(drivername="postgresql+psycopg")
         return url.render_as_string(hide_password=False)
+
+    @field_validator(
+        "rate_limit_per_key", "failed_auth_limit_per_address", "failed_auth_limit_per_key_value"
+    )
+    @classmethod
+    def _a_rate(cls, value: str) -> str:
+        try:
+            limits.parse(value)
+        except ValueError:
+            raise ValueError("write a rate such as 1200/minute or 60/5 minutes") from None
+        return value
 
     @field_validator("secret_key")
     @classmethod

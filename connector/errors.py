@@ -44,9 +44,12 @@ class ValidationFailed(BridgeError):
 
 
 class AuthenticationFailed(BridgeError):
-    """A request whose API key was refused; ``code`` names the reason (see ``auth.Reason``)."""
+    """A request whose API key was refused; ``code`` names the reason (see ``auth.Reason``).
+    ``repeat`` is set when this is a client's automatic repeat of a refusal (n8n's), which
+    counts as the same attempt."""
 
     status = 401
+    repeat = False
 
 
 class PermissionDenied(BridgeError):
@@ -75,14 +78,14 @@ class PayloadTooLarge(BridgeError):
 
 
 class TooManyRequests(BridgeError):
-    """Over an abuse limit; ``retry_after`` is the whole seconds until the next attempt counts."""
+    """Over an abuse limit; ``details["retry_after"]`` is the whole seconds to wait."""
 
     status = 429
     code = "too_many_requests"
 
-    def __init__(self, message: str, *, retry_after: int, code: str | None = None) -> None:
-        super().__init__(message, code=code, details={"retry_after": retry_after})
-        self.retry_after = retry_after
+    @property
+    def retry_after(self) -> int:
+        return int(self.details["retry_after"])
 
 
 class StorageUnavailable(BridgeError):

@@ -1,26 +1,69 @@
-"""Abuse limits on failed attempts, counted with the ``limits`` library (flask-limiter's engine):
-in Redis when ``BRIDGE_REDIS_URL`` is set, so every worker and machine shares the counts; in this
-process's memory otherwise.
+"""Abuse limits, counted with the ``limits`` library (flask-limiter's engine): in Redis when
+``BRIDGE_REDIS_URL`` is set, so every worker and machine shares the counts; in this process's
+memory otherwise. Each over-limit answer is a 429 with an integer ``Retry-After``.
 
-Only failures count: a user who signs in right the first time never meets a limit, however often
-they sign in."""
+Failure limits count only failures: a user who gets it right never meets them."""
 
 from __future__ import annotations
 
+import logging
 import math
 import time
+from collections.abc import Callable
 
 from limits import RateLimitItem, parse
-from limits.storage import Storage, storage_from_string
-from limits.strategies import MovingWindowRateLimiter
+from limits.errors import StorageError
+from limits.storage import MemoryStorage, Storage, storage_from_string
+from limits.strategies import FixedWindowRateLimiter, MovingWindowRateLimiter
 
+from . import keys
+from .auth import Principal
 from .errors import TooManyRequests
+
+REDIS_TIMEOUT_SECONDS = 0.5
+log = logging.getLogger(__name__)
 
 
 def limit_storage(redis_url: str) -> Storage:
-    storage = storage_from_string(redis_url or "memory://")
-    assert isinstance(storage, Storage)  # redis:// and memory:// are synchronous storages
+    if not redis_url:
+        return MemoryStorage()
+    storage = storage_from_string(
+        redis_url,
+        wrap_exceptions=True,
+        socket_timeout=REDIS_TIMEOUT_SECONDS,
+        socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+    )
+    assert isinstance(storage, Storage)  # redis:// is a synchronous storage
     return storage
+
+
+def _counted(count: Callable[[], bool]) -> bool:
+    """Whether a request is within its limit. One whose counters cannot be reached (Redis down)
+    is let through: serving matters more than counting, and the outage is logged."""
+    try:
+        return count()
+    except StorageError as error:
+        log.warning("abuse limits are not counted: %s", type(error.storage_error).__name__)
+        return True
+
+
+def _over_limit(
+    limiter: MovingWindowRateLimiter | FixedWindowRateLimiter,
+    item: RateLimitItem,
+    identifiers: tuple[str, ...],
+    message: Callable[[str], str],
+    code: str,
+) -> TooManyRequests:
+    try:
+        reset_at = limiter.get_window_stats(item, *identifiers).reset_time
+    except StorageError:
+        reset_at = time.time() + item.get_expiry()
+    retry_after = max(1, math.ceil(reset_at - time.time()))
+    return TooManyRequests(
+        message(_duration(retry_after)),
+        code=code,
+        details={"retry_after": retry_after},
+    )
 
 
 class FailureLimit:
@@ -35,18 +78,17 @@ class FailureLimit:
 
     def check(self, identity: str) -> None:
         """Raise :class:`TooManyRequests` when ``identity`` has used up its failures."""
-        if self._limiter.test(self._item, self._name, identity):
-            return
-        reset_at = self._limiter.get_window_stats(self._item, self._name, identity).reset_time
-        retry_after = max(1, math.ceil(reset_at - time.time()))
-        raise TooManyRequests(
-            self._message.format(wait=_duration(retry_after)),
-            retry_after=retry_after,
-            code=f"{self._name}_limited",
-        )
+        if not _counted(lambda: self._limiter.test(self._item, self._name, identity)):
+            raise _over_limit(
+                self._limiter,
+                self._item,
+                (self._name, identity),
+                lambda wait: self._message.format(wait=wait),
+                f"{self._name}_limited",
+            )
 
     def failed(self, identity: str) -> None:
-        self._limiter.hit(self._item, self._name, identity)
+        _counted(lambda: self._limiter.hit(self._item, self._name, identity))
 
 
 def _duration(seconds: int) -> str:
@@ -54,3 +96,62 @@ def _duration(seconds: int) -> str:
         return f"{seconds} seconds" if seconds != 1 else "1 second"
     minutes = math.ceil(seconds / 60)
     return f"{minutes} minutes" if minutes != 1 else "1 minute"
+
+
+class ApiLimits:
+    """The limits on requests made with API keys, on every surface (``/v1``, Zapier, n8n):
+
+    - refused requests per client address and per presented value: checked before the key is
+      even looked up, so a flood of bad keys costs no database work once over the limit;
+    - requests per key (all its values together), counted after it is accepted.
+
+    A client's automatic repeat of a refused request (n8n's) is not counted again."""
+
+    def __init__(
+        self, storage: Storage, *, per_key: str, failures_per_address: str, failures_per_value: str
+    ) -> None:
+        self._counter = FixedWindowRateLimiter(storage)
+        self._per_key = parse(per_key)
+        self._per_address = FailureLimit(
+            storage,
+            "failed_auth_address",
+            failures_per_address,
+            "Too many requests with refused API keys from your address. Retry in {wait}, and "
+            "first update the integration with a valid key from the API keys page.",
+        )
+        self._per_value = FailureLimit(
+            storage,
+            "failed_auth_key",
+            failures_per_value,
+            "Too many requests with this refused API key. Retry in {wait}, and first update the "
+            "integration with a valid key from the API keys page.",
+        )
+
+    def check_refusals(self, address: str, presented: str | None) -> None:
+        self._per_address.check(address)
+        if presented:
+            self._per_value.check(keys.fingerprint(presented))
+
+    def refused(self, address: str, presented: str | None) -> None:
+        self._per_address.failed(address)
+        if presented:
+            self._per_value.failed(keys.fingerprint(presented))
+
+    def accepted(self, principal: Principal) -> None:
+        if not _counted(lambda: self._counter.hit(self._per_key, "key", principal.key_id)):
+            raise _over_limit(
+                self._counter,
+                self._per_key,
+                ("key", principal.key_id),
+                lambda wait: (
+                    f"The API key {principal.key_name!r} made more than {self._per_key.amount} "
+                    f"requests in {_period(self._per_key)}. Retry in {wait}, and spread the "
+                    "integration's requests out."
+                ),
+                "rate_limited",
+            )
+
+
+def _period(item: RateLimitItem) -> str:
+    unit = item.GRANULARITY.name
+    return f"{item.multiples} {unit}s" if item.multiples != 1 else f"1 {unit}"

@@ -17,7 +17,7 @@ from .config import Settings
 from .db import Database
 from .documents import DocumentStore
 from .events import EventLog
-from .limits import limit_storage
+from .limits import ApiLimits, limit_storage
 from .links import DownloadLinks
 from .rendering import PdfConverter, Renderer
 from .rendering.pdf import LocalPdfConverter
@@ -48,6 +48,7 @@ class Services:
     hooks: HookStore
     delivery: DeliveryWorker
     limits: Storage
+    api_limits: ApiLimits
 
     @classmethod
     def build(cls, settings: Settings, clock: Clock | None = None) -> Services:
@@ -58,6 +59,7 @@ class Services:
                 "addresses. Use it for local development and tests only."
             )
         db = Database(settings.database_url)
+        limits = limit_storage(settings.redis_url)
         usage = UsageRecorder(db)
         authenticator = Authenticator(db, usage, clock)
         templates = TemplateStore(db, clock)
@@ -92,7 +94,13 @@ class Services:
                 concurrency=settings.delivery_concurrency,
                 housekeeping=documents.housekeeping,
             ),
-            limits=limit_storage(settings.redis_url),
+            limits=limits,
+            api_limits=ApiLimits(
+                limits,
+                per_key=settings.rate_limit_per_key,
+                failures_per_address=settings.failed_auth_limit_per_address,
+                failures_per_value=settings.failed_auth_limit_per_key_value,
+            ),
         )
 
     def close(self) -> None:

@@ -12,8 +12,8 @@ from flask_openapi3 import APIBlueprint, Tag
 from werkzeug.exceptions import BadRequest
 
 from ..auth import Principal, grace_warning, key_in_query
+from ..errors import AuthenticationFailed, MalformedJson, PermissionDenied, TooManyRequests
 from ..errors import BadRequest as BadRequestError
-from ..errors import MalformedJson, PermissionDenied
 from ..services import services
 
 API_KEY_HEADER = "X-Api-Key"
@@ -32,11 +32,30 @@ def _authenticate() -> None:
     refusal = key_in_query(request.args)
     if refusal is not None:
         raise refusal
-    g.principal = services().authenticator.authenticate(
-        request.headers.get(API_KEY_HEADER),
-        user_agent=request.headers.get("User-Agent", ""),
-        path=request.path,
-    )
+    limits, authenticator = services().api_limits, services().authenticator
+    address = request.remote_addr or "unknown"
+    presented = request.headers.get(API_KEY_HEADER)
+    user_agent = request.headers.get("User-Agent", "")
+    try:
+        limits.check_refusals(address, presented)
+    except TooManyRequests:
+        # Many integrations share an address (Zapier's, n8n's): one flooding it with a bad key
+        # must not stop the others whose keys work. And n8n's repeat of a refusal is the same
+        # attempt as the one the limit let through.
+        if not (
+            authenticator.vouches_for(presented)
+            or authenticator.expects_repeat(presented, user_agent=user_agent, path=request.path)
+        ):
+            raise
+    try:
+        g.principal = authenticator.authenticate(
+            presented, user_agent=user_agent, path=request.path
+        )
+    except AuthenticationFailed as failed:
+        if not failed.repeat:
+            limits.refused(address, presented)
+        raise
+    limits.accepted(g.principal)
     _require_valid_json()
 
 

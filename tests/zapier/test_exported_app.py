@@ -163,3 +163,22 @@ def test_template_data_switches_to_json_text_with_advanced_input(app_dir, standa
         ("data", True, None)
     ]
     assert [(f["key"], f.get("type")) for f in advanced["result"]] == [("data", "text")]
+
+
+def test_over_the_rate_zapier_is_told_when_to_retry(
+    tmp_path: Path, start_server, server_env, standard_key
+) -> None:
+    server_env["BRIDGE_RATE_LIMIT_PER_KEY"] = "1/minute"
+    server = start_server()
+    app = tmp_path / "zapier-app"
+    export(app, server.url)
+    (app / "node_modules").symlink_to(NODE_MODULES)
+
+    first = run(app, standard_key.value, "trigger", {"key": "new_template"})
+    throttled = run(app, standard_key.value, "trigger", {"key": "new_template"})
+
+    assert first == {"ok": True, "result": []}
+    # Zapier retries a ThrottledError after its delay: our integer Retry-After.
+    assert throttled["ok"] is False and throttled["name"] == "ThrottledError"
+    shown = json.loads(throttled["message"])
+    assert isinstance(shown["delay"], int) and 1 <= shown["delay"] <= 60

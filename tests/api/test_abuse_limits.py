@@ -1,0 +1,131 @@
+"""Abuse limits on key-authenticated requests: 429 JSON with an integer Retry-After, on every
+surface; refused requests limited per address and per key value; requests limited per key."""
+
+from __future__ import annotations
+
+import pytest
+
+from connector.app import create_app
+
+from ..helpers import key_header
+
+
+@pytest.fixture
+def settings(settings):
+    return settings.model_copy(
+        update={
+            "rate_limit_per_key": "3/minute",
+            "failed_auth_limit_per_key_value": "2/minute",
+            "failed_auth_limit_per_address": "5/minute",
+        }
+    )
+
+
+def test_a_key_over_its_rate_gets_429_with_retry_after(client, standard_key) -> None:
+    headers = key_header(standard_key.value)
+    answers = [client.get("/v1/me", headers=headers) for _ in range(4)]
+
+    assert [a.status_code for a in answers] == [200, 200, 200, 429]
+    limited = answers[-1]
+    assert 1 <= int(limited.headers["Retry-After"]) <= 60
+    assert limited.json["error"]["code"] == "rate_limited"
+    assert limited.json["error"]["message"].startswith(
+        "The API key 'n8n workflows' made more than 3 requests in 1 minute. Retry in "
+    )
+    assert limited.json["error"]["details"]["retry_after"] == int(limited.headers["Retry-After"])
+
+
+def test_the_rate_is_per_key_whatever_its_values(client, services, account, standard_key):
+    other = services.keys.create(account.id, "Zapier production")
+    for _ in range(3):
+        client.get("/v1/me", headers=key_header(standard_key.value))
+
+    assert client.get("/v1/me", headers=key_header(other.value)).status_code == 200
+    assert client.get("/v1/me", headers=key_header(standard_key.value)).status_code == 429
+
+
+def test_zapier_and_n8n_get_the_429_in_their_shapes(client, standard_key) -> None:
+    for _ in range(3):
+        client.get("/v1/me", headers=key_header(standard_key.value))
+
+    zapier = client.get("/zapier/me", headers=key_header(standard_key.value, "Zapier"))
+    n8n = client.get("/n8n/templates", headers=key_header(standard_key.value, "n8n"))
+
+    assert zapier.status_code == n8n.status_code == 429
+    assert int(zapier.headers["Retry-After"]) >= 1 and int(n8n.headers["Retry-After"]) >= 1
+    assert len(zapier.json["error"]["message"]) <= 250
+    assert n8n.json["message"] == n8n.json["error"]["message"]
+
+
+def test_a_refused_value_is_limited_without_a_lookup(client, services, account) -> None:
+    old = services.keys.create(account.id, "Zapier production")
+    services.keys.roll(None, old.id)
+    headers = key_header(old.value, "Zapier")
+
+    answers = [client.get("/zapier/me", headers=headers).status_code for _ in range(3)]
+    limited = client.get("/zapier/me", headers=headers)
+
+    assert answers == [401, 401, 429]
+    assert limited.json["error"]["code"] == "failed_auth_key_limited"
+    assert limited.json["error"]["message"].startswith(
+        "Too many requests with this refused API key. Retry in "
+    )
+
+
+def test_n8ns_repeated_401_is_one_attempt(client, services, account) -> None:
+    old = services.keys.create(account.id, "n8n production")
+    services.keys.roll(None, old.id)
+    headers = key_header(old.value, "n8n")
+
+    # Two attempts, each repeated by n8n: four 401s, two failures counted.
+    answers = [client.get("/n8n/templates", headers=headers).status_code for _ in range(5)]
+
+    assert answers == [401, 401, 401, 401, 429]
+
+
+def test_an_address_flooding_bad_keys_keeps_its_working_keys(client, standard_key) -> None:
+    good = key_header(standard_key.value)
+    assert client.get("/v1/me", headers=good).status_code == 200  # known to work here
+    bad = ["tt_live_" + str(n) * 38 for n in range(6)]
+
+    answers = [client.get("/v1/me", headers=key_header(value)).status_code for value in bad]
+
+    assert answers[:5] == [401] * 5 and answers[5] == 429
+    assert client.get("/v1/me", headers=good).status_code == 200
+
+
+def test_a_key_named_with_braces_is_limited_all_the_same(client, services, account) -> None:
+    key = services.keys.create(account.id, "{wait} {0} {")
+    for _ in range(3):
+        client.get("/v1/me", headers=key_header(key.value))
+
+    limited = client.get("/v1/me", headers=key_header(key.value))
+
+    assert limited.status_code == 429
+    assert limited.json["error"]["message"].startswith("The API key '{wait} {0} {' made more")
+
+
+def test_limits_are_shared_through_redis(settings, clock, account) -> None:
+    """Two processes (here two apps) with BRIDGE_REDIS_URL count one key's requests together."""
+    shared = settings.model_copy(update={"redis_url": "redis://127.0.0.1:6379/0"})
+    first, second = create_app(shared, clock=clock), create_app(shared, clock=clock)
+    key = first.extensions["templateto"].keys.create(account.id, "Zapier production")
+    headers = key_header(key.value)
+
+    answers = [app.test_client().get("/v1/me", headers=headers) for app in (first, second) * 2]
+
+    assert [a.status_code for a in answers] == [200, 200, 200, 429]
+    for app in (first, second):
+        app.extensions["templateto"].close()
+
+
+def test_when_redis_is_unreachable_requests_are_served(settings, clock, account, caplog) -> None:
+    nowhere = settings.model_copy(update={"redis_url": "redis://127.0.0.1:9/0"})
+    app = create_app(nowhere, clock=clock)
+    key = app.extensions["templateto"].keys.create(account.id, "Zapier production")
+
+    answers = [app.test_client().get("/v1/me", headers=key_header(key.value)) for _ in range(5)]
+
+    assert [a.status_code for a in answers] == [200] * 5
+    assert "abuse limits are not counted" in caplog.text
+    app.extensions["templateto"].close()
