@@ -12,10 +12,12 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from . import __version__
 from .api import register_api
 from .api.errors import validation_error_response
+from .api.health import blueprint as health
 from .api.security import SECURITY_SCHEMES
 from .clock import Clock
 from .config import Settings, load_settings
 from .errors import BadRequest, PayloadTooLarge
+from .observability import observe_requests
 from .services import EXTENSION, Services
 from .web import blueprint as web
 
@@ -83,6 +85,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
 
     register_api(app)
     app.register_blueprint(web)
+    app.register_blueprint(health)
+    observe_requests(app)
     # The one place the connector meets the bridges.
     from n8n_bridge import blueprint as n8n
     from zapier_bridge import blueprint as zapier

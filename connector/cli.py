@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import re
 import signal
@@ -28,8 +29,11 @@ from .api_keys import ApiKeyInfo, IssuedApiKey, Permission
 from .app import bridge_commands
 from .config import Settings, load_settings
 from .errors import BridgeError, ConfigError, SchemaOutdated
+from .logs import configure as configure_logs
 from .services import Services
 from .templates import TemplateFields
+
+log = logging.getLogger(__name__)
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -160,9 +164,10 @@ def serve(host: str, port: int, workers: int, threads: int, no_delivery: bool) -
     unless --no-delivery."""
     from .serving import serve as run_server
 
+    configure_logs()
     with _services() as services:
         settings = services.settings
-    click.echo(f"Serving on http://{host}:{port} (data in {settings.data_dir})", err=True)
+    log.info("serving", extra={"url": f"http://{host}:{port}", "data_dir": str(settings.data_dir)})
     run_server(
         settings, host=host, port=port, workers=workers, threads=threads, deliver=not no_delivery
     )
@@ -178,6 +183,7 @@ def worker(concurrency: int | None) -> None:
     """Deliver webhooks until stopped (SIGTERM or Ctrl-C). Run as many as needed: on
     PostgreSQL they share the outbox without sending a delivery twice."""
     overrides = {} if concurrency is None else {"delivery_concurrency": concurrency}
+    configure_logs()
     with _services(_settings(**overrides)) as services:
         signal.signal(signal.SIGTERM, lambda *_: services.delivery.stop_soon())
         click.echo("Delivering webhooks.", err=True)

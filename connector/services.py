@@ -19,6 +19,7 @@ from .documents import DocumentStore
 from .events import EventLog
 from .limits import ApiLimits, limit_storage
 from .links import DownloadLinks
+from .metrics import Metrics
 from .rendering import PdfConverter, Renderer
 from .rendering.pdf import LocalPdfConverter
 from .rendering.upstream import UpstreamPdfConverter
@@ -49,6 +50,7 @@ class Services:
     delivery: DeliveryWorker
     limits: Storage
     api_limits: ApiLimits
+    metrics: Metrics
 
     @classmethod
     def build(cls, settings: Settings, clock: Clock | None = None) -> Services:
@@ -60,6 +62,7 @@ class Services:
             )
         db = Database(settings.database_url)
         limits = limit_storage(settings.redis_url)
+        metrics = Metrics(db, clock)
         usage = UsageRecorder(db)
         authenticator = Authenticator(db, usage, clock)
         templates = TemplateStore(db, clock)
@@ -93,6 +96,7 @@ class Services:
                 lease=timedelta(seconds=settings.delivery_lease_seconds),
                 concurrency=settings.delivery_concurrency,
                 housekeeping=documents.housekeeping,
+                count_outcome=lambda outcome: metrics.deliveries.labels(outcome).inc(),
             ),
             limits=limits,
             api_limits=ApiLimits(
@@ -101,6 +105,7 @@ class Services:
                 failures_per_address=settings.failed_auth_limit_per_address,
                 failures_per_value=settings.failed_auth_limit_per_key_value,
             ),
+            metrics=metrics,
         )
 
     def close(self) -> None:

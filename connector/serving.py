@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
+from prometheus_client import multiprocess
 
 from .config import Settings
+from .logs import LOGGING
+from .metrics import MULTIPROCESS_DIR
 from .services import EXTENSION, Services
-
-# No query string (%(U)s is the path alone) and no request headers: nothing secret is logged
-# even when a client wrongly puts a key in the URL.
-ACCESS_LOG_FORMAT = '%(h)s %(t)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms "%(a)s"'
 
 
 def _services_of(worker: Any) -> Services | None:
@@ -30,6 +32,11 @@ def _worker_exit(_server: Any, worker: Any) -> None:
     services = _services_of(worker)
     if services is not None:
         services.close()
+
+
+def _child_exit(_server: Any, worker: Any) -> None:
+    # A dead worker's live gauges go; its counters stay in the totals.
+    multiprocess.mark_process_dead(worker.pid)
 
 
 class BridgeServer(BaseApplication):
@@ -54,6 +61,20 @@ def serve(
     """Serve with gunicorn; with ``deliver``, each web worker also runs a delivery thread
     (leases keep them from sending the same delivery twice)."""
     hooks = {"post_worker_init": _start_delivery} if deliver else {}
+    # Every worker counts into files here, so /metrics adds up all of them whichever answers.
+    made_metrics_dir = MULTIPROCESS_DIR not in os.environ
+    if made_metrics_dir:
+        os.environ[MULTIPROCESS_DIR] = tempfile.mkdtemp(prefix="bridge-metrics-")
+    try:
+        _run(settings, host, port, workers, threads, hooks)
+    finally:
+        if made_metrics_dir:
+            shutil.rmtree(os.environ.pop(MULTIPROCESS_DIR), ignore_errors=True)
+
+
+def _run(
+    settings: Settings, host: str, port: int, workers: int, threads: int, hooks: dict[str, Any]
+) -> None:
     BridgeServer(
         settings,
         {
@@ -61,12 +82,14 @@ def serve(
             "workers": workers,
             "threads": threads,
             "worker_class": "gthread",
-            "accesslog": "-",
+            # The app logs each request as JSON (connector/observability.py) instead.
+            "accesslog": None,
             "errorlog": "-",
-            "access_log_format": ACCESS_LOG_FORMAT,
+            "logconfig_dict": LOGGING,
             "timeout": 60,
             "graceful_timeout": 10,
             "worker_exit": _worker_exit,
+            "child_exit": _child_exit,
             # One fixed control socket path per user would collide between instances.
             "control_socket_disable": True,
             **hooks,

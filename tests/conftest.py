@@ -18,7 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from connector import schema
-from connector.accounts import AccountInfo
+from connector.accounts import AccountInfo, NewUser, Role, UserInfo
 from connector.api_keys import IssuedApiKey, Permission
 from connector.app import create_app
 from connector.config import Settings, load_settings
@@ -31,6 +31,7 @@ from .helpers import ManualClock, bridge_command, free_port
 from .receiver import Receiver
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
+PASSWORD = "correct horse battery"
 
 
 @pytest.fixture(scope="session")
@@ -185,4 +186,18 @@ def hook(services, account, standard_key, receiver):
         standard_key.id,
         NewHook(target_url=receiver.url + "/hook", events=["template.created"]),
         "api",
+    )
+
+
+@pytest.fixture
+def admin_user(services, account) -> UserInfo:
+    return services.accounts.add_user(
+        account.id, NewUser(email="ada@acme.example", password=PASSWORD, role=Role.ADMIN)
+    )
+
+
+@pytest.fixture
+def editor_user(services, account) -> UserInfo:
+    return services.accounts.add_user(
+        account.id, NewUser(email="eddie@acme.example", password=PASSWORD, role=Role.EDITOR)
     )

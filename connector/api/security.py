@@ -36,6 +36,7 @@ def _authenticate() -> None:
     address = request.remote_addr or "unknown"
     presented = request.headers.get(API_KEY_HEADER)
     user_agent = request.headers.get("User-Agent", "")
+    authentications = services().metrics.authentications
     try:
         limits.check_refusals(address, presented)
     except TooManyRequests:
@@ -46,15 +47,18 @@ def _authenticate() -> None:
             authenticator.vouches_for(presented)
             or authenticator.expects_repeat(presented, user_agent=user_agent, path=request.path)
         ):
+            authentications.labels("limited").inc()
             raise
     try:
         g.principal = authenticator.authenticate(
             presented, user_agent=user_agent, path=request.path
         )
     except AuthenticationFailed as failed:
+        authentications.labels(failed.code).inc()
         if not failed.repeat:
             limits.refused(address, presented)
         raise
+    authentications.labels("accepted").inc()
     limits.accepted(g.principal)
     _require_valid_json()
 

@@ -109,6 +109,7 @@ class DeliveryWorker:
         concurrency: int = 16,
         poll_seconds: float = 0.1,
         housekeeping: Callable[[], None] = lambda: None,
+        count_outcome: Callable[[str], None] = lambda _: None,
     ) -> None:
         self._db = db
         self._clock = clock
@@ -130,6 +131,9 @@ class DeliveryWorker:
         # Periodic chores of the service (purging expired files) ride on this loop, since it
         # runs wherever deliveries do: in serve, or in separate workers.
         self._housekeeping = housekeeping
+        # "delivered", "retrying", "failed" (schedule used up) or "gone" (410, or n8n's 404s).
+        self._count_outcome = count_outcome
+        self._heartbeat = time.monotonic()
         db.after_commit(self._wake_on_events)
 
     # --- running ------------------------------------------------------------------------
@@ -157,6 +161,7 @@ class DeliveryWorker:
 
     def run_until_stopped(self) -> None:
         while not self._stop.is_set():
+            self._heartbeat = time.monotonic()
             self._housekeeping()
             try:
                 busy = self.run_once()
@@ -179,6 +184,16 @@ class DeliveryWorker:
             target=self.run_until_stopped, name="delivery-worker", daemon=True
         )
         self._thread.start()
+
+    def health(self) -> str:
+        """For readiness: "ok" while this process's delivery thread goes round its loop."""
+        if self._thread is None:
+            return "separate workers"
+        # A batch may take up to its deadline plus one last answer before the loop comes round.
+        silent_for = time.monotonic() - self._heartbeat
+        if not self._thread.is_alive() or silent_for > self._batch_seconds + READ_SECONDS + 30:
+            return f"stalled (no heartbeat for {silent_for:.0f} s)"
+        return "ok"
 
     def stop_soon(self) -> None:
         """Finish the batch in hand, then return from :meth:`run_until_stopped`."""
@@ -301,6 +316,12 @@ class DeliveryWorker:
         )
 
     def _record(self, outcomes: list[_Outcome], unsent: list[_Job]) -> None:
+        for outcome in self._write(outcomes, unsent):
+            self._count_outcome(outcome)
+
+    def _write(self, outcomes: list[_Outcome], unsent: list[_Job]) -> list[str]:
+        """Write what became of each delivery; returns the outcomes written, to be counted."""
+        counted: list[str] = []
         now = self._clock.now()
         with self._db.transaction() as session:
             if unsent:
@@ -310,7 +331,7 @@ class DeliveryWorker:
                     .values(lease_until=None)
                 )
             if not outcomes:
-                return
+                return counted
             deliveries = {
                 d.id: d
                 for d in session.scalars(
@@ -349,17 +370,22 @@ class DeliveryWorker:
                     delivery.status = DeliveryStatus.SUCCEEDED.value
                     delivery.next_attempt_at = None
                     hook.failing_since = None
+                    counted.append("delivered")
                 elif result.status_code == 410 or self._not_found_for_long(result, hook, now):
                     # 410 is the REST hooks convention Zapier follows: the receiver is gone.
                     gone.add(hook.id)
                     attempts.pop()
+                    counted.append("gone")
                 else:
                     self._failed(session, delivery, hook, now)
+                    failed = delivery.status == DeliveryStatus.FAILED.value
+                    counted.append("failed" if failed else "retrying")
             if attempts:
                 session.execute(insert(DeliveryAttempt), attempts)
             if gone:
                 session.flush()
                 session.execute(delete(Hook).where(Hook.id.in_(gone)))
+        return counted
 
     @staticmethod
     def _not_found_for_long(result: _Outcome, hook: Hook, now: datetime) -> bool:

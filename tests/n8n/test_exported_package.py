@@ -4,6 +4,7 @@ run against a live bridge on 127.0.0.1: what an n8n workflow builder sees."""
 from __future__ import annotations
 
 import base64
+import json
 import time
 from pathlib import Path
 
@@ -172,7 +173,12 @@ def test_node_operations_and_errors_in_workflow_runs(
         "API keys page and update the TemplateTo credential in n8n with it."
     )
     # n8n sent each refused request twice (its automatic repeat); each counts as one failure.
-    assert server.log().count('"GET /n8n/templates" 401') == 4
+    refused = [
+        line
+        for line in map(json.loads, server.log().splitlines())
+        if line.get("path") == "/n8n/templates" and line.get("status") == 401
+    ]
+    assert len(refused) == 4
     assert failures(services, rolled.id) == {"n8n": 1}
 
 

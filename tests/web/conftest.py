@@ -1,4 +1,4 @@
-"""Users who sign in to the web pages, and a test client signed in as one of them."""
+"""A test client signed in as a user of the web pages, and the CSRF token of a page."""
 
 from __future__ import annotations
 
@@ -8,24 +8,11 @@ from collections.abc import Callable
 import pytest
 from flask.testing import FlaskClient
 
-from connector.accounts import NewUser, Role, UserInfo
+from connector.accounts import UserInfo
 
-PASSWORD = "correct horse battery"
+from ..conftest import PASSWORD
+
 _CSRF_TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
-
-
-@pytest.fixture
-def admin_user(services, account) -> UserInfo:
-    return services.accounts.add_user(
-        account.id, NewUser(email="ada@acme.example", password=PASSWORD, role=Role.ADMIN)
-    )
-
-
-@pytest.fixture
-def editor_user(services, account) -> UserInfo:
-    return services.accounts.add_user(
-        account.id, NewUser(email="eddie@acme.example", password=PASSWORD, role=Role.EDITOR)
-    )
 
 
 def csrf_token(client: FlaskClient, path: str = "/signin") -> str:

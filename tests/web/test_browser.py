@@ -14,8 +14,8 @@ import pytest
 import requests
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from ..conftest import PASSWORD
 from ..helpers import key_header
-from .conftest import PASSWORD
 
 CHROMIUM = Path("/usr/bin/chromium")
 PAGE = "/generate/api-keys"

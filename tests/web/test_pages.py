@@ -13,8 +13,9 @@ from connector.app import create_app
 from connector.templates import TemplateFields
 from connector.webhooks.subscriptions import NewHook
 
+from ..conftest import PASSWORD
 from ..helpers import key_header
-from .conftest import PASSWORD, csrf_token
+from .conftest import csrf_token
 
 PAGE = "/generate/api-keys"
 JSON = {"Accept": "application/json"}

@@ -1,0 +1,204 @@
+"""A live service for the benchmarks that measure over HTTP: a throwaway database, server
+processes on 127.0.0.1, and the load tool. Everything started here is stopped and dropped on
+the way out, also when the run fails or is interrupted."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import psycopg
+import requests
+from psycopg import sql
+
+from connector import schema
+from connector.config import Settings, load_settings
+from connector.services import Services
+
+Database = Literal["sqlite", "postgresql"]
+HOST = "127.0.0.1"
+POSTGRES = "postgresql://postgres@127.0.0.1:5432"
+# Load runs would otherwise meet the per-key abuse limit (1200/minute by default).
+NO_KEY_LIMIT = {"BRIDGE_RATE_LIMIT_PER_KEY": "1000000/minute"}
+# Load that keeps using a rolled value would also meet the limits on refused requests (per
+# address and per value); over them, even a working key not yet cached gets a 429.
+NO_REFUSAL_LIMITS = {
+    "BRIDGE_FAILED_AUTH_LIMIT_PER_ADDRESS": "1000000/minute",
+    "BRIDGE_FAILED_AUTH_LIMIT_PER_KEY_VALUE": "1000000/minute",
+}
+REPOSITORY = Path(__file__).resolve().parents[1]
+STOP_SECONDS = 15
+READY_SECONDS = 60
+
+
+def stop_cleanly_on_sigterm() -> None:
+    """Turn SIGTERM into SystemExit, so the ``with`` blocks below still clean up."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def throwaway_database(kind: Database, data_dir: Path) -> Iterator[str]:
+    """A database URL: a SQLite file in ``data_dir``, or a PostgreSQL database of this process
+    (``bench_<pid>``) dropped at the end."""
+    if kind == "sqlite":
+        yield f"sqlite:///{data_dir / 'bridge.db'}"
+        return
+    name = sql.Identifier(f"bench_{os.getpid()}")
+    _administer(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
+    _administer(sql.SQL("CREATE DATABASE {}").format(name))
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/bench_{os.getpid()}"
+    finally:
+        _administer(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
+
+
+def _administer(statement: sql.Composed) -> None:
+    with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as admin:
+        admin.execute(statement)
+
+
+@contextmanager
+def bridge_services(database_url: str, data_dir: Path) -> Iterator[Services]:
+    """Services on the benchmark's database, with the newest schema: to set up accounts, keys
+    and rows before the server starts."""
+    settings = load_settings(data_dir=data_dir, database_url=database_url)
+    services = Services.build(settings)
+    try:
+        schema.upgrade(services.db.engine)
+        yield services
+    finally:
+        services.close()
+
+
+def bridge_env(settings: Settings, port: int, extra: Mapping[str, str] = NO_KEY_LIMIT) -> dict:
+    """The environment of a ``templateto-bridge serve`` on ``settings``' database."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BRIDGE_", "TEMPLATETO_"))}
+    env.update(
+        BRIDGE_DATA_DIR=str(settings.data_dir),
+        BRIDGE_DATABASE_URL=settings.database_url,
+        BRIDGE_SECRET_KEY=settings.secret_key.get_secret_value(),
+        BRIDGE_PUBLIC_URL=f"http://{HOST}:{port}",
+        **extra,
+    )
+    return env
+
+
+def serve_command(port: int, workers: int, threads: int) -> list[str]:
+    """``templateto-bridge serve`` as users run it (webhook delivery on, the default)."""
+    return [sys.executable, "-m", "connector", "serve", "--host", HOST, "--port", str(port),
+            "--workers", str(workers), "--threads", str(threads)]  # fmt: skip
+
+
+@contextmanager
+def running(
+    command: Sequence[str], *, port: int, env: Mapping[str, str], log: Path
+) -> Iterator[str]:
+    """Run ``command`` (a server on ``port``) in its own process group; yields its base URL
+    once it answers HTTP; stops the whole group at the end (SIGTERM, then SIGKILL)."""
+    with log.open("w") as log_file:
+        process = subprocess.Popen(
+            list(command),
+            env=dict(env),
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            cwd=REPOSITORY,
+            start_new_session=True,
+        )
+    url = f"http://{HOST}:{port}"
+    try:
+        deadline = time.monotonic() + READY_SECONDS
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"{command[2:4]} exited: {log.read_text()[-2000:]}")
+            try:
+                requests.get(f"{url}/__ready", timeout=1)  # any answer will do
+                break
+            except requests.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"no answer on {url}: {log.read_text()[-2000:]}") from None
+                time.sleep(0.2)
+        yield url
+    finally:
+        _stop(process)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        with suppress(ProcessLookupError):
+            os.killpg(process.pid, sig)
+        try:
+            process.wait(STOP_SECONDS)
+            break
+        except subprocess.TimeoutExpired:
+            continue
+    # Workers that outlived their master (killed above) go with the group.
+    with suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+
+
+# --- the load tool: wrk ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Load:
+    requests_per_second: float
+    requests: int
+    p50_ms: float
+    p99_ms: float
+
+
+_UNITS_MS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+def _find(pattern: str, text: str) -> str:
+    match = re.search(pattern, text, re.MULTILINE)
+    if match is None:
+        raise RuntimeError(f"no {pattern!r} in wrk's output:\n{text}")
+    return match[1]
+
+
+def _ms(text: str) -> float:
+    match = re.fullmatch(r"([\d.]+)(us|ms|s)", text)
+    if match is None:
+        raise RuntimeError(f"not a wrk duration: {text!r}")
+    return float(match[1]) * _UNITS_MS[match[2]]
+
+
+def wrk(
+    url: str, *, seconds: float, connections: int, headers: Mapping[str, str] | None = None
+) -> Load:
+    """Closed-loop load with wrk (one thread, keep-alive connections). Every answer must be a
+    2xx: a refusal would be measured as speed."""
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is needed: apt-get install -y wrk")
+    command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "5s"]
+    for name, value in (headers or {}).items():
+        command += ["-H", f"{name}: {value}"]
+    output = subprocess.run(
+        [*command, url], capture_output=True, text=True, check=True, timeout=seconds + 30
+    ).stdout
+    if "Non-2xx" in output or "Socket errors" in output:
+        raise RuntimeError(f"wrk saw failures:\n{output}")
+    return Load(
+        requests_per_second=float(_find(r"Requests/sec:\s+([\d.]+)", output)),
+        requests=int(_find(r"(\d+) requests in", output)),
+        p50_ms=_ms(_find(r"^\s+50%\s+(\S+)$", output)),
+        p99_ms=_ms(_find(r"^\s+99%\s+(\S+)$", output)),
+    )

@@ -1,0 +1,47 @@
+"""``/healthz`` (the process answers), ``/readyz`` (it can serve: database, schema, delivery) and
+``/metrics`` (Prometheus). No key needed; they say nothing about any account."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+
+from .. import schema
+from ..errors import SchemaOutdated
+from ..services import services
+
+blueprint = Blueprint("health", __name__)
+
+
+@blueprint.get("/healthz")
+def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@blueprint.get("/readyz")
+def readyz() -> tuple[dict[str, Any], int]:
+    svc = services()
+    checks: dict[str, str] = {}
+    try:
+        with svc.db.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        checks["database"] = "ok"
+        schema.ensure_current(svc.db.engine)
+        checks["schema"] = "ok"
+    except SQLAlchemyError as error:
+        checks.setdefault("database", f"unreachable ({type(error).__name__})")
+    except SchemaOutdated:
+        checks["schema"] = "outdated: run templateto-bridge init"
+    checks["delivery"] = svc.delivery.health()
+    ready = all(value in {"ok", "separate workers"} for value in checks.values())
+    return {"status": "ready" if ready else "not ready", "checks": checks}, 200 if ready else 503
+
+
+@blueprint.get("/metrics")
+def metrics() -> Response:
+    return Response(
+        services().metrics.exposition(), mimetype="text/plain; version=0.0.4; charset=utf-8"
+    )

@@ -1,0 +1,123 @@
+"""/healthz, /readyz and /metrics: what a load balancer, an orchestrator and Prometheus rely on."""
+
+from __future__ import annotations
+
+import re
+
+import requests
+
+from connector.app import create_app
+from connector.config import load_settings
+from connector.templates import TemplateFields
+from connector.webhooks.subscriptions import NewHook
+
+from ..helpers import key_header
+
+
+def sample(metrics: str, name: str, **labels: str) -> float:
+    """The value of one sample in Prometheus' text format; 0 when absent."""
+    for line in metrics.splitlines():
+        if not line.startswith(name + "{") and not line.startswith(name + " "):
+            continue
+        found = dict(re.findall(r'(\w+)="([^"]*)"', line.split(" ")[0]))
+        if all(found.get(key) == value for key, value in labels.items()):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_healthz_answers_without_a_key(client) -> None:
+    response = client.get("/healthz")
+
+    assert response.status_code == 200 and response.json == {"status": "ok"}
+
+
+def test_readyz_checks_database_schema_and_delivery(client, services) -> None:
+    separate = client.get("/readyz")
+    services.delivery.start()
+    try:
+        delivering = client.get("/readyz")
+    finally:
+        services.delivery.stop()
+
+    assert separate.status_code == 200
+    assert separate.json == {
+        "status": "ready",
+        "checks": {"database": "ok", "schema": "ok", "delivery": "separate workers"},
+    }
+    assert delivering.json["checks"]["delivery"] == "ok"
+
+
+def test_readyz_is_503_without_the_schema(tmp_path) -> None:
+    app = create_app(load_settings(data_dir=tmp_path, database_url=f"sqlite:///{tmp_path}/new.db"))
+
+    response = app.test_client().get("/readyz")
+
+    assert response.status_code == 503
+    assert response.json["checks"]["schema"] == "outdated: run templateto-bridge init"
+    app.extensions["templateto"].close()
+
+
+def test_readyz_and_requests_are_503_when_the_database_is_unreachable(tmp_path) -> None:
+    app = create_app(
+        load_settings(data_dir=tmp_path, database_url="postgresql://postgres@127.0.0.1:9/nowhere")
+    )
+    client = app.test_client()
+
+    ready = client.get("/readyz")
+    request = client.get("/v1/me", headers=key_header("tt_live_" + "A" * 38))
+
+    assert ready.status_code == 503
+    assert ready.json["checks"]["database"].startswith("unreachable")
+    assert request.status_code in {401, 503}  # a bad checksum needs no database
+    app.extensions["templateto"].close()
+
+
+def test_metrics_count_requests_authentications_deliveries_and_the_outbox(
+    client, services, account, standard_key, receiver
+) -> None:
+    services.hooks.create(
+        account.id,
+        standard_key.id,
+        NewHook(target_url=receiver.url + "/hook", events=["template.created"]),
+        "api",
+    )
+    client.get("/v1/me", headers=key_header(standard_key.value))
+    client.get("/v1/me", headers=key_header(standard_key.value))
+    client.get("/v1/me", headers=key_header("tt_live_" + "A" * 38))
+    client.get("/v1/templates/tpl_nope", headers=key_header(standard_key.value))
+    services.templates.create(account.id, TemplateFields(name="Invoice", body="<p>x</p>"))
+    waiting = client.get("/metrics").text
+    services.delivery.run_once()
+
+    metrics = client.get("/metrics")
+
+    text = metrics.text
+    assert metrics.mimetype == "text/plain"
+    assert sample(text, "bridge_http_requests_total", route="/v1/me", status="200") == 2
+    assert sample(text, "bridge_http_requests_total", route="/v1/me", status="401") == 1
+    assert (
+        sample(
+            text, "bridge_http_requests_total", route="/v1/templates/<template_id>", status="404"
+        )
+        == 1
+    )
+    assert sample(text, "bridge_http_request_duration_seconds_count", route="/v1/me") == 3
+    assert sample(text, "bridge_authentications_total", result="accepted") == 3
+    assert sample(text, "bridge_authentications_total", result="api_key_checksum_mismatch") == 1
+    assert sample(text, "bridge_webhook_deliveries_total", outcome="delivered") == 1
+    assert sample(waiting, "bridge_outbox_pending_deliveries") == 1
+    assert sample(text, "bridge_outbox_pending_deliveries") == 0
+
+
+def test_metrics_add_up_every_gunicorn_worker(start_server, standard_key) -> None:
+    server = start_server(workers=2)
+    for _ in range(40):
+        requests.get(server.url + "/v1/me", headers=key_header(standard_key.value), timeout=10)
+
+    # Whichever worker answers the scrape, the totals are the same.
+    scrapes = [requests.get(server.url + "/metrics", timeout=10).text for _ in range(6)]
+
+    counts = {
+        sample(s, "bridge_http_requests_total", route="/v1/me", status="200") for s in scrapes
+    }
+    assert counts == {40.0}
