@@ -153,7 +153,13 @@ def init() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
-@click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 64))
+@click.option(
+    "--threads",
+    default=8,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Per worker; PDF renders use at most BRIDGE_PDF_CONCURRENCY + BRIDGE_PDF_QUEUE of them.",
+)
 @click.option(
     "--no-delivery",
     is_flag=True,

@@ -101,6 +101,19 @@ class Settings(BaseSettings):
         description="Reverse proxies in front that set X-Forwarded-For: the client address "
         "is taken from them. 0: the connection's address.",
     )
+    pdf_concurrency: int = Field(
+        default=2,
+        ge=1,
+        le=64,
+        description="PDF conversions at once per worker process; with pdf_queue, keep it under "
+        "half of serve's --threads so cheap requests always find a thread.",
+    )
+    pdf_queue: int = Field(
+        default=2,
+        ge=0,
+        le=256,
+        description="PDF renders waiting for a slot per process; any more get 503 at once.",
+    )
     delivery_concurrency: int = Field(
         default=16, ge=1, le=256, description="Webhook POSTs in flight at once, per worker."
     )

@@ -12,6 +12,8 @@ class BridgeError(Exception):
 
     status = 500
     code = "internal_error"
+    # Seconds a client should wait before trying again (a Retry-After header), when it helps.
+    retry_after: int | None = None
 
     def __init__(
         self, message: str, *, code: str | None = None, details: dict[str, Any] | None = None
@@ -83,14 +85,17 @@ class TooManyRequests(BridgeError):
     status = 429
     code = "too_many_requests"
 
-    @property
-    def retry_after(self) -> int:
-        return int(self.details["retry_after"])
+    def __init__(
+        self, message: str, *, code: str | None = None, details: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(message, code=code, details=details)
+        self.retry_after = int(self.details["retry_after"])
 
 
 class StorageUnavailable(BridgeError):
     status = 503
     code = "storage_unavailable"
+    retry_after = 5
 
 
 class ConfigError(Exception):

@@ -22,6 +22,7 @@ from .links import DownloadLinks
 from .metrics import Metrics
 from .rendering import PdfConverter, Renderer
 from .rendering.pdf import LocalPdfConverter
+from .rendering.slots import PdfSlots
 from .rendering.upstream import UpstreamPdfConverter
 from .storage import LocalFileStore
 from .templates import TemplateStore
@@ -66,7 +67,10 @@ class Services:
         usage = UsageRecorder(db)
         authenticator = Authenticator(db, usage, clock)
         templates = TemplateStore(db, clock)
-        renderer = Renderer(_pdf_converter(settings))
+        renderer = Renderer(
+            _pdf_converter(settings),
+            PdfSlots(concurrency=settings.pdf_concurrency, queue=settings.pdf_queue),
+        )
         documents = DocumentStore(
             db,
             LocalFileStore(settings.data_dir / "documents"),

@@ -15,13 +15,11 @@ from ..errors import (
     BadRequest,
     BridgeError,
     StorageUnavailable,
-    TooManyRequests,
     ValidationFailed,
 )
 
 log = logging.getLogger(__name__)
 
-RETRY_AFTER_SECONDS = 5
 
 _HTTP_ERRORS: dict[int, tuple[str, str]] = {
     400: ("bad_request", "The request could not be understood. Check its syntax."),
@@ -41,7 +39,7 @@ _HTTP_ERRORS: dict[int, tuple[str, str]] = {
 def error_response(error: BridgeError) -> Response:
     response = jsonify(error.to_dict())
     response.status_code = error.status
-    if isinstance(error, TooManyRequests):
+    if error.retry_after is not None:
         response.headers["Retry-After"] = str(error.retry_after)
     return response
 
@@ -82,13 +80,11 @@ def _unexpected_error(error: Exception) -> Response:
     if isinstance(error, OperationalError):
         # Connection refused, server gone, SQLite locked past its timeout: all pass by themselves.
         log.warning("database unavailable: %s", type(error.orig).__name__)
-        response = error_response(
+        return error_response(
             StorageUnavailable(
                 "The service cannot reach its database right now. Retry in a few seconds."
             )
         )
-        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
-        return response
     if isinstance(error, DataError | UnicodeEncodeError):
         # Text the database cannot store: NUL characters, lone UTF-16 surrogates.
         return error_response(

@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 from . import liquid
 from .pdf import LocalPdfConverter
+from .slots import PdfSlots
 from .text import html_to_text
 
 
@@ -61,8 +62,14 @@ class PdfConverter(Protocol):
 
 
 class Renderer:
-    def __init__(self, pdf: PdfConverter | None = None) -> None:
+    def __init__(self, pdf: PdfConverter | None = None, slots: PdfSlots | None = None) -> None:
         self._pdf = pdf or LocalPdfConverter()
+        # Shared by every render of this process.
+        self.pdf_slots = slots or PdfSlots(concurrency=2, queue=2)
+
+    def _convert(self, html: str) -> bytes:
+        with self.pdf_slots.held():
+            return self._pdf.convert(html)
 
     def render(
         self,
@@ -86,7 +93,7 @@ class Renderer:
         html = liquid.render(template.body, data, strict=strict)
         if format is Format.TXT:
             return RenderedFile(html_to_text(html).encode("utf-8", "replace"), format)
-        return RenderedFile(self._pdf.convert(html), format)
+        return RenderedFile(self._convert(html), format)
 
     def html_to_pdf(self, html: str) -> RenderedFile:
-        return RenderedFile(self._pdf.convert(html), Format.PDF)
+        return RenderedFile(self._convert(html), Format.PDF)
