@@ -20,6 +20,7 @@ from .errors import BadRequest, PayloadTooLarge
 from .observability import observe_requests
 from .services import EXTENSION, Services
 from .web import blueprint as web
+from .web.sessions import SignedCookieSessions
 
 
 def bridge_commands() -> list[click.Command]:
@@ -59,6 +60,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
             app.wsgi_app, x_for=settings.proxy_hops, x_proto=settings.proxy_hops
         )
+    app.session_interface = SignedCookieSessions()
     app.json.sort_keys = False  # type: ignore[attr-defined]  # keep the models' field order
     app.extensions[EXTENSION] = Services.build(settings, clock)
 

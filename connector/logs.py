@@ -5,7 +5,15 @@ without its query string, and no header but the User-Agent."""
 from __future__ import annotations
 
 import logging.config
+from datetime import timedelta
 from typing import Any
+
+from gunicorn.glogging import Logger
+
+from .clients import classify
+
+# Where the app leaves what the access log adds: {"request_id", "route", "key_id"}.
+ENVIRON_KEY = "bridge.request"
 
 JSON_FORMATTER = {
     "()": "pythonjsonlogger.json.JsonFormatter",
@@ -27,9 +35,9 @@ LOGGING: dict[str, Any] = {
     },
     "root": {"handlers": ["stderr"], "level": "INFO"},
     "loggers": {
-        # gunicorn's own lines, in the same shape; its access log is replaced by ours.
+        # gunicorn's own lines and its access log (one line per request), in the same shape.
         "gunicorn.error": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
-        "gunicorn.access": {"handlers": [], "level": "WARNING", "propagate": False},
+        "gunicorn.access": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
         # Its "Context impl" lines would come with every readiness check.
         "alembic": {"level": "WARNING"},
     },
@@ -38,3 +46,26 @@ LOGGING: dict[str, Any] = {
 
 def configure() -> None:
     logging.config.dictConfig(LOGGING)
+
+
+class JsonAccessLogger(Logger):
+    """gunicorn's access log as one JSON line per request: the path without its query string,
+    no header but what the User-Agent says of the client, and what the app left in the environ
+    (request id, route, key id)."""
+
+    def access(self, resp: Any, req: Any, environ: dict[str, Any], request_time: timedelta) -> None:
+        seen = environ.get(ENVIRON_KEY) or {}
+        self.access_log.info(
+            "request",
+            extra={
+                "request_id": seen.get("request_id"),
+                "method": environ.get("REQUEST_METHOD"),
+                "path": environ.get("PATH_INFO"),
+                "route": seen.get("route"),
+                "status": resp.status_code,
+                "duration_ms": round(request_time.total_seconds() * 1000, 1),
+                "client": classify(environ.get("HTTP_USER_AGENT")).value,
+                "remote_addr": environ.get("REMOTE_ADDR"),
+                "key_id": seen.get("key_id"),
+            },
+        )

@@ -11,7 +11,7 @@ from gunicorn.app.base import BaseApplication
 from prometheus_client import multiprocess
 
 from .config import Settings
-from .logs import LOGGING
+from .logs import LOGGING, JsonAccessLogger
 from .metrics import MULTIPROCESS_DIR
 from .services import EXTENSION, Services
 
@@ -82,10 +82,9 @@ def _run(
             "workers": workers,
             "threads": threads,
             "worker_class": "gthread",
-            # The app logs each request as JSON (connector/observability.py) instead.
-            "accesslog": None,
             "errorlog": "-",
             "logconfig_dict": LOGGING,
+            "logger_class": JsonAccessLogger,
             "timeout": 60,
             "graceful_timeout": 10,
             "worker_exit": _worker_exit,

@@ -37,18 +37,18 @@ def _authenticate() -> None:
     presented = request.headers.get(API_KEY_HEADER)
     user_agent = request.headers.get("User-Agent", "")
     authentications = services().metrics.authentications
-    try:
-        limits.check_refusals(address, presented)
-    except TooManyRequests:
-        # Many integrations share an address (Zapier's, n8n's): one flooding it with a bad key
-        # must not stop the others whose keys work. And n8n's repeat of a refusal is the same
-        # attempt as the one the limit let through.
-        if not (
-            authenticator.vouches_for(presented)
-            or authenticator.expects_repeat(presented, user_agent=user_agent, path=request.path)
-        ):
-            authentications.labels("limited").inc()
-            raise
+    # Many integrations share an address (Zapier's, n8n's): one flooding it with a bad key must
+    # not stop the others whose keys work, so a key known to work skips the refusal limits.
+    if not authenticator.vouches_for(presented):
+        try:
+            limits.check_refusals(address, presented)
+        except TooManyRequests:
+            # n8n's repeat of a refusal is the same attempt as the one the limit let through.
+            if not authenticator.expects_repeat(
+                presented, user_agent=user_agent, path=request.path
+            ):
+                authentications.labels("limited").inc()
+                raise
     try:
         g.principal = authenticator.authenticate(
             presented, user_agent=user_agent, path=request.path
