@@ -109,10 +109,10 @@ class Settings(BaseSettings):
         "half of serve's --threads so cheap requests always find a thread.",
     )
     pdf_queue: int = Field(
-        default=2,
+        default=4,
         ge=0,
         le=256,
-        description="PDF renders waiting for a slot per process; any more get 503 at once.",
+        description="PDF renders waiting for a slot per process; any more get 429 at once.",
     )
     delivery_concurrency: int = Field(
         default=16, ge=1, le=256, description="Webhook POSTs in flight at once, per worker."

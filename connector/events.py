@@ -78,7 +78,9 @@ def record(
             select(Hook.id, Hook.event_types)
             .where(Hook.account_id == account_id, Hook.disabled_at.is_(None))
             # A subscription deleted meanwhile would fail this change on its foreign key:
-            # deletes of these rows wait until it commits.
+            # deletes of these rows wait until it commits. In id order, as the delivery worker
+            # locks them, so the two cannot deadlock.
+            .order_by(Hook.id)
             .with_for_update(read=True)
         )
         if type.value in event_types

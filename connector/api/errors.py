@@ -21,6 +21,9 @@ from ..errors import (
 log = logging.getLogger(__name__)
 
 
+# PostgreSQL's deadlock and serialization failures: nothing was written, a retry succeeds.
+_COLLISIONS = {"40P01", "40001"}
+
 _HTTP_ERRORS: dict[int, tuple[str, str]] = {
     400: ("bad_request", "The request could not be understood. Check its syntax."),
     404: (
@@ -78,6 +81,15 @@ def _http_error(error: HTTPException) -> Response:
 
 def _unexpected_error(error: Exception) -> Response:
     if isinstance(error, OperationalError):
+        if getattr(error.orig, "sqlstate", None) in _COLLISIONS:
+            log.warning("transaction collided: %s", type(error.orig).__name__)
+            return error_response(
+                StorageUnavailable(
+                    "This request collided with another change made at the same moment, and was "
+                    "undone. Retry it.",
+                    code="transaction_conflict",
+                )
+            )
         # Connection refused, server gone, SQLite locked past its timeout: all pass by themselves.
         log.warning("database unavailable: %s", type(error.orig).__name__)
         return error_response(

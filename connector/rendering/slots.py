@@ -13,14 +13,16 @@ WAIT_SECONDS = 30.0
 
 
 class RenderBusy(BridgeError):
-    status = 503
+    # 429 rather than 503: Zapier retries a 429 after its Retry-After by itself (ThrottledError),
+    # and n8n says "too many requests"; this is load being shed by design, not an outage.
+    status = 429
     code = "render_busy"
     retry_after = 5
 
 
 class PdfSlots:
     """At most ``concurrency`` conversions at once, and ``queue`` more waiting for a slot (for
-    up to ``WAIT_SECONDS``); any more get a 503 with ``Retry-After`` at once."""
+    up to ``WAIT_SECONDS``); any more get a 429 with ``Retry-After`` at once."""
 
     def __init__(self, concurrency: int, queue: int, wait_seconds: float = WAIT_SECONDS) -> None:
         self._slots = threading.BoundedSemaphore(concurrency)

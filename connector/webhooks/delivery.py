@@ -324,6 +324,18 @@ class DeliveryWorker:
         counted: list[str] = []
         now = self._clock.now()
         with self._db.transaction() as session:
+            # Hooks before their deliveries, each in id order: the order every other writer
+            # (deleting a hook cascades to its deliveries; fan-out share-locks hooks, then adds
+            # deliveries) takes them in, so none of them can deadlock with this one.
+            hooks = {
+                h.id: h
+                for h in session.scalars(
+                    select(Hook)
+                    .where(Hook.id.in_({o.job.hook_id for o in outcomes}))
+                    .order_by(Hook.id)
+                    .with_for_update()
+                )
+            }
             if unsent:
                 session.execute(
                     update(Delivery)
@@ -337,14 +349,7 @@ class DeliveryWorker:
                 for d in session.scalars(
                     select(Delivery)
                     .where(Delivery.id.in_([o.job.delivery_id for o in outcomes]))
-                    .with_for_update()
-                )
-            }
-            hooks = {
-                h.id: h
-                for h in session.scalars(
-                    select(Hook)
-                    .where(Hook.id.in_({o.job.hook_id for o in outcomes}))
+                    .order_by(Delivery.id)
                     .with_for_update()
                 )
             }

@@ -1,4 +1,4 @@
-"""PDF renders cannot take every thread: a few convert, a few wait, the rest get 503 at once."""
+"""PDF renders cannot take every thread: a few convert, a few wait, the rest get 429 at once."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def test_one_converts_one_waits_the_next_is_turned_away_then_the_waiter_goes() -
     second.join(5)
 
     assert second_in.is_set()
-    assert busy.value.status == 503 and busy.value.retry_after == 5
+    assert busy.value.status == 429 and busy.value.retry_after == 5
 
 
 def test_a_waiter_gives_up_after_its_wait() -> None:
@@ -62,7 +62,7 @@ def settings(settings):
     return settings.model_copy(update={"pdf_concurrency": 1, "pdf_queue": 0})
 
 
-def test_busy_pdf_slots_answer_503_with_retry_after_and_txt_still_renders(
+def test_busy_pdf_slots_answer_429_with_retry_after_and_txt_still_renders(
     client, services, account, standard_key
 ) -> None:
     template = services.templates.create(account.id, TemplateFields(name="A", body="<p>a</p>"))
@@ -81,7 +81,7 @@ def test_busy_pdf_slots_answer_503_with_retry_after_and_txt_still_renders(
         release.set()
         holder.join(5)
 
-    assert pdf.status_code == 503 and pdf.headers["Retry-After"] == "5"
+    assert pdf.status_code == 429 and pdf.headers["Retry-After"] == "5"
     assert pdf.json["error"]["code"] == "render_busy"
     assert txt.status_code == 201 and me.status_code == 200
     assert [d.format for d in services.documents.list(account.id, PageQuery()).data] == ["txt"]
