@@ -105,8 +105,8 @@ class Settings(BaseSettings):
         default=2,
         ge=1,
         le=64,
-        description="PDF conversions at once per worker process; with pdf_queue, keep it under "
-        "half of serve's --threads so cheap requests always find a thread.",
+        description="PDF conversions at once per worker process; keep it plus pdf_queue below "
+        "serve's --threads, so cheap requests always find a thread.",
     )
     pdf_queue: int = Field(
         default=4,
