@@ -18,7 +18,7 @@ from connector import schema
 from connector.app import create_app
 from connector.config import load_settings
 from connector.models import Document, new_id
-from connector.services import EXTENSION
+from connector.services import EXTENSION, Services
 from connector.templates import TemplateFields
 
 TARGET = 1.5
@@ -26,7 +26,18 @@ ROUNDS = 300
 START = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-def fill(services, account_id: str, template_ids: list[str], count: int) -> None:
+def fill(
+    services: Services,
+    account_id: str,
+    template_ids: list[str],
+    count: int,
+    *,
+    newest_at: datetime | None = None,
+    lasting: timedelta = timedelta(days=1),
+) -> None:
+    """``count`` documents a second apart, bulk-inserted: from ``START`` on, or up to
+    ``newest_at``; each expires ``lasting`` after it was made."""
+    first = START if newest_at is None else newest_at - timedelta(seconds=count)
     rows = [
         {
             "id": new_id("doc_"),
@@ -39,8 +50,8 @@ def fill(services, account_id: str, template_ids: list[str], count: int) -> None
             "sha256": "0" * 64,
             "client": "zapier",
             "storage_key": f"{account_id}/{number}.pdf",
-            "created_at": START + timedelta(seconds=number),
-            "expires_at": START + timedelta(seconds=number, days=1),
+            "created_at": first + timedelta(seconds=number),
+            "expires_at": first + timedelta(seconds=number) + lasting,
         }
         for number in range(count)
     ]

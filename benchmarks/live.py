@@ -16,13 +16,14 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import psycopg
 import requests
 from psycopg import sql
 
 from connector import schema
+from connector.cli import serve as serve_cli
 from connector.config import Settings, load_settings
 from connector.services import Services
 
@@ -39,6 +40,8 @@ NO_REFUSAL_LIMITS = {
 }
 REPOSITORY = Path(__file__).resolve().parents[1]
 STOP_SECONDS = 15
+# serve's option defaults (workers, threads), so a benchmark follows them when they change.
+SERVE_DEFAULTS: dict[str | None, Any] = {param.name: param.default for param in serve_cli.params}
 READY_SECONDS = 60
 
 
@@ -60,13 +63,14 @@ def throwaway_database(kind: Database, data_dir: Path) -> Iterator[str]:
     if kind == "sqlite":
         yield f"sqlite:///{data_dir / 'bridge.db'}"
         return
-    name = sql.Identifier(f"bench_{os.getpid()}")
-    _administer(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
-    _administer(sql.SQL("CREATE DATABASE {}").format(name))
+    name = f"bench_{os.getpid()}"
+    drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+    _administer(drop)  # a leftover of an earlier process with this pid
+    _administer(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/bench_{os.getpid()}"
+        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
     finally:
-        _administer(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
+        _administer(drop)
 
 
 def _administer(statement: sql.Composed) -> None:
@@ -87,7 +91,9 @@ def bridge_services(database_url: str, data_dir: Path) -> Iterator[Services]:
         services.close()
 
 
-def bridge_env(settings: Settings, port: int, extra: Mapping[str, str] = NO_KEY_LIMIT) -> dict:
+def bridge_env(
+    settings: Settings, port: int, extra: Mapping[str, str] = NO_KEY_LIMIT
+) -> dict[str, str]:
     """The environment of a ``templateto-bridge serve`` on ``settings``' database."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BRIDGE_", "TEMPLATETO_"))}
     env.update(
@@ -100,18 +106,38 @@ def bridge_env(settings: Settings, port: int, extra: Mapping[str, str] = NO_KEY_
     return env
 
 
-def serve_command(port: int, workers: int, threads: int) -> list[str]:
-    """``templateto-bridge serve`` as users run it (webhook delivery on, the default)."""
+def serve_command(port: int, workers: int = 2, threads: int | None = None) -> list[str]:
+    """``templateto-bridge serve`` as users run it (webhook delivery on, the default), with
+    serve's default threads per worker unless ``threads``."""
+    threads = threads or SERVE_DEFAULTS["threads"]
     return [sys.executable, "-m", "connector", "serve", "--host", HOST, "--port", str(port),
             "--workers", str(workers), "--threads", str(threads)]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Server:
+    url: str
+    process_group: int
+
+    def cpu_seconds(self) -> float:
+        """CPU time used so far by the server's processes (master and live workers)."""
+        total = 0
+        for entry in Path("/proc").iterdir():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue  # not a process, or one that just ended
+            if int(fields[2]) == self.process_group:  # fields: state, ppid, pgrp, ...
+                total += int(fields[11]) + int(fields[12])  # utime, stime
+        return total / os.sysconf("SC_CLK_TCK")
 
 
 @contextmanager
 def running(
     command: Sequence[str], *, port: int, env: Mapping[str, str], log: Path
-) -> Iterator[str]:
-    """Run ``command`` (a server on ``port``) in its own process group; yields its base URL
-    once it answers HTTP; stops the whole group at the end (SIGTERM, then SIGKILL)."""
+) -> Iterator[Server]:
+    """Run ``command`` (a server on ``port``) in its own process group; yields it once it
+    answers HTTP; stops the whole group at the end (SIGTERM, then SIGKILL)."""
     with log.open("w") as log_file:
         process = subprocess.Popen(
             list(command),
@@ -126,7 +152,7 @@ def running(
         deadline = time.monotonic() + READY_SECONDS
         while True:
             if process.poll() is not None:
-                raise RuntimeError(f"{command[2:4]} exited: {log.read_text()[-2000:]}")
+                raise RuntimeError(f"{' '.join(command)} exited: {log.read_text()[-2000:]}")
             try:
                 requests.get(f"{url}/__ready", timeout=1)  # any answer will do
                 break
@@ -134,7 +160,7 @@ def running(
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"no answer on {url}: {log.read_text()[-2000:]}") from None
                 time.sleep(0.2)
-        yield url
+        yield Server(url, process.pid)
     finally:
         _stop(process)
 
