@@ -46,6 +46,7 @@ MAX_ERROR_CHARS = 500
 USER_AGENT = "TemplateTo-Bridge-Webhooks/1"
 MAX_BATCH = 200
 MAX_DRAINED_BYTES = 65_536
+EMBEDDED_POLL_SECONDS = 1.0
 
 PayloadShape = Callable[[EventInfo], Any]
 
@@ -179,7 +180,11 @@ class DeliveryWorker:
                 self._wake.clear()
 
     def start(self) -> None:
-        """Deliver in a background thread of this process (the embedded default)."""
+        """Deliver in a background thread of this process (the embedded default). Commits in
+        this process wake it at once, so it looks for other work (retries falling due, events
+        of processes without a delivery thread) only every ``EMBEDDED_POLL_SECONDS``: polling
+        ten times a second would cost a web worker CPU that its requests need."""
+        self._poll_seconds = max(self._poll_seconds, EMBEDDED_POLL_SECONDS)
         self._thread = threading.Thread(
             target=self.run_until_stopped, name="delivery-worker", daemon=True
         )
