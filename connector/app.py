@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import click
 from flask import request
@@ -21,6 +22,16 @@ from .observability import observe_requests
 from .services import EXTENSION, Services
 from .web import blueprint as web
 from .web.sessions import SignedCookieSessions
+
+DRAIN_OVERSIZED_UP_TO = 16 * 1024 * 1024
+
+
+def _discard(stream: Any, length: int) -> None:
+    while length > 0:
+        chunk = stream.read(min(length, 65_536))
+        if not chunk:
+            return
+        length -= len(chunk)
 
 
 def bridge_commands() -> list[click.Command]:
@@ -69,6 +80,11 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         # Werkzeug enforces the limit when the body is read; checking the declared length first
         # answers 413 even on routes that never read the body, before any other work.
         if request.content_length is not None and request.content_length > settings.max_body_bytes:
+            if request.content_length <= DRAIN_OVERSIZED_UP_TO:
+                # Read and drop it: a connection closed with a body unread may be reset before
+                # the client reads the 413, and a client that pools connections (Zapier's,
+                # n8n's) then fails its next request too.
+                _discard(request.environ["wsgi.input"], request.content_length)
             raise PayloadTooLarge(
                 f"The request body is {request.content_length} bytes; this service accepts at "
                 f"most {settings.max_body_bytes}."

@@ -62,10 +62,16 @@ class JsonAccessLogger(Logger):
                 "method": environ.get("REQUEST_METHOD"),
                 "path": environ.get("PATH_INFO"),
                 "route": seen.get("route"),
-                "status": resp.status_code,
+                # gunicorn's own refusals (malformed HTTP) carry only the status line.
+                "status": getattr(resp, "status_code", None) or _status_of(resp),
                 "duration_ms": round(request_time.total_seconds() * 1000, 1),
                 "client": classify(environ.get("HTTP_USER_AGENT")).value,
                 "remote_addr": environ.get("REMOTE_ADDR"),
                 "key_id": seen.get("key_id"),
             },
         )
+
+
+def _status_of(resp: Any) -> int | None:
+    code = str(getattr(resp, "status", "")).split(" ", 1)[0]
+    return int(code) if code.isdigit() else None

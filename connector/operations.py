@@ -101,6 +101,16 @@ def data_from_json_text(text: str) -> dict[str, Any]:
             f"({error.msg}).",
             code="template_data_invalid_json",
         ) from None
+    except RecursionError:
+        raise BadRequest(
+            "Template data is nested too deeply. Send a flatter JSON object.",
+            code="template_data_invalid_json",
+        ) from None
+    except ValueError:  # an integer of more digits than Python converts (4,300)
+        raise BadRequest(
+            "Template data holds a number too long to read. Send long numbers as strings.",
+            code="template_data_invalid_json",
+        ) from None
     if not isinstance(data, dict):
         raise BadRequest(
             'Template data must be a JSON object, such as {"name": "Ada"}.',

@@ -104,7 +104,7 @@ def render_pdf_from_html(body: HtmlBody) -> Response:
     """Convert HTML (base64-encoded in ``base64HtmlString``) to PDF."""
     try:
         html = base64.b64decode(body.base64HtmlString, validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
+    except (binascii.Error, UnicodeDecodeError, ValueError):  # ValueError: not ASCII at all
         raise InvalidHtml(
             "base64HtmlString is not base64-encoded UTF-8 HTML. Encode the HTML's UTF-8 bytes "
             "with standard base64."

@@ -275,7 +275,8 @@ def _action_failed(error: BridgeError) -> Response:
         return _json_error(error)
     user = _signed_in_user()
     if user is None:
-        return Response(render_template("signin.html", next=KEYS_PAGE, error=error.message), 400)
+        page = render_template("signin.html", next=KEYS_PAGE, error=error.message)
+        return Response(page, error.status if error.status < 500 else 400)
     return _page(user, status=error.status, error=error.message)
 
 
