@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from datetime import timedelta
 from typing import Any
 
@@ -89,6 +90,18 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
                 f"The request body is {request.content_length} bytes; this service accepts at "
                 f"most {settings.max_body_bytes}."
             )
+        if request.content_length is None and "HTTP_TRANSFER_ENCODING" in request.environ:
+            # A chunked body declares no length: read it here, up to one byte over the limit,
+            # so that a longer one is refused rather than cut short and used.
+            body = request.environ["wsgi.input"].read(settings.max_body_bytes + 1)
+            if len(body) > settings.max_body_bytes:
+                _discard(request.environ["wsgi.input"], DRAIN_OVERSIZED_UP_TO)
+                raise PayloadTooLarge(
+                    f"The request body is over the {settings.max_body_bytes} bytes this "
+                    "service accepts."
+                )
+            request.environ["wsgi.input"] = io.BytesIO(body)
+            request.environ["CONTENT_LENGTH"] = str(len(body))
 
     @app.before_request
     def refuse_nul_characters() -> None:
