@@ -65,15 +65,15 @@ def throwaway_database(kind: Database, data_dir: Path) -> Iterator[str]:
         return
     name = f"bench_{os.getpid()}"
     drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-    _administer(drop)  # a leftover of an earlier process with this pid
-    _administer(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    administer(drop)  # a leftover of an earlier process with this pid
+    administer(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     try:
         yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
     finally:
-        _administer(drop)
+        administer(drop)
 
 
-def _administer(statement: sql.Composed) -> None:
+def administer(statement: sql.Composed) -> None:
     with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as admin:
         admin.execute(statement)
 
@@ -162,10 +162,10 @@ def running(
                 time.sleep(0.2)
         yield Server(url, process.pid)
     finally:
-        _stop(process)
+        stop(process)
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
+def stop(process: subprocess.Popen[bytes]) -> None:
     for sig in (signal.SIGTERM, signal.SIGKILL):
         with suppress(ProcessLookupError):
             os.killpg(process.pid, sig)

@@ -48,7 +48,7 @@ import requests
 from psycopg import sql
 from requests.adapters import HTTPAdapter
 
-from benchmarks.live import REPOSITORY, free_port, stop_cleanly_on_sigterm
+from benchmarks.live import REPOSITORY, administer, free_port, stop, stop_cleanly_on_sigterm
 from connector.config import load_settings
 from connector.services import Services
 from connector.templates import TemplateFields
@@ -82,17 +82,12 @@ HTML_BODY = (
 def shared_database(name: str) -> Iterator[str]:
     """A database ``name`` on the shared PostgreSQL, dropped at the end; yields its URL."""
     identifier = sql.Identifier(name)
-    _administer(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(identifier))
-    _administer(sql.SQL("CREATE DATABASE {}").format(identifier))
+    administer(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(identifier))
+    administer(sql.SQL("CREATE DATABASE {}").format(identifier))
     try:
         yield f"{SHARED_POSTGRES}/{name}"
     finally:
-        _administer(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(identifier))
-
-
-def _administer(statement: sql.Composed) -> None:
-    with psycopg.connect(f"{SHARED_POSTGRES}/postgres", autocommit=True) as admin:
-        admin.execute(statement)
+        administer(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(identifier))
 
 
 @dataclass(frozen=True)
@@ -177,19 +172,6 @@ def started(
         yield process
     finally:
         stop(process)
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        with suppress(ProcessLookupError):
-            os.killpg(process.pid, sig)
-        try:
-            process.wait(STOP_SECONDS)
-            break
-        except subprocess.TimeoutExpired:
-            continue
-    with suppress(ProcessLookupError):  # children that outlived their parent
-        os.killpg(process.pid, signal.SIGKILL)
 
 
 def wait_until_serving(url: str, process: subprocess.Popen[bytes], log: Path) -> None:

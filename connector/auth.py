@@ -53,6 +53,25 @@ class Reason(enum.StrEnum):
     DELETED = "api_key_deleted"
 
 
+@dataclass(frozen=True)
+class KeyChange:
+    """What became of a refused key, for a platform to say in its own words."""
+
+    key_name: str
+    rolled: bool  # else deleted
+    when: str  # formatted for people: 2026-11-20 10:03 UTC
+
+
+def key_change(refusal: AuthenticationFailed) -> KeyChange | None:
+    """The rolled or deleted key behind a refusal; None for any other reason."""
+    name = refusal.details.get("key_name")
+    moment = refusal.details.get("rolled_at") or refusal.details.get("deleted_at")
+    if refusal.code not in {Reason.ROLLED, Reason.DELETED} or not name or not moment:
+        return None
+    when = format_time(datetime.fromisoformat(moment))
+    return KeyChange(name, refusal.code == Reason.ROLLED, when)
+
+
 def refused(reason: Reason, message: str, **details: object) -> AuthenticationFailed:
     return AuthenticationFailed(message, code=reason.value, details=details or None)
 

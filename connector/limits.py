@@ -98,6 +98,33 @@ def _duration(seconds: int) -> str:
     return f"{minutes} minutes" if minutes != 1 else "1 minute"
 
 
+class SignInLimits:
+    """Failed sign-ins to the web pages, per email and per client address."""
+
+    def __init__(self, storage: Storage) -> None:
+        self._per_email = FailureLimit(
+            storage,
+            "sign_in",
+            "10/15 minutes",
+            "Too many failed sign-ins for this email. Try again in {wait}, or ask an admin of "
+            "your account to check your user.",
+        )
+        self._per_address = FailureLimit(
+            storage,
+            "sign_in_address",
+            "50/15 minutes",
+            "Too many failed sign-ins from your network. Try again in {wait}.",
+        )
+
+    def check(self, email: str, address: str) -> None:
+        self._per_email.check(email)
+        self._per_address.check(address)
+
+    def failed(self, email: str, address: str) -> None:
+        self._per_email.failed(email)
+        self._per_address.failed(address)
+
+
 class ApiLimits:
     """The limits on requests made with API keys, on every surface (``/v1``, Zapier, n8n):
 

@@ -51,9 +51,9 @@ class Listing(BaseModel):
         return PageQuery(limit=self.limit, offset=self.page * self.limit)
 
 
-class Browse(BaseModel):
-    limit: Limit = 50
-    cursor: str | None = Field(default=None, description="next_cursor of the previous page.")
+class WorkflowInput(BaseModel):
+    """Input from Zapier or n8n, which send "" for a field the user left empty or mapped to
+    nothing: such a field takes its default."""
 
     @model_validator(mode="before")
     @classmethod
@@ -62,6 +62,11 @@ class Browse(BaseModel):
         if isinstance(values, dict):
             return {name: value for name, value in values.items() if value != ""}
         return values
+
+
+class Browse(WorkflowInput):
+    limit: Limit = 50
+    cursor: str | None = Field(default=None, description="next_cursor of the previous page.")
 
     def as_page_query(self) -> PageQuery:
         return PageQuery(limit=self.limit, cursor=self.cursor)

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from flask import current_app
-from limits.storage import Storage
 
 from .accounts import Accounts
 from .api_keys import KeyManager
@@ -17,7 +16,7 @@ from .config import Settings
 from .db import Database
 from .documents import DocumentStore
 from .events import EventLog
-from .limits import ApiLimits, limit_storage
+from .limits import ApiLimits, SignInLimits, limit_storage
 from .links import DownloadLinks
 from .metrics import Metrics
 from .rendering import PdfConverter, Renderer
@@ -49,8 +48,8 @@ class Services:
     events: EventLog
     hooks: HookStore
     delivery: DeliveryWorker
-    limits: Storage
     api_limits: ApiLimits
+    sign_in_limits: SignInLimits
     metrics: Metrics
 
     @classmethod
@@ -102,13 +101,13 @@ class Services:
                 housekeeping=documents.housekeeping,
                 count_outcome=lambda outcome: metrics.deliveries.labels(outcome).inc(),
             ),
-            limits=limits,
             api_limits=ApiLimits(
                 limits,
                 per_key=settings.rate_limit_per_key,
                 failures_per_address=settings.failed_auth_limit_per_address,
                 failures_per_value=settings.failed_auth_limit_per_key_value,
             ),
+            sign_in_limits=SignInLimits(limits),
             metrics=metrics,
         )
 

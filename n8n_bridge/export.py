@@ -16,6 +16,7 @@ import click
 from pydantic.fields import FieldInfo
 
 from connector import __version__
+from connector.exports import write_files
 from connector.operations import CATALOG, Browse, Kind, Operation
 
 from .routes import TRIGGER_EVENTS
@@ -560,13 +561,7 @@ def export(out: Path, base_url: str = "") -> list[Path]:
         "dist/nodes/TemplateTo/templateto.svg": ICON_SVG,
         "dist/nodes/TemplateToTrigger/templateto.svg": ICON_SVG,
     }
-    written = []
-    for name, content in files.items():
-        path = out / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(content, encoding="utf-8")
-        written.append(path)
-    return written
+    return write_files(out, files)
 
 
 @click.command("n8n")

@@ -8,19 +8,18 @@ description under its own text for the status."""
 
 from __future__ import annotations
 
-import io
 import json
 from datetime import datetime
 from typing import Any
 
-from flask import Response, request, send_file
+from flask import Response, request
 from pydantic import BaseModel, Field
 
+from connector.api.documents import file_response
 from connector.api.errors import error_response
 from connector.api.security import current_principal, key_protected_blueprint
-from connector.auth import Reason
+from connector.auth import Reason, key_change
 from connector.clients import Client
-from connector.clock import format_time
 from connector.errors import AuthenticationFailed, BadRequest, BridgeError, NotFound
 from connector.events import EventInfo, EventType
 from connector.operations import (
@@ -159,16 +158,9 @@ def render(body: Render) -> Response:
     """Render and record a document; the answer is the file itself, its record in the
     ``X-Document`` header (JSON)."""
     document = _run(Kind.CREATE, "create_file", body.as_operation_input())
-    file = services().documents.file(current_principal().account_id, document.id)
-    response = send_file(
-        io.BytesIO(file.content),
-        mimetype=file.format.media_type,
-        as_attachment=True,
-        download_name=file.filename,
-    )
+    response = file_response(services().documents.file(current_principal().account_id, document.id))
     # ASCII-only JSON: header values cannot carry the raw UTF-8 of a template's name.
     response.headers["X-Document"] = json.dumps(document.model_dump(mode="json"))
-    response.headers["Cache-Control"] = "private, no-store"
     return response
 
 
@@ -246,23 +238,20 @@ PLATFORMS[PLATFORM] = Receivers(payload=_delivered_item, not_found_means_gone=Tr
 
 def _in_n8ns_words(error: AuthenticationFailed) -> Response:
     """401s that name the key, say what happened and what to do in n8n."""
-    details = error.details
-    name = details.get("key_name")
-    if error.code == Reason.ROLLED and name:
-        when = format_time(datetime.fromisoformat(details["rolled_at"]))
+    change = key_change(error)
+    if change is None:
+        message = f"{error.message} Then update the TemplateTo credential in n8n."
+    elif change.rolled:
         message = (
-            f"The API key '{name}' was rolled on {when}: this value no longer works. Update the "
-            "TemplateTo credential in n8n with the key's new value."
-        )
-    elif error.code == Reason.DELETED and name:
-        when = format_time(datetime.fromisoformat(details["deleted_at"]))
-        message = (
-            f"The API key '{name}' was deleted on {when}. Create a new key on the API keys page "
-            "and update the TemplateTo credential in n8n with it."
+            f"The API key '{change.key_name}' was rolled on {change.when}: this value no longer "
+            "works. Update the TemplateTo credential in n8n with the key's new value."
         )
     else:
-        message = f"{error.message} Then update the TemplateTo credential in n8n."
-    response = error_response(AuthenticationFailed(message, code=error.code, details=details))
+        message = (
+            f"The API key '{change.key_name}' was deleted on {change.when}. Create a new key on "
+            "the API keys page and update the TemplateTo credential in n8n with it."
+        )
+    response = error_response(AuthenticationFailed(message, code=error.code, details=error.details))
     if request.endpoint == f"{blueprint.name}.me":
         response.status_code = CREDENTIAL_TEST_STATUS.get(Reason(error.code), 401)
     return response

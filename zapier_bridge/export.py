@@ -10,6 +10,7 @@ from typing import Any
 import click
 from pydantic import BaseModel
 
+from connector.exports import write_files
 from connector.operations import OPERATIONS, ZAPIER_KINDS, Kind, Operation
 
 CORE_VERSION = "19.1.0"
@@ -333,13 +334,7 @@ def export(out: Path, base_url: str) -> list[Path]:
         "requires": "\n".join(requires),
         **{FOLDERS[kind]: ", ".join(entries) for kind, entries in registry.items()},
     }
-    written = []
-    for name, content in files.items():
-        path = out / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(content, encoding="utf-8")
-        written.append(path)
-    return written
+    return write_files(out, files)
 
 
 @click.command("zapier")

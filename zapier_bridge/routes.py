@@ -6,17 +6,15 @@ inputs, and error messages in its users' words."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from flask import Response, jsonify, request
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, ValidationError
 
 from connector.api.errors import error_response
 from connector.api.security import current_principal, key_protected_blueprint
-from connector.auth import Reason
+from connector.auth import key_change
 from connector.clients import Client
-from connector.clock import format_time
 from connector.errors import (
     AuthenticationFailed,
     BadRequest,
@@ -33,6 +31,7 @@ from connector.operations import (
     CreateFile,
     Kind,
     Operation,
+    WorkflowInput,
     data_from_json_text,
 )
 from connector.rendering import Format
@@ -46,7 +45,7 @@ PLATFORM = "zapier"
 MAX_MESSAGE = 250
 
 
-class ZapierCreateFile(BaseModel):
+class ZapierCreateFile(WorkflowInput):
     """Create File as TemplateTo's Zapier users know it."""
 
     template: str = Field(description="Template id, from the dropdown.")
@@ -57,14 +56,6 @@ class ZapierCreateFile(BaseModel):
     preserve_line_breaks: bool = False
     document_type: Format = Format.PDF
     strict: bool = Field(default=False, description="Fail on a variable the data lacks.")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _blank_means_default(cls, values: Any) -> Any:
-        # Zapier sends "" for a field the user left empty or mapped to nothing.
-        if isinstance(values, dict):
-            return {name: value for name, value in values.items() if value != ""}
-        return values
 
     def as_operation_input(self) -> CreateFile:
         data = data_from_json_text(self.data) if isinstance(self.data, str) else self.data or {}
@@ -206,24 +197,21 @@ PLATFORMS[PLATFORM] = Receivers(payload=_delivered_item)
 
 def _in_zapiers_words(error: AuthenticationFailed) -> Response:
     """401s that say what happened and what to do in Zapier: reconnect the account."""
-    details = error.details
-    name = details.get("key_name")
-    if error.code == Reason.ROLLED and name:
-        when = format_time(datetime.fromisoformat(details["rolled_at"]))
-        message = (
-            f"This API key ('{name}') was rolled on {when}. Reconnect your TemplateTo account "
-            "in Zapier with the new key."
-        )
-    elif error.code == Reason.DELETED and name:
-        when = format_time(datetime.fromisoformat(details["deleted_at"]))
-        message = (
-            f"This API key ('{name}') was deleted on {when}. Create a new key on the API keys "
-            "page and reconnect your TemplateTo account in Zapier with it."
-        )
-    else:
+    change = key_change(error)
+    if change is None:
         # The action first: Zapier shows only the start of a long message.
         message = (
             f"Reconnect your TemplateTo account in Zapier with a valid API key. {error.message}"
+        )
+    elif change.rolled:
+        message = (
+            f"This API key ('{change.key_name}') was rolled on {change.when}. Reconnect your "
+            "TemplateTo account in Zapier with the new key."
+        )
+    else:
+        message = (
+            f"This API key ('{change.key_name}') was deleted on {change.when}. Create a new key "
+            "on the API keys page and reconnect your TemplateTo account in Zapier with it."
         )
     return _within_zapiers_limit(
         AuthenticationFailed(message, code=error.code, details=error.details)

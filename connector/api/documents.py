@@ -9,7 +9,7 @@ from flask import Blueprint, Response, request, send_file
 from pydantic import BaseModel, Field
 
 from ..clients import classify
-from ..documents import DocumentInfo, DocumentPage, NewDocument
+from ..documents import DocumentInfo, DocumentPage, DownloadedFile, NewDocument
 from ..paging import PageQuery
 from ..services import services
 from .security import current_principal, key_protected_blueprint
@@ -49,16 +49,21 @@ def get_document(path: DocumentPath) -> dict:
     return document.model_dump(mode="json")
 
 
-@downloads.get("/files/<token>")
-def download(token: str) -> Response:
-    file = services().documents.download(token)
+def file_response(file: DownloadedFile) -> Response:
+    """A document's file as an attachment with its name, kept out of shared caches."""
     response = send_file(
         io.BytesIO(file.content),
         mimetype=file.format.media_type,
         as_attachment=True,
         download_name=file.filename,
     )
-    # The link is a bearer credential for this file: keep it out of shared caches and referers.
     response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+@downloads.get("/files/<token>")
+def download(token: str) -> Response:
+    response = file_response(services().documents.download(token))
+    # The link is a bearer credential for this file: keep it out of referers too.
     response.headers["Referrer-Policy"] = "no-referrer"
     return response

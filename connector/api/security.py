@@ -32,11 +32,12 @@ def _authenticate() -> None:
     refusal = key_in_query(request.args)
     if refusal is not None:
         raise refusal
-    limits, authenticator = services().api_limits, services().authenticator
+    svc = services()
+    limits, authenticator = svc.api_limits, svc.authenticator
+    authentications = svc.metrics.authentications
     address = request.remote_addr or "unknown"
     presented = request.headers.get(API_KEY_HEADER)
     user_agent = request.headers.get("User-Agent", "")
-    authentications = services().metrics.authentications
     # Many integrations share an address (Zapier's, n8n's): one flooding it with a bad key must
     # not stop the others whose keys work, so a key known to work skips the refusal limits.
     if not authenticator.vouches_for(presented):

@@ -31,7 +31,6 @@ from ..accounts import Role, UserInfo
 from ..api_keys import IssuedApiKey, KeyName, Permission
 from ..clock import format_time
 from ..errors import BadRequest, BridgeError, PermissionDenied, TooManyRequests
-from ..limits import FailureLimit
 from ..services import services
 
 blueprint = Blueprint(
@@ -63,25 +62,6 @@ class NewKeyForm(BaseModel):
 
 
 # --- signing in ------------------------------------------------------------------------------
-
-
-def _sign_in_limits() -> tuple[FailureLimit, FailureLimit]:
-    storage = services().limits
-    return (
-        FailureLimit(
-            storage,
-            "sign_in",
-            "10/15 minutes",
-            "Too many failed sign-ins for this email. Try again in {wait}, or ask an admin of "
-            "your account to check your user.",
-        ),
-        FailureLimit(
-            storage,
-            "sign_in_address",
-            "50/15 minutes",
-            "Too many failed sign-ins from your network. Try again in {wait}.",
-        ),
-    )
 
 
 def _signed_in_user() -> UserInfo | None:
@@ -184,11 +164,10 @@ def sign_in() -> Any:
     email = request.form.get("email", "").strip().lower()
     password = request.form.get("password", "")
     target = _local_path(request.form.get("next"))
-    per_email, per_address = _sign_in_limits()
+    limits = services().sign_in_limits
     address = request.remote_addr or "unknown"
     try:
-        per_email.check(email)
-        per_address.check(address)
+        limits.check(email, address)
     except TooManyRequests as limited:
         response = Response(
             render_template("signin.html", next=target, email=email, error=limited.message),
@@ -198,8 +177,7 @@ def sign_in() -> Any:
         return response
     user = services().accounts.sign_in(email, password) if email and password else None
     if user is None:
-        per_email.failed(email)
-        per_address.failed(address)
+        limits.failed(email, address)
         error = "The email or password is not right. Check both and try again."
         return render_template("signin.html", next=target, email=email, error=error), 401
     # A new session on every sign-in: nothing from before it (fixation) carries over.
@@ -218,31 +196,34 @@ def sign_out() -> Any:
 # --- the API keys page -----------------------------------------------------------------------
 
 
-def _page_data(user: UserInfo) -> dict[str, Any]:
+def _rows_data(user: UserInfo) -> dict[str, Any]:
+    """What the keys table needs (``_key_rows.html``): the page and the script's refresh."""
     svc = services()
-    keys = svc.keys.list(user.account_id, include_deleted=True)
     failures = svc.keys.failures_by_key(user.account_id)
     now = svc.clock.now()
     rows = []
-    for key in keys:
-        in_use = [
-            report
-            for report in failures.get(key.id, [])
-            if report.reason in {"rolled", "deleted", "grace_period"}
-        ]
+    for key in svc.keys.list(user.account_id, include_deleted=True):
+        in_use = failures.get(key.id, [])
         # A deleted key is listed while someone still calls with it: that is what to fix.
         if key.deleted_at is not None and not in_use:
             continue
         grace = [v for v in key.old_values if v.works_until is not None and v.works_until > now]
         rows.append({"key": key, "grace": grace, "in_use": in_use})
     return {
-        "user": user,
-        "is_admin": user.role is Role.ADMIN,
-        "account": svc.accounts.get(user.account_id),
         "rows": rows,
-        "integrations": svc.hooks.integrations(user.account_id),
+        "is_admin": user.role is Role.ADMIN,
         "grace_choices": GRACE_CHOICES,
         "client_names": CLIENT_NAMES,
+    }
+
+
+def _page_data(user: UserInfo) -> dict[str, Any]:
+    svc = services()
+    return {
+        **_rows_data(user),
+        "user": user,
+        "account": svc.accounts.get(user.account_id),
+        "integrations": svc.hooks.integrations(user.account_id),
         "permissions": list(Permission),
     }
 
@@ -257,7 +238,7 @@ def _answer(user: UserInfo, message: str, issued: IssuedApiKey | None = None) ->
     created or rolled key's value is in this answer and nowhere else."""
     if not _wants_json():
         return _page(user, notice=message, issued=issued)
-    answer = {"message": message, "rows": render_template("_key_rows.html", **_page_data(user))}
+    answer = {"message": message, "rows": render_template("_key_rows.html", **_rows_data(user))}
     if issued is not None:
         answer.update(name=issued.name, value=issued.value)
     return jsonify(answer)

@@ -88,6 +88,16 @@ def invoice(services, account):
     )
 
 
+@pytest.fixture
+def changed_keys(services, account):
+    """A rolled key ('n8n production') and a deleted one ('n8n staging'), with their values."""
+    rolled = services.keys.create(account.id, "n8n production")
+    services.keys.roll(None, rolled.id)
+    deleted = services.keys.create(account.id, "n8n staging")
+    services.keys.delete(None, deleted.id)
+    return rolled, deleted
+
+
 def failures(services, key_id: str, timeout: float = 10.0) -> dict[str, int]:
     """The key's failure report once the server has written it (it flushes within ~2 s)."""
     deadline = time.monotonic() + timeout
@@ -97,13 +107,10 @@ def failures(services, key_id: str, timeout: float = 10.0) -> dict[str, int]:
 
 
 def test_node_operations_and_errors_in_workflow_runs(
-    n8n, package, start_server, services, account, standard_key, invoice
+    n8n, package, start_server, services, account, standard_key, invoice, changed_keys
 ) -> None:
     server = start_server()
-    rolled = services.keys.create(account.id, "n8n production")
-    services.keys.roll(None, rolled.id)
-    deleted = services.keys.create(account.id, "n8n staging")
-    services.keys.delete(None, deleted.id)
+    rolled, deleted = changed_keys
     runtime: N8n = n8n(package)
     for id, value in (
         ("good", standard_key.value),
@@ -183,13 +190,10 @@ def test_node_operations_and_errors_in_workflow_runs(
 
 
 def test_credential_test_dropdown_and_trigger_lifecycle(
-    n8n, package, start_server, services, account, standard_key, invoice
+    n8n, package, start_server, services, account, standard_key, invoice, changed_keys
 ) -> None:
     server = start_server()
-    rolled = services.keys.create(account.id, "n8n production")
-    services.keys.roll(None, rolled.id)
-    deleted = services.keys.create(account.id, "n8n staging")
-    services.keys.delete(None, deleted.id)
+    rolled, deleted = changed_keys
     runtime: N8n = n8n(package)
     credentials = {
         name: credential(name, server.url, value)
