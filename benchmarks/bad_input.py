@@ -57,12 +57,16 @@ from psycopg import sql
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from benchmarks.live import REPOSITORY, free_port, running, stop_cleanly_on_sigterm
-from connector import schema
+from benchmarks.live import (
+    REPOSITORY,
+    bridge_services,
+    free_port,
+    running,
+    stop_cleanly_on_sigterm,
+)
 from connector.accounts import NewUser, Role
 from connector.api_keys import Permission
 from connector.clients import Client
-from connector.config import load_settings
 from connector.documents import NewDocument
 from connector.events import EventType
 from connector.paging import PageQuery
@@ -147,20 +151,6 @@ class Service:
             except ValueError:
                 lines.append({"level": "RAW", "message": line})
         return lines
-
-
-@contextmanager
-def bridge_services(database_url: str, data_dir: Path) -> Iterator[Services]:
-    """Services on the run's database with the newest schema; webhooks may target 127.0.0.1."""
-    settings = load_settings(
-        data_dir=data_dir, database_url=database_url, allow_private_hook_targets=True
-    )
-    services = Services.build(settings)
-    try:
-        schema.upgrade(services.db.engine)
-        yield services
-    finally:
-        services.close()
 
 
 def _seed_account(services: Services, name: str, email: str | None = None) -> Account:
@@ -265,7 +255,7 @@ def live_service(
     shutil.rmtree(data_dir, ignore_errors=True)  # a kept work directory's last run
     data_dir.mkdir(parents=True)
     with throwaway_database(database, data_dir) as database_url:
-        with bridge_services(database_url, data_dir) as services:
+        with bridge_services(database_url, data_dir, allow_private_hook_targets=True) as services:
             seeded = seed(services)
             settings = services.settings
         port = free_port()
@@ -1344,7 +1334,9 @@ def check_integrity(service: Service, bystander_before: Mapping[str, Any]) -> In
     ready = requests.get(service.url + "/readyz", timeout=10)
     if ready.status_code != 200:
         result.problems.append(f"/readyz answered {ready.status_code}: {ready.text[:300]}")
-    with bridge_services(service.database_url, service.data_dir) as services:
+    with bridge_services(
+        service.database_url, service.data_dir, allow_private_hook_targets=True
+    ) as services:
         if (after := snapshot(services, seeded.bystander.id)) != bystander_before:
             difference = _first_difference(bystander_before, after)
             result.problems.append(f"the bystander account changed: {difference}")
@@ -1564,7 +1556,9 @@ def run(
     started = time.monotonic()
     tally = Tally()
     with live_service(work_dir, database) as service:
-        with bridge_services(service.database_url, service.data_dir) as services:
+        with bridge_services(
+            service.database_url, service.data_dir, allow_private_hook_targets=True
+        ) as services:
             bystander_before = snapshot(services, service.seeded.bystander.id)
         operation_count = len(
             operations(requests.get(service.url + "/openapi.json", timeout=10).json())

@@ -79,10 +79,10 @@ def administer(statement: sql.Composed) -> None:
 
 
 @contextmanager
-def bridge_services(database_url: str, data_dir: Path) -> Iterator[Services]:
+def bridge_services(database_url: str, data_dir: Path, **overrides: Any) -> Iterator[Services]:
     """Services on the benchmark's database, with the newest schema: to set up accounts, keys
-    and rows before the server starts."""
-    settings = load_settings(data_dir=data_dir, database_url=database_url)
+    and rows before the server starts. ``overrides``: settings of this process only."""
+    settings = load_settings(data_dir=data_dir, database_url=database_url, **overrides)
     services = Services.build(settings)
     try:
         schema.upgrade(services.db.engine)
