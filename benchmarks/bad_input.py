@@ -320,12 +320,6 @@ class Exchange:
     def on_api_route(self) -> bool:
         return any(self.path == p or self.path.startswith(p + "/") for p in API_PREFIXES)
 
-    @property
-    def from_http_parser(self) -> bool:
-        """Refused by gunicorn's HTTP parser: the app never saw it."""
-        headers = self.response_headers
-        return self.status > 0 and "x-request-id" not in headers and "server" not in headers
-
 
 def error_shape_problem(exchange: Exchange) -> str | None:
     """Why an error answer is not ``{"error": {"code": "...", "message": "..."}}``, if it is
@@ -425,12 +419,6 @@ def _size(exchange: Exchange) -> int:
 
 
 def _grouping(exchange: Exchange) -> tuple[str, str]:
-    if exchange.from_http_parser:
-        # gunicorn's page says why in its last line; one finding per reason, whatever the route.
-        page = re.sub(rb"<[^>]+>", b"\n", exchange.response_body).decode("latin-1")
-        lines = [line.strip() for line in page.splitlines() if line.strip()]
-        reason = re.sub(r"&#x27;.*|\(\d+ &gt; \d+\)|:.*", "", lines[-1] if lines else "").strip()
-        return "HTTP parser (gunicorn)", reason
     if exchange.status == 0:  # nothing says why: one finding per way it ended, any route
         return "any route", exchange.note.split(":")[0]
     chunked = ("Transfer-Encoding", "chunked") in exchange.request_headers

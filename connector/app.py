@@ -9,6 +9,7 @@ from typing import Any
 import click
 from flask import request
 from flask_openapi3 import Info, OpenAPI
+from gunicorn.http.errors import ParseException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import __version__
@@ -19,6 +20,7 @@ from .api.security import SECURITY_SCHEMES
 from .clock import Clock
 from .config import Settings, load_settings
 from .errors import BadRequest, PayloadTooLarge
+from .http_refusals import MALFORMED_CHUNKED_BODY
 from .observability import observe_requests
 from .services import EXTENSION, Services
 from .web import blueprint as web
@@ -93,7 +95,10 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         if request.content_length is None and "HTTP_TRANSFER_ENCODING" in request.environ:
             # A chunked body declares no length: read it here, up to one byte over the limit,
             # so that a longer one is refused rather than cut short and used.
-            body = request.environ["wsgi.input"].read(settings.max_body_bytes + 1)
+            try:
+                body = request.environ["wsgi.input"].read(settings.max_body_bytes + 1)
+            except ParseException as error:
+                raise MALFORMED_CHUNKED_BODY.error(str(error)) from error
             if len(body) > settings.max_body_bytes:
                 _discard(request.environ["wsgi.input"], DRAIN_OVERSIZED_UP_TO)
                 raise PayloadTooLarge(

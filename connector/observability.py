@@ -19,7 +19,7 @@ REQUEST_ID_HEADER = "X-Request-Id"
 _PLAIN_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
-def _new_id() -> str:
+def new_request_id() -> str:
     # Not a secret, only unique: the random module is reseeded in each forked worker, and is
     # much cheaper than os.urandom here.
     return f"{random.getrandbits(96):024x}"
@@ -28,7 +28,7 @@ def _new_id() -> str:
 def _start() -> None:
     g.started = time.perf_counter()
     given = request.headers.get(REQUEST_ID_HEADER, "")
-    g.request_id = given if _PLAIN_ID.match(given) else _new_id()
+    g.request_id = given if _PLAIN_ID.match(given) else new_request_id()
 
 
 def _finish(response: Response) -> Response:
@@ -37,7 +37,7 @@ def _finish(response: Response) -> Response:
     metrics = services().metrics
     metrics.requests.labels(route, request.method, str(response.status_code)).inc()
     metrics.latency.labels(route, request.method).observe(elapsed)
-    request_id = g.get("request_id") or _new_id()
+    request_id = g.get("request_id") or new_request_id()
     response.headers[REQUEST_ID_HEADER] = request_id
     principal = g.get("principal")
     request.environ[ENVIRON_KEY] = {

@@ -11,6 +11,7 @@ from gunicorn.app.base import BaseApplication
 from prometheus_client import multiprocess
 
 from .config import Settings
+from .http_refusals import JsonRefusingWorker
 from .logs import LOGGING, JsonAccessLogger
 from .metrics import MULTIPROCESS_DIR
 from .services import EXTENSION, Services
@@ -81,7 +82,7 @@ def _run(
             "bind": f"{host}:{port}",
             "workers": workers,
             "threads": threads,
-            "worker_class": "gthread",
+            "worker_class": JsonRefusingWorker,
             "errorlog": "-",
             "logconfig_dict": LOGGING,
             "logger_class": JsonAccessLogger,
