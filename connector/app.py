@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -45,9 +46,26 @@ def bridge_commands() -> list[click.Command]:
     return [zapier, n8n]
 
 
-def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> OpenAPI:
+class BridgeApp(OpenAPI):
+    """Flask asks of every hook and view, on every request, whether it is a coroutine function
+    (``inspect`` work that cost more than some hooks themselves): ask once per function."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._sync_functions: set[Callable[..., Any]] = set()
+
+    def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        if func in self._sync_functions:
+            return func
+        runnable = super().ensure_sync(func)
+        if runnable is func:
+            self._sync_functions.add(func)
+        return runnable
+
+
+def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> BridgeApp:
     settings = settings or load_settings()
-    app = OpenAPI(
+    app = BridgeApp(
         __name__,
         info=Info(
             title="TemplateTo Bridge",
@@ -111,8 +129,11 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     @app.before_request
     def refuse_nul_characters() -> None:
         # PostgreSQL cannot store NUL in text; refusing it at the door keeps every route alike.
-        if "\x00" in request.path or any(
-            "\x00" in name or "\x00" in value for name, value in request.args.items(multi=True)
+        if "\x00" in request.path or (
+            request.query_string
+            and any(
+                "\x00" in name or "\x00" in value for name, value in request.args.items(multi=True)
+            )
         ):
             raise BadRequest(
                 "The address holds a NUL character. Remove it and send the request again.",

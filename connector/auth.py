@@ -223,6 +223,8 @@ class Authenticator:
             self._epoch += 1
 
     def _poll_generation(self) -> None:
+        # Claimed first, so that the threads finding the poll due at once do not all query.
+        self._next_poll = time.monotonic() + POLL_SECONDS
         with self._db.transaction() as session:
             generation = session.scalar(
                 select(AuthGeneration.generation).where(AuthGeneration.id == 1)
@@ -232,7 +234,6 @@ class Authenticator:
                 self._cache.clear()
                 self._epoch += 1
                 self._generation = generation
-            self._next_poll = time.monotonic() + POLL_SECONDS
 
     def _load(self, presented: str, digest: str) -> _Entry:
         problem = keys.diagnose(presented)

@@ -34,9 +34,7 @@ def _start() -> None:
 def _finish(response: Response) -> Response:
     elapsed = time.perf_counter() - g.get("started", time.perf_counter())
     route = request.url_rule.rule if request.url_rule is not None else "unmatched"
-    metrics = services().metrics
-    metrics.requests.labels(route, request.method, str(response.status_code)).inc()
-    metrics.latency.labels(route, request.method).observe(elapsed)
+    services().metrics.request_answered(route, request.method, response.status_code, elapsed)
     request_id = g.get("request_id") or new_request_id()
     response.headers[REQUEST_ID_HEADER] = request_id
     principal = g.get("principal")

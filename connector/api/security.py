@@ -34,7 +34,7 @@ def _authenticate() -> None:
         raise refusal
     svc = services()
     limits, authenticator = svc.api_limits, svc.authenticator
-    authentications = svc.metrics.authentications
+    metrics = svc.metrics
     address = request.remote_addr or "unknown"
     presented = request.headers.get(API_KEY_HEADER)
     user_agent = request.headers.get("User-Agent", "")
@@ -48,18 +48,18 @@ def _authenticate() -> None:
             if not authenticator.expects_repeat(
                 presented, user_agent=user_agent, path=request.path
             ):
-                authentications.labels("limited").inc()
+                metrics.authenticated("limited")
                 raise
     try:
         g.principal = authenticator.authenticate(
             presented, user_agent=user_agent, path=request.path
         )
     except AuthenticationFailed as failed:
-        authentications.labels(failed.code).inc()
+        metrics.authenticated(failed.code)
         if not failed.repeat:
             limits.refused(address, presented)
         raise
-    authentications.labels("accepted").inc()
+    metrics.authenticated("accepted")
     limits.accepted(g.principal)
     _require_valid_json()
 
