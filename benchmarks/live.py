@@ -121,15 +121,21 @@ class Server:
 
     def cpu_seconds(self) -> float:
         """CPU time used so far by the server's processes (master and live workers)."""
-        total = 0
+        return sum(self.cpu_by_process().values())
+
+    def cpu_by_process(self) -> dict[int, float]:
+        """CPU seconds used so far by each of the server's processes, by pid (the master's pid
+        is ``process_group``)."""
+        used = {}
         for entry in Path("/proc").iterdir():
             try:
                 fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
             except (OSError, IndexError):
                 continue  # not a process, or one that just ended
             if int(fields[2]) == self.process_group:  # fields: state, ppid, pgrp, ...
-                total += int(fields[11]) + int(fields[12])  # utime, stime
-        return total / os.sysconf("SC_CLK_TCK")
+                ticks = int(fields[11]) + int(fields[12])  # utime, stime
+                used[int(entry.name)] = ticks / os.sysconf("SC_CLK_TCK")
+        return used
 
 
 @contextmanager

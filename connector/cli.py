@@ -174,9 +174,17 @@ def serve(host: str, port: int, workers: int, threads: int, no_delivery: bool) -
     with _services() as services:
         settings = services.settings
     log.info("serving", extra={"url": f"http://{host}:{port}", "data_dir": str(settings.data_dir)})
-    run_server(
-        settings, host=host, port=port, workers=workers, threads=threads, deliver=not no_delivery
-    )
+    try:
+        run_server(
+            settings,
+            host=host,
+            port=port,
+            workers=workers,
+            threads=threads,
+            deliver=not no_delivery,
+        )
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from None
 
 
 @main.command()

@@ -12,13 +12,14 @@ from gunicorn.glogging import Logger
 
 from .clients import classify
 
-# Where the app leaves what the access log adds: {"request_id", "route", "key_id"}.
+# Where the app leaves what the access log adds: {"request_id", "route", "key_id"} (and when
+# the request started, for its metrics).
 ENVIRON_KEY = "bridge.request"
 
 JSON_FORMATTER = {
     "()": "pythonjsonlogger.json.JsonFormatter",
-    "fmt": "%(levelname)s %(name)s %(message)s",
-    "rename_fields": {"levelname": "level", "name": "logger"},
+    "fmt": "%(levelname)s %(name)s %(process)d %(message)s",
+    "rename_fields": {"levelname": "level", "name": "logger", "process": "pid"},
     "timestamp": "time",  # ISO 8601, UTC
 }
 

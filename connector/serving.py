@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import tempfile
 from typing import Any
 
@@ -11,6 +12,7 @@ from gunicorn.app.base import BaseApplication
 from prometheus_client import multiprocess
 
 from .config import Settings
+from .errors import ConfigError
 from .http_refusals import JsonRefusingWorker
 from .logs import LOGGING, JsonAccessLogger
 from .metrics import MULTIPROCESS_DIR
@@ -61,6 +63,7 @@ def serve(
 ) -> None:
     """Serve with gunicorn; with ``deliver``, each web worker also runs a delivery thread
     (leases keep them from sending the same delivery twice)."""
+    _ensure_address_free(host, port)
     hooks = {"post_worker_init": _start_delivery} if deliver else {}
     # Every worker counts into files here, so /metrics adds up all of them whichever answers.
     made_metrics_dir = MULTIPROCESS_DIR not in os.environ
@@ -71,6 +74,21 @@ def serve(
     finally:
         if made_metrics_dir:
             shutil.rmtree(os.environ.pop(MULTIPROCESS_DIR), ignore_errors=True)
+
+
+def _ensure_address_free(host: str, port: int) -> None:
+    """Refuse an address another server listens on: with SO_REUSEPORT (see ``_run``), a second
+    server of the same user would silently share the port instead of failing to start."""
+    family, kind, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    with socket.socket(family, kind) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn binds
+        try:
+            probe.bind(address)
+        except OSError as error:
+            raise ConfigError(
+                f"Cannot listen on {host}:{port}: {error.strerror}. Stop the server that uses "
+                "it, or choose another --port."
+            ) from None
 
 
 def _run(
@@ -92,6 +110,10 @@ def _run(
             "child_exit": _child_exit,
             # One fixed control socket path per user would collide between instances.
             "control_socket_disable": True,
+            # Each worker listens on its own socket and the kernel spreads new connections
+            # evenly; on one shared socket, whichever worker wakes first may take nearly all of
+            # a client's keep-alive connections and serve them on one core (docs/benchmarks.md).
+            "reuse_port": True,
             **hooks,
         },
     ).run()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 
 import pytest
@@ -59,6 +60,17 @@ def test_serve_refuses_an_outdated_schema(fresh_env) -> None:
 
     assert result.exit_code != 0
     assert "revision 0000" in result.output and "templateto-bridge init" in result.output
+
+
+def test_serve_refuses_a_port_another_server_listens_on(run, services) -> None:
+    # Its workers bind with SO_REUSEPORT, which would otherwise share the port with the other.
+    with socket.create_server(("127.0.0.1", 0)) as other:
+        port = other.getsockname()[1]
+        result = run("serve", "--port", str(port))
+
+    assert result.exit_code != 0
+    assert f"Cannot listen on 127.0.0.1:{port}: Address already in use" in result.output
+    assert "choose another --port" in result.output
 
 
 def test_bad_configuration_stops_with_the_variable_named(fresh_env) -> None:

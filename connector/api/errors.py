@@ -4,10 +4,10 @@ HTML page, never a stack trace. Registered once on the app."""
 from __future__ import annotations
 
 import logging
-from typing import cast
+from typing import Any, cast
 
 from flask import Flask, Response, current_app, jsonify, request
-from pydantic import ValidationError
+from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy.exc import DataError, OperationalError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
@@ -19,6 +19,31 @@ from ..errors import (
 )
 
 log = logging.getLogger(__name__)
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="Stable and machine-readable, e.g. validation_failed.")
+    message: str = Field(description="What happened and what to do about it, for a person.")
+    details: dict[str, Any] | None = Field(
+        None, description="More about some errors, e.g. the fields that failed validation."
+    )
+
+
+class ErrorResponse(BaseModel):
+    """The body of every error answer of the API."""
+
+    error: ErrorDetail
+
+
+# What any route that acts for an account may answer, whatever it does: in /openapi.json.
+KEY_ROUTE_ERRORS: dict[str | int, type[BaseModel]] = {
+    "400": ErrorResponse,  # malformed JSON, characters that cannot be stored
+    "401": ErrorResponse,
+    "413": ErrorResponse,
+    "422": ErrorResponse,
+    "429": ErrorResponse,
+    "503": ErrorResponse,  # the database is unreachable
+}
 
 
 # PostgreSQL's deadlock and serialization failures: nothing was written, a retry succeeds.

@@ -128,6 +128,25 @@ def test_openapi_describes_the_api_as_3_1(client) -> None:
     }
 
 
+def test_openapi_documents_the_errors_in_the_shape_they_come_in(client, admin_key) -> None:
+    spec = client.get("/openapi.json").json
+    error_ref = {"$ref": "#/components/schemas/ErrorResponse"}
+
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            for status in ("400", "401", "413", "422", "429", "503"):
+                documented = operation["responses"][status]["content"]["application/json"]
+                assert documented["schema"] == error_ref, (method, path, status)
+    schemas = spec["components"]["schemas"]
+    assert schemas["ErrorResponse"]["required"] == ["error"]
+    assert set(schemas["ErrorDetail"]["required"]) == {"code", "message"}
+    answer = client.post("/v1/templates", json={"name": 5}, headers=key_header(admin_key.value))
+    assert answer.status_code == 422
+    assert set(answer.json) == {"error"}
+    assert set(answer.json["error"]) <= set(schemas["ErrorDetail"]["properties"])
+    assert {"code", "message"} <= set(answer.json["error"])
+
+
 def test_interactive_docs_load_nothing_from_the_internet(client) -> None:
     page = client.get("/openapi/swagger")
     html = page.get_data(as_text=True)

@@ -61,3 +61,44 @@ def test_an_oversized_form_is_a_413_when_signed_out(client) -> None:
 
     assert response.status_code == 413
     assert "The request body is 1200006 bytes" in response.text
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ('{"name": "T", "body": "x"}'.encode("utf-16"), "The body is UTF-16 text"),
+        ('{"name": "T", "body": "x"}'.encode("utf-16-le"), "The body is UTF-16-LE text"),
+        ('{"name": "T", "body": "x"}'.encode("utf-32"), "The body is UTF-32 text"),
+        ('{"name": "Café", "body": "x"}'.encode("latin-1"), "The body is not valid UTF-8 (byte 13"),
+        (
+            b'{"name": "T", "body": "a\xed\xa0\x80b"}',
+            "The body is not valid UTF-8 (byte 24 is 0xed)",
+        ),
+    ],
+    ids=["UTF-16", "UTF-16 without BOM", "UTF-32", "Latin-1", "a lone surrogate as CESU-8"],
+)
+def test_json_that_is_not_utf8_is_a_400_that_says_so(client, standard_key, body, message) -> None:
+    before = client.get("/v1/templates", headers=key_header(standard_key.value)).json
+
+    response = client.post(
+        "/v1/templates",
+        data=body,
+        headers={**key_header(standard_key.value), "Content-Type": "application/json"},
+    )
+
+    assert response.status_code == 400
+    assert response.json["error"]["code"] == "invalid_encoding"
+    assert response.json["error"]["message"].startswith(message)
+    assert "send JSON encoded as UTF-8" in response.json["error"]["message"]
+    assert client.get("/v1/templates", headers=key_header(standard_key.value)).json == before
+
+
+def test_json_with_a_byte_order_mark_is_read(client, standard_key) -> None:
+    response = client.post(
+        "/v1/templates",
+        data='{"name": "With a BOM", "body": "x"}'.encode("utf-8-sig"),
+        headers={**key_header(standard_key.value), "Content-Type": "application/json"},
+    )
+
+    assert response.status_code == 201
+    assert response.json["name"] == "With a BOM"

@@ -72,7 +72,7 @@ def test_every_log_line_is_json_and_holds_no_secret(
         for line in requests_logged
     )
     first = requests_logged[0]
-    assert {"time", "level", "logger", "method", "path", "route", "status", "duration_ms"} <= set(
-        first
-    )
+    assert {
+        "time", "level", "logger", "pid", "method", "path", "route", "status", "duration_ms"
+    } <= set(first)  # fmt: skip
     assert all("?" not in line["path"] for line in requests_logged)
