@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import builtins
 import hashlib
+import json
 import logging
 import re
 from dataclasses import dataclass
@@ -13,13 +14,13 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy import select
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from .clients import Client
 from .clock import Clock
 from .db import Database
-from .errors import BridgeError, NotFound
+from .errors import BridgeError, NotFound, ValidationFailed
 from .events import EventType, record
 from .links import DownloadLinks
 from .models import Document, new_id
@@ -85,6 +86,11 @@ class DownloadedFile:
     content: bytes
 
 
+def _digest(request: NewDocument) -> str:
+    canonical = json.dumps(request.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
 def _filename(requested: str | None, template_name: str, format: Format) -> str:
     stem = _UNSAFE_IN_FILENAMES.sub("_", requested or template_name).strip(" ._") or "document"
     suffix = f".{format}"
@@ -111,9 +117,22 @@ class DocumentStore:
         self._ttl = ttl
         self._next_purge = clock.now()
 
-    def create(self, account_id: str, request: NewDocument, client: Client) -> DocumentInfo:
+    def create(
+        self,
+        account_id: str,
+        request: NewDocument,
+        client: Client,
+        *,
+        idempotency_key: str | None = None,
+    ) -> DocumentInfo:
         """Render and record a document. A failed render or write leaves neither a row nor a
-        file behind."""
+        file behind. With an ``idempotency_key`` the account used before for the same request,
+        the document it made then (a client retrying after losing the answer)."""
+        digest = _digest(request) if idempotency_key is not None else None
+        if idempotency_key is not None:
+            earlier = self._made_with(account_id, idempotency_key, digest)
+            if earlier is not None:
+                return earlier
         template = self._templates.source(account_id, request.template_id)
         rendered = self._renderer.render(
             template,
@@ -135,6 +154,8 @@ class DocumentStore:
             client=client.value,
             created_at=now,
             expires_at=now + self._ttl,
+            idempotency_key=idempotency_key,
+            request_digest=digest,
         )
         document.storage_key = f"{account_id}/{document.id}.{request.format}"
         info = self._info(document, now)
@@ -149,10 +170,42 @@ class DocumentStore:
                     info.model_dump(mode="json"),
                     now,
                 )
+        except IntegrityError:
+            self._files.delete(document.storage_key)
+            # The same key, sent again while this one rendered: the first to commit made it.
+            earlier = (
+                self._made_with(account_id, idempotency_key, digest)
+                if idempotency_key is not None
+                else None
+            )
+            if earlier is None:
+                raise
+            return earlier
         except BaseException:
             self._files.delete(document.storage_key)
             raise
         return info
+
+    def _made_with(
+        self, account_id: str, idempotency_key: str, digest: str | None
+    ) -> DocumentInfo | None:
+        with self._db.transaction() as session:
+            document = session.scalars(
+                select(Document).where(
+                    Document.account_id == account_id,
+                    Document.idempotency_key == idempotency_key,
+                )
+            ).one_or_none()
+        if document is None:
+            return None
+        if document.request_digest != digest:
+            raise ValidationFailed(
+                f"This Idempotency-Key was already used for another request, which made "
+                f"{document.id}. Send a new key with each new document, and the same key only "
+                "to retry the same request.",
+                code="idempotency_key_reused",
+            )
+        return self._info(document, self._clock.now())
 
     def list(
         self, account_id: str, page: PageQuery, template_id: str | None = None

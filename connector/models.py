@@ -188,6 +188,7 @@ class Document(Base):
     __table_args__ = (
         Index("ix_documents_account_newest", "account_id", "created_at", "id"),
         Index("ix_documents_template_newest", "account_id", "template_id", "created_at", "id"),
+        Index("ux_documents_idempotency_key", "account_id", "idempotency_key", unique=True),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -203,6 +204,9 @@ class Document(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
     purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The client's Idempotency-Key, and a digest of the request it came with.
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    request_digest: Mapped[str | None] = mapped_column(String(64))
 
 
 class Event(Base):

@@ -22,16 +22,32 @@ class DocumentPath(BaseModel):
     document_id: str
 
 
+class DocumentHeaders(BaseModel):
+    idempotency_key: str | None = Field(
+        default=None,
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        pattern=r"^[\x21-\x7e]+$",
+        description="Any unique value, e.g. a UUID. A retry with the same key and request "
+        "answers the document the first made, instead of making another.",
+    )
+
+
 class DocumentQuery(PageQuery):
     template_id: str | None = Field(default=None, description="Only this template's documents.")
 
 
 @blueprint.post("", responses={201: DocumentInfo})
-def create_document(body: NewDocument) -> tuple[dict, int]:
+def create_document(body: NewDocument, header: DocumentHeaders) -> tuple[dict, int]:
     """Render a template with data into a PDF or TXT file and record it. The answer's file_url
-    downloads the file without an API key until expires_at."""
+    downloads the file without an API key until expires_at. Send an Idempotency-Key to retry
+    safely."""
     document = services().documents.create(
-        current_principal().account_id, body, classify(request.headers.get("User-Agent"))
+        current_principal().account_id,
+        body,
+        classify(request.headers.get("User-Agent")),
+        idempotency_key=header.idempotency_key,
     )
     return document.model_dump(mode="json"), 201
 

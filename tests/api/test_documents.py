@@ -11,7 +11,7 @@ from pypdf import PdfReader
 from sqlalchemy.exc import IntegrityError
 
 from connector.clients import Client
-from connector.documents import DocumentStore, NewDocument
+from connector.documents import DocumentInfo, DocumentStore, NewDocument
 from connector.links import DownloadLinks
 from connector.paging import PageQuery
 from connector.rendering import Renderer
@@ -199,3 +199,100 @@ def test_housekeeping_purges_expired_files_without_any_new_document(
     services.documents.housekeeping()
 
     assert not list((services.settings.data_dir / "documents").rglob("*.pdf"))
+
+
+def idempotent(client, key, body, idempotency_key: str):
+    headers = {**key_header(key.value), "Idempotency-Key": idempotency_key}
+    return client.post("/v1/documents", json=body, headers=headers)
+
+
+def stored_files(services) -> list:
+    return list((services.settings.data_dir / "documents").rglob("*.*"))
+
+
+def test_a_retry_with_the_same_idempotency_key_answers_the_first_document(
+    client, services, account, standard_key, template
+) -> None:
+    body = {"template_id": template.id, "data": {"number": "42"}}
+
+    first = idempotent(client, standard_key, body, "order-42-invoice")
+    retry = idempotent(client, standard_key, body, "order-42-invoice")
+    other = idempotent(client, standard_key, body, "order-43-invoice")
+
+    assert first.status_code == retry.status_code == other.status_code == 201
+    assert retry.json == first.json
+    assert other.json["id"] != first.json["id"]
+    listed = client.get("/v1/documents", headers=key_header(standard_key.value)).json["data"]
+    assert sorted(d["id"] for d in listed) == sorted([other.json["id"], first.json["id"]])
+    assert len(stored_files(services)) == 2
+    events = services.events.list(account.id, PageQuery()).data
+    assert sum(e.type == "document.created" for e in events) == 2
+
+
+def test_an_idempotency_key_reused_for_another_request_is_a_422(
+    client, services, standard_key, template
+) -> None:
+    first = idempotent(client, standard_key, {"template_id": template.id}, "k-1")
+
+    changed = {"template_id": template.id, "format": "txt"}
+    reused = idempotent(client, standard_key, changed, "k-1")
+
+    assert reused.status_code == 422
+    assert reused.json["error"]["code"] == "idempotency_key_reused"
+    assert first.json["id"] in reused.json["error"]["message"]
+    assert len(stored_files(services)) == 1
+
+
+def test_idempotency_keys_belong_to_one_account(client, services, standard_key, template) -> None:
+    globex = services.accounts.create("Globex")
+    their_key = services.keys.create(globex.id, "Theirs")
+    theirs = services.templates.create(globex.id, TemplateFields(name="Theirs", body="x"))
+
+    mine = idempotent(client, standard_key, {"template_id": template.id}, "same")
+    other = idempotent(client, their_key, {"template_id": theirs.id}, "same")
+
+    assert mine.status_code == other.status_code == 201
+    assert mine.json["id"] != other.json["id"]
+
+
+@pytest.mark.parametrize("value", ["", "has space", "é", "x" * 256])
+def test_an_unusable_idempotency_key_is_a_422(client, standard_key, template, value) -> None:
+    answer = idempotent(client, standard_key, {"template_id": template.id}, value)
+
+    assert answer.status_code == 422
+    assert "Idempotency-Key" in answer.json["error"]["message"]
+
+
+def test_two_requests_racing_with_one_idempotency_key_make_one_document(
+    services, account, template
+) -> None:
+    request = NewDocument(template_id=template.id, data={"number": "7"})
+    retried: list[DocumentInfo] = []
+
+    class RetriedMeanwhile(Renderer):
+        """A render during which the client's retry (same key) renders and commits first."""
+
+        def render(self, *args, **kwargs):
+            if not retried:
+                retried.append(
+                    services.documents.create(
+                        account.id, request, Client.OTHER, idempotency_key="race"
+                    )
+                )
+            return super().render(*args, **kwargs)
+
+    store = DocumentStore(
+        services.db,
+        LocalFileStore(services.settings.data_dir / "documents"),
+        RetriedMeanwhile(),
+        services.templates,
+        DownloadLinks("k" * 32, "http://127.0.0.1:8000"),
+        services.clock,
+        timedelta(hours=1),
+    )
+
+    slower = store.create(account.id, request, Client.OTHER, idempotency_key="race")
+
+    assert slower.id == retried[0].id
+    assert [d.id for d in services.documents.list(account.id, PageQuery()).data] == [slower.id]
+    assert len(stored_files(services)) == 1
