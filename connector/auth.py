@@ -134,7 +134,13 @@ def key_in_query(query: MultiDict[str, str]) -> AuthenticationFailed | None:
 
 
 class Authenticator:
-    def __init__(self, db: Database, usage: UsageRecorder, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        usage: UsageRecorder,
+        repeats: RefusalRepeats,
+        clock: Clock | None = None,
+    ) -> None:
         self._db = db
         self._usage = usage
         self._clock = clock or Clock()
@@ -143,7 +149,7 @@ class Authenticator:
         self._epoch = 0
         self._generation: int | None = None
         self._next_poll = 0.0
-        self._repeats = RefusalRepeats()
+        self._repeats = repeats
 
     def authenticate(
         self, presented: str | None, *, user_agent: str = "", path: str = ""
@@ -155,10 +161,10 @@ class Authenticator:
         try:
             entry = self._entry(presented, digest)
         except AuthenticationFailed as refusal:
-            refusal.repeat = self._repeats.is_repeat(client, (digest, path))
+            refusal.repeat = self._repeats.is_repeat(client, digest, path)
             raise
         now = self._clock.time()
-        repeat = entry.failure is not None and self._repeats.is_repeat(client, (digest, path))
+        repeat = entry.failure is not None and self._repeats.is_repeat(client, digest, path)
         if entry.report_as is not None and not repeat:
             self._usage.note_old_value(
                 value_id=entry.value_id,
@@ -200,7 +206,7 @@ class Authenticator:
         """Whether this request would be a client's automatic repeat of a refusal a moment ago:
         the same attempt, which a limit that let the first through lets through too."""
         digest = keys.fingerprint(presented) if presented is not None else ""
-        return self._repeats.expects(classify(user_agent), (digest, path))
+        return self._repeats.expects(classify(user_agent), digest, path)
 
     def _entry(self, presented: str | None, digest: str) -> _Entry:
         if presented is None:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import enum
-import threading
-import time
-from collections.abc import Hashable
+import hashlib
+import logging
 
-REPEAT_WITHIN_SECONDS = 5.0
-MAX_REMEMBERED = 10_000
+from limits.errors import StorageError
+from limits.storage import Storage
+
+REPEAT_WITHIN_SECONDS = 5
+log = logging.getLogger(__name__)
 
 
 class Client(enum.StrEnum):
@@ -37,33 +39,40 @@ class RefusalRepeats:
 
     A refusal is remembered by what identifies the request (the key's fingerprint, the path);
     the next identical refusal from the same client within ``REPEAT_WITHIN_SECONDS`` is its
-    repeat, and the one after that is a new attempt again."""
+    repeat, and the one after that is a new attempt again. Remembered in the abuse limits'
+    storage, so that with Redis a repeat answered by another worker or machine is still known;
+    when that storage cannot be reached, every refusal counts."""
 
-    def __init__(self, window: float = REPEAT_WITHIN_SECONDS) -> None:
+    def __init__(self, storage: Storage, window: int = REPEAT_WITHIN_SECONDS) -> None:
+        self._storage = storage
         self._window = window
-        self._lock = threading.Lock()
-        self._first_seen: dict[Hashable, float] = {}
 
-    def expects(self, client: Client, request: Hashable) -> bool:
+    def expects(self, client: Client, key_fingerprint: str, path: str) -> bool:
         """Whether the next identical refusal would be a repeat (without counting it as one)."""
         if client not in RETRIES_REFUSED_ONCE:
             return False
-        with self._lock:
-            first_seen = self._first_seen.get((client, request))
-        return first_seen is not None and time.monotonic() - first_seen <= self._window
+        try:
+            return bool(self._storage.get(_remembered_as(client, key_fingerprint, path)))
+        except StorageError:
+            return False
 
-    def is_repeat(self, client: Client, request: Hashable) -> bool:
+    def is_repeat(self, client: Client, key_fingerprint: str, path: str) -> bool:
         if client not in RETRIES_REFUSED_ONCE:
             return False
-        now = time.monotonic()
-        identity = (client, request)
-        with self._lock:
-            first_seen = self._first_seen.pop(identity, None)
-            if first_seen is not None and now - first_seen <= self._window:
+        remembered = _remembered_as(client, key_fingerprint, path)
+        try:
+            if self._storage.get(remembered):
+                self._storage.clear(remembered)
                 return True
-            if len(self._first_seen) >= MAX_REMEMBERED:
-                # A flood of distinct refusals: forget the oldest half rather than grow.
-                for stale in list(self._first_seen)[: MAX_REMEMBERED // 2]:
-                    del self._first_seen[stale]
-            self._first_seen[identity] = now
-            return False
+            self._storage.incr(remembered, self._window)
+        except StorageError as error:
+            log.warning(
+                "refusal repeats are not told apart: %s", type(error.storage_error).__name__
+            )
+        return False
+
+
+def _remembered_as(client: Client, key_fingerprint: str, path: str) -> str:
+    # Any path a client sends, at a fixed length.
+    request = hashlib.sha256(f"{key_fingerprint} {path}".encode()).hexdigest()[:32]
+    return f"refusal-repeat/{client.value}/{request}"

@@ -11,6 +11,7 @@ from flask import current_app
 from .accounts import Accounts
 from .api_keys import KeyManager
 from .auth import Authenticator
+from .clients import RefusalRepeats
 from .clock import Clock
 from .config import Settings
 from .db import Database
@@ -64,7 +65,7 @@ class Services:
         limits = limit_storage(settings.redis_url)
         metrics = Metrics(db, clock)
         usage = UsageRecorder(db)
-        authenticator = Authenticator(db, usage, clock)
+        authenticator = Authenticator(db, usage, RefusalRepeats(limits), clock)
         templates = TemplateStore(db, clock)
         renderer = Renderer(
             _pdf_converter(settings),

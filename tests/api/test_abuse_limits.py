@@ -119,6 +119,28 @@ def test_limits_are_shared_through_redis(settings, clock, account) -> None:
         app.extensions["templateto"].close()
 
 
+def test_n8ns_repeat_answered_by_another_process_is_the_same_attempt(
+    settings, clock, account
+) -> None:
+    """With Redis, a repeat is known whichever worker or machine answers it."""
+    shared = settings.model_copy(update={"redis_url": "redis://127.0.0.1:6379/0"})
+    first, second = create_app(shared, clock=clock), create_app(shared, clock=clock)
+    keys = first.extensions["templateto"].keys
+    old = keys.create(account.id, "n8n production")
+    keys.roll(None, old.id)
+    headers = key_header(old.value, "n8n")
+
+    # Two attempts, each first answered by one process and repeated to the other.
+    answers = [
+        app.test_client().get("/n8n/templates", headers=headers).status_code
+        for app in (first, second, first, second, first)
+    ]
+
+    assert answers == [401, 401, 401, 401, 429]
+    for app in (first, second):
+        app.extensions["templateto"].close()
+
+
 def test_when_redis_is_unreachable_requests_are_served(settings, clock, account, caplog) -> None:
     nowhere = settings.model_copy(update={"redis_url": "redis://127.0.0.1:9/0"})
     app = create_app(nowhere, clock=clock)
