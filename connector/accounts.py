@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, TypeAdapter
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -46,6 +46,7 @@ class UserInfo(BaseModel):
     email: str
     role: Role
     created_at: datetime
+    session_generation: int
 
 
 # Checked when no user has the email, so that a sign-in takes as long either way.
@@ -127,3 +128,12 @@ class Accounts:
         with self._db.transaction() as session:
             user = session.get(User, user_id)
             return UserInfo.model_validate(user) if user is not None else None
+
+    def end_sessions(self, user_id: str) -> None:
+        """End every web session of the user, wherever it was signed in."""
+        with self._db.transaction() as session:
+            session.execute(
+                update(User)
+                .where(User.id == user_id)
+                .values(session_generation=User.session_generation + 1)
+            )

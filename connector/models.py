@@ -72,6 +72,9 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(String(255))
     role: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # Each web session carries the value from its sign-in; signing out moves it on, which ends
+    # every session of the user, a copied cookie's included.
+    session_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     account: Mapped[Account] = relationship()
 

@@ -66,7 +66,10 @@ class NewKeyForm(BaseModel):
 
 def _signed_in_user() -> UserInfo | None:
     user_id = session.get("user_id")
-    return services().accounts.user(user_id) if isinstance(user_id, str) else None
+    user = services().accounts.user(user_id) if isinstance(user_id, str) else None
+    if user is None or session.get("generation") != user.session_generation:
+        return None  # signed out since, here or elsewhere
+    return user
 
 
 def _wants_json() -> bool:
@@ -183,12 +186,18 @@ def sign_in() -> Any:
     # A new session on every sign-in: nothing from before it (fixation) carries over.
     session.clear()
     session["user_id"] = user.id
+    session["generation"] = user.session_generation
     session.permanent = True
     return redirect(target)
 
 
 @blueprint.post("/signout")
 def sign_out() -> Any:
+    user = _signed_in_user()
+    if user is not None:
+        # The cookie is signed, not stored: ending the user's sessions is what makes a copy of
+        # it, or the same user's other browsers, signed out too.
+        services().accounts.end_sessions(user.id)
     session.clear()
     return redirect(url_for("web.sign_in_form", out=1))
 

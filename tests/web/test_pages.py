@@ -262,6 +262,22 @@ def test_signing_out_ends_the_session(sign_in, admin_user) -> None:
     assert client.get(PAGE).status_code == 302
 
 
+def test_signing_out_ends_every_session_of_the_user_a_copied_cookie_too(
+    app, sign_in, admin_user, editor_user
+) -> None:
+    laptop, phone, colleague = sign_in(admin_user), sign_in(admin_user), sign_in(editor_user)
+    copy = app.test_client()
+    copy.set_cookie("bridge_session", laptop.get_cookie("bridge_session").value)
+    assert copy.get(PAGE).status_code == 200
+
+    laptop.post("/signout", data={"csrf_token": csrf_token(laptop, PAGE)})
+
+    assert copy.get(PAGE).status_code == 302
+    assert phone.get(PAGE).status_code == 302
+    assert colleague.get(PAGE).status_code == 200  # another user's session is untouched
+    assert sign_in(admin_user).get(PAGE).status_code == 200  # and signing in again works
+
+
 def test_a_grace_period_with_time_left_and_one_past(
     sign_in, admin_user, services, clock, account
 ) -> None:
