@@ -36,6 +36,19 @@ def create(client, key, template, user_agent="Zapier", **fields) -> dict:
     return response.json
 
 
+def store_rendering_with(services, renderer: Renderer) -> DocumentStore:
+    """A document store like the service's, on its database and files, with ``renderer``."""
+    return DocumentStore(
+        services.db,
+        LocalFileStore(services.settings.data_dir / "documents"),
+        renderer,
+        services.templates,
+        DownloadLinks("k" * 32, "http://127.0.0.1:8000"),
+        services.clock,
+        timedelta(hours=1),
+    )
+
+
 def download(client, file_url: str):
     return client.get(urlsplit(file_url).path)
 
@@ -173,15 +186,7 @@ def test_a_failed_record_write_removes_the_file(services, account, template) -> 
             services.templates.delete(account.id, template.id)
             return super().render(*args, **kwargs)
 
-    store = DocumentStore(
-        services.db,
-        LocalFileStore(services.settings.data_dir / "documents"),
-        DeletesTheTemplateMeanwhile(),
-        services.templates,
-        DownloadLinks("k" * 32, "http://127.0.0.1:8000"),
-        services.clock,
-        timedelta(hours=1),
-    )
+    store = store_rendering_with(services, DeletesTheTemplateMeanwhile())
 
     with pytest.raises(IntegrityError):
         store.create(account.id, NewDocument(template_id=template.id), Client.OTHER)
@@ -281,15 +286,7 @@ def test_two_requests_racing_with_one_idempotency_key_make_one_document(
                 )
             return super().render(*args, **kwargs)
 
-    store = DocumentStore(
-        services.db,
-        LocalFileStore(services.settings.data_dir / "documents"),
-        RetriedMeanwhile(),
-        services.templates,
-        DownloadLinks("k" * 32, "http://127.0.0.1:8000"),
-        services.clock,
-        timedelta(hours=1),
-    )
+    store = store_rendering_with(services, RetriedMeanwhile())
 
     slower = store.create(account.id, request, Client.OTHER, idempotency_key="race")
 
