@@ -69,6 +69,7 @@ from connector.api_keys import Permission
 from connector.clients import Client
 from connector.documents import NewDocument
 from connector.events import EventType
+from connector.http_refusals import REFUSALS
 from connector.paging import PageQuery
 from connector.rendering import Format
 from connector.services import Services
@@ -98,6 +99,7 @@ SCHEMATHESIS_CHECKS = (
 # The schemathesis subprocess learns the ids no generated PUT, DELETE or roll may touch here.
 PROTECTED_ENV = "BAD_INPUT_PROTECTED_IDS"
 DECOY_ID = "protected_by_bad_input"
+HTTP_PARSER_REFUSALS = {refusal.code for _, refusal in REFUSALS}
 TRACEBACK = re.compile(rb"Traceback \(most recent call last\)|File \"/[^\"]+\.py\", line \d+")
 
 
@@ -342,6 +344,16 @@ def error_shape_problem(exchange: Exchange) -> str | None:
     return None
 
 
+def refused_by_http_parser(exchange: Exchange) -> bool:
+    """Refused as malformed HTTP before the app saw it, as ``connector.http_refusals`` answers:
+    such a request's body is never looked at, so its size cannot be what it is refused for."""
+    try:
+        code = json.loads(exchange.response_body)["error"]["code"]
+    except (ValueError, KeyError, TypeError):
+        return False
+    return code in HTTP_PARSER_REFUSALS
+
+
 def problems(exchange: Exchange) -> list[str]:
     """What is wrong with an answer; empty when nothing is."""
     found = []
@@ -353,7 +365,11 @@ def problems(exchange: Exchange) -> list[str]:
         found.append("stack trace")
     if exchange.on_api_route and exchange.status >= 400 and error_shape_problem(exchange):
         found.append("non-JSON error")
-    if exchange.expect is not None and exchange.status not in (0, exchange.expect):
+    if (
+        exchange.expect is not None
+        and exchange.status not in (0, exchange.expect)
+        and not refused_by_http_parser(exchange)
+    ):
         found.append(f"not {exchange.expect}")
     return found
 
