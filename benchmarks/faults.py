@@ -270,6 +270,10 @@ def deployment(cluster: PrivatePostgres, work: Path) -> Iterator[Deployment]:
             started(command, env=service.env(port), log=work / "server.log")
         )
         wait_until_serving(url, server, work / "server.log")
+        # The first worker answers while gunicorn may still be forking the others.
+        deadline = time.monotonic() + 30
+        while len(children(server.pid)) < WORKERS and time.monotonic() < deadline:
+            time.sleep(0.1)
         hook = requests.post(
             f"{url}/v1/hooks",
             json={"target_url": f"{receiver.url}/hook", "events": ["document.created"]},
