@@ -54,12 +54,11 @@ def test_expired_counts_are_swept_from_memory() -> None:
 
 
 def test_a_storage_no_longer_used_ends_its_sweeper() -> None:
+    before = set(threading.enumerate())
     SweptMemoryStorage(sweep_seconds=0.01)
+    (sweeper,) = (t for t in set(threading.enumerate()) - before if t.name == "limits-sweeper")
     deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
+    while sweeper.is_alive() and time.monotonic() < deadline:
         gc.collect()  # limits' storages hold themselves in a reference cycle
-        if not any(t.name == "limits-sweeper" and t.is_alive() for t in threading.enumerate()):
-            break
         time.sleep(0.02)
-    else:
-        raise AssertionError("the sweeper outlived its storage")
+    assert not sweeper.is_alive(), "the sweeper outlived its storage"
