@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import os
 import re
 import signal
@@ -32,8 +31,6 @@ from .errors import BridgeError, ConfigError, SchemaOutdated
 from .logs import configure as configure_logs
 from .services import Services
 from .templates import TemplateFields
-
-log = logging.getLogger(__name__)
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -173,7 +170,6 @@ def serve(host: str, port: int, workers: int, threads: int, no_delivery: bool) -
     configure_logs()
     with _services() as services:
         settings = services.settings
-    log.info("serving", extra={"url": f"http://{host}:{port}", "data_dir": str(settings.data_dir)})
     try:
         run_server(
             settings,

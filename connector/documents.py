@@ -128,8 +128,9 @@ class DocumentStore:
         """Render and record a document. A failed render or write leaves neither a row nor a
         file behind. With an ``idempotency_key`` the account used before for the same request,
         the document it made then (a client retrying after losing the answer)."""
-        digest = _digest(request) if idempotency_key is not None else None
+        digest = None
         if idempotency_key is not None:
+            digest = _digest(request)
             earlier = self._made_with(account_id, idempotency_key, digest)
             if earlier is not None:
                 return earlier
@@ -173,11 +174,9 @@ class DocumentStore:
         except IntegrityError:
             self._files.delete(document.storage_key)
             # The same key, sent again while this one rendered: the first to commit made it.
-            earlier = (
-                self._made_with(account_id, idempotency_key, digest)
-                if idempotency_key is not None
-                else None
-            )
+            if idempotency_key is None:
+                raise
+            earlier = self._made_with(account_id, idempotency_key, digest)
             if earlier is None:
                 raise
             return earlier

@@ -37,29 +37,12 @@ class Refusal:
         return error
 
 
-_MALFORMED_REQUEST_LINE = Refusal(
-    HTTPStatus.BAD_REQUEST,
-    "malformed_request_line",
-    "The request line is not valid HTTP/1.1 ({detail}). Send `METHOD /path HTTP/1.1`, with "
-    "the method in capitals and the path percent-encoded.",
-)
-_MALFORMED_HEADER = Refusal(
-    HTTPStatus.BAD_REQUEST,
-    "malformed_header",
-    "A request header is not valid HTTP ({detail}). Header names are letters, digits and "
-    "dashes; values hold no control characters and no line folding; Host, Content-Length and "
-    "Content-Type appear at most once.",
-)
+# Named, as the app raises it too, when it reads a chunked body (app.py).
 MALFORMED_CHUNKED_BODY = Refusal(
     HTTPStatus.BAD_REQUEST,
     "malformed_chunked_body",
     "The chunked request body is not valid ({detail}). Send it with a Content-Length instead, "
     "or chunked as HTTP/1.1 defines.",
-)
-_MALFORMED_PROXY_LINE = Refusal(
-    HTTPStatus.BAD_REQUEST,
-    "malformed_proxy_line",
-    "The PROXY protocol line is not valid ({detail}). Check the proxy in front of the service.",
 )
 
 # These subclass the request-header errors, but are the app's fault: gunicorn answers them 500.
@@ -73,7 +56,12 @@ REFUSALS: tuple[tuple[type[Exception] | tuple[type[Exception], ...], Refusal], .
             http.InvalidHTTPVersion,
             http.InvalidH2CPreface,
         ),
-        _MALFORMED_REQUEST_LINE,
+        Refusal(
+            HTTPStatus.BAD_REQUEST,
+            "malformed_request_line",
+            "The request line is not valid HTTP/1.1 ({detail}). Send `METHOD /path HTTP/1.1`, with "
+            "the method in capitals and the path percent-encoded.",
+        ),
     ),
     (
         (
@@ -82,13 +70,27 @@ REFUSALS: tuple[tuple[type[Exception] | tuple[type[Exception], ...], Refusal], .
             http.ObsoleteFolding,
             http.InvalidSchemeHeaders,
         ),
-        _MALFORMED_HEADER,
+        Refusal(
+            HTTPStatus.BAD_REQUEST,
+            "malformed_header",
+            "A request header is not valid HTTP ({detail}). Header names are letters, digits "
+            "and dashes; values hold no control characters and no line folding; Host, "
+            "Content-Length and Content-Type appear at most once.",
+        ),
     ),
     (
         (http.InvalidChunkSize, http.ChunkMissingTerminator, http.InvalidChunkExtension),
         MALFORMED_CHUNKED_BODY,
     ),
-    ((http.InvalidProxyLine, http.InvalidProxyHeader), _MALFORMED_PROXY_LINE),
+    (
+        (http.InvalidProxyLine, http.InvalidProxyHeader),
+        Refusal(
+            HTTPStatus.BAD_REQUEST,
+            "malformed_proxy_line",
+            "The PROXY protocol line is not valid ({detail}). Check the proxy in front of the "
+            "service.",
+        ),
+    ),
     (
         # RFC 9112 suggests 501 for a coding the server does not know; but the coding is the
         # client's choice and only the client can change it, so it is the client's error.

@@ -38,7 +38,9 @@ def _start() -> None:
 
 def _finish(response: Response) -> Response:
     environ = request.environ
-    seen = environ.get(ENVIRON_KEY) or {"request_id": new_request_id()}
+    seen = environ.get(ENVIRON_KEY)
+    if seen is None:  # it failed before the hooks ran (opening its session, say)
+        seen = environ[ENVIRON_KEY] = {"request_id": new_request_id()}
     elapsed = time.perf_counter() - seen.get("started", time.perf_counter())
     rule = request.url_rule
     route = rule.rule if rule is not None else "unmatched"
@@ -49,7 +51,6 @@ def _finish(response: Response) -> Response:
     principal = g.get("principal")
     seen["route"] = route
     seen["key_id"] = principal.key_id if principal is not None else None
-    environ[ENVIRON_KEY] = seen
     return response
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import logging
 import os
 import shutil
 import socket
@@ -17,6 +19,8 @@ from .http_refusals import JsonRefusingWorker
 from .logs import LOGGING, JsonAccessLogger
 from .metrics import MULTIPROCESS_DIR
 from .services import EXTENSION, Services
+
+log = logging.getLogger(__name__)
 
 
 def _services_of(worker: Any) -> Services | None:
@@ -64,6 +68,7 @@ def serve(
     """Serve with gunicorn; with ``deliver``, each web worker also runs a delivery thread
     (leases keep them from sending the same delivery twice)."""
     _ensure_address_free(host, port)
+    log.info("serving", extra={"url": f"http://{host}:{port}", "data_dir": str(settings.data_dir)})
     hooks = {"post_worker_init": _start_delivery} if deliver else {}
     # Every worker counts into files here, so /metrics adds up all of them whichever answers.
     made_metrics_dir = MULTIPROCESS_DIR not in os.environ
@@ -77,18 +82,21 @@ def serve(
 
 
 def _ensure_address_free(host: str, port: int) -> None:
-    """Refuse an address another server listens on: with SO_REUSEPORT (see ``_run``), a second
-    server of the same user would silently share the port instead of failing to start."""
-    family, kind, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
-    with socket.socket(family, kind) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn binds
-        try:
+    """Refuse an address that is not this machine's, or that another server listens on: with
+    SO_REUSEPORT (see ``_run``), a second server of the same user would silently share the port
+    instead of failing to start."""
+    try:
+        family, kind, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn binds
             probe.bind(address)
-        except OSError as error:
-            raise ConfigError(
-                f"Cannot listen on {host}:{port}: {error.strerror}. Stop the server that uses "
-                "it, or choose another --port."
-            ) from None
+    except OSError as error:
+        advice = (
+            "Stop the server that uses it, or choose another --port."
+            if error.errno == errno.EADDRINUSE
+            else "Check --host: it must name an address of this machine."
+        )
+        raise ConfigError(f"Cannot listen on {host}:{port}: {error.strerror}. {advice}") from None
 
 
 def _run(

@@ -73,6 +73,14 @@ def test_serve_refuses_a_port_another_server_listens_on(run, services) -> None:
     assert "choose another --port" in result.output
 
 
+def test_serve_refuses_a_host_that_is_not_this_machines(run, services) -> None:
+    unknown = run("serve", "--host", "no-such-host.invalid", "--port", "8000")
+
+    assert unknown.exit_code != 0
+    assert "Cannot listen on no-such-host.invalid:8000" in unknown.output
+    assert "Check --host" in unknown.output
+
+
 def test_bad_configuration_stops_with_the_variable_named(fresh_env) -> None:
     fresh_env["BRIDGE_PUBLIC_URL"] = "not-a-url"
 

@@ -7,6 +7,7 @@ import logging
 from typing import Any, cast
 
 from flask import Flask, Response, current_app, jsonify, request
+from flask_openapi3.types import ResponseDict
 from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy.exc import DataError, OperationalError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
@@ -36,7 +37,7 @@ class ErrorResponse(BaseModel):
 
 
 # What any route that acts for an account may answer, whatever it does: in /openapi.json.
-KEY_ROUTE_ERRORS: dict[str | int, type[BaseModel]] = {
+KEY_ROUTE_ERRORS: ResponseDict = {
     "400": ErrorResponse,  # malformed JSON, characters that cannot be stored
     "401": ErrorResponse,
     "413": ErrorResponse,

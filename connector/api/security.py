@@ -131,7 +131,7 @@ def key_protected_blueprint(
         url_prefix=url_prefix,
         abp_tags=[Tag(name=tag, description=description)],
         abp_security=SECURITY,
-        abp_responses={**KEY_ROUTE_ERRORS},
+        abp_responses=KEY_ROUTE_ERRORS,
     )
     blueprint.before_request(_authenticate)
     blueprint.after_request(_warn_grace_period)
