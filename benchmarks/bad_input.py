@@ -58,10 +58,13 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from benchmarks.live import (
+    HOST,
     REPOSITORY,
+    bridge_env,
     bridge_services,
     free_port,
     running,
+    serve_command,
     stop_cleanly_on_sigterm,
 )
 from connector.accounts import NewUser, Role
@@ -76,7 +79,6 @@ from connector.services import Services
 from connector.templates import TemplateFields
 from connector.webhooks.subscriptions import NewHook
 
-HOST = "127.0.0.1"
 DEFAULT_REQUESTS = 12_000
 SCHEMATHESIS_SHARE = 0.5
 API_PREFIXES = ("/v1", "/zapier", "/n8n", "/render")
@@ -261,21 +263,11 @@ def live_service(
             seeded = seed(services)
             settings = services.settings
         port = free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("BRIDGE_", "TEMPLATETO_"))}
-        env.update(
-            BRIDGE_DATA_DIR=str(settings.data_dir),
-            BRIDGE_DATABASE_URL=settings.database_url,
-            BRIDGE_SECRET_KEY=settings.secret_key.get_secret_value(),
-            BRIDGE_PUBLIC_URL=f"http://{HOST}:{port}",
-            **SERVER_ENV,
-        )
-        command = [sys.executable, "-m", "connector", "serve", "--host", HOST, "--port",
-                   str(port), "--workers", str(workers), "--threads", str(threads),
-                   "--no-delivery"]  # fmt: skip
+        command = serve_command(port, workers, threads, deliver=False)
+        env = bridge_env(settings, port, SERVER_ENV)
         log = work_dir / "server.log"
         with running(command, port=port, env=env, log=log) as server:
-            url = str(getattr(server, "url", server))  # a Server, or its URL in older live.py
-            service = Service(url, port, log, database_url, data_dir, seeded)
+            service = Service(server.url, port, log, database_url, data_dir, seeded)
             _sign_in(service)
             yield service
 

@@ -49,9 +49,16 @@ from typing import Any
 import psycopg
 import requests
 
-from benchmarks.live import free_port, stop_cleanly_on_sigterm
-from benchmarks.mixed_load import (
+from benchmarks.live import (
     HOST,
+    children,
+    free_port,
+    serve_command,
+    started,
+    stop_cleanly_on_sigterm,
+    wait_until_serving,
+)
+from benchmarks.mixed_load import (
     Account,
     Client,
     Operation,
@@ -60,20 +67,16 @@ from benchmarks.mixed_load import (
     Service,
     answers,
     bridge,
-    children,
     invoice,
     joined,
     postgres_errors,
     print_table,
     run_load,
-    serve_command,
     server_log_findings,
     set_up_account,
-    started,
     status_label,
     time_limit,
     verdict,
-    wait_until_serving,
 )
 
 WORKERS = 3

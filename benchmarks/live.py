@@ -64,11 +64,19 @@ def throwaway_database(kind: Database, data_dir: Path) -> Iterator[str]:
         yield f"sqlite:///{data_dir / 'bridge.db'}"
         return
     name = f"bench_{os.getpid()}"
+    with postgres_database(name):
+        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+
+
+@contextmanager
+def postgres_database(name: str) -> Iterator[str]:
+    """A database ``name`` on the PostgreSQL at 127.0.0.1:5432, dropped at the end; yields its
+    URL (for psycopg)."""
     drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
     administer(drop)  # a leftover of an earlier process with this pid
     administer(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+        yield f"{POSTGRES}/{name}"
     finally:
         administer(drop)
 
@@ -106,12 +114,15 @@ def bridge_env(
     return env
 
 
-def serve_command(port: int, workers: int = 2, threads: int | None = None) -> list[str]:
-    """``templateto-bridge serve`` as users run it (webhook delivery on, the default), with
-    serve's default threads per worker unless ``threads``."""
+def serve_command(
+    port: int, workers: int = 2, threads: int | None = None, *, deliver: bool = True
+) -> list[str]:
+    """``templateto-bridge serve`` as users run it (webhook delivery on, the default, unless
+    not ``deliver``), with serve's default threads per worker unless ``threads``."""
     threads = threads or SERVE_DEFAULTS["threads"]
-    return [sys.executable, "-m", "connector", "serve", "--host", HOST, "--port", str(port),
-            "--workers", str(workers), "--threads", str(threads)]  # fmt: skip
+    command = [sys.executable, "-m", "connector", "serve", "--host", HOST, "--port", str(port),
+               "--workers", str(workers), "--threads", str(threads)]  # fmt: skip
+    return command if deliver else [*command, "--no-delivery"]
 
 
 @dataclass(frozen=True)
@@ -126,16 +137,31 @@ class Server:
     def cpu_by_process(self) -> dict[int, float]:
         """CPU seconds used so far by each of the server's processes, by pid (the master's pid
         is ``process_group``)."""
-        used = {}
-        for entry in Path("/proc").iterdir():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except (OSError, IndexError):
-                continue  # not a process, or one that just ended
-            if int(fields[2]) == self.process_group:  # fields: state, ppid, pgrp, ...
-                ticks = int(fields[11]) + int(fields[12])  # utime, stime
-                used[int(entry.name)] = ticks / os.sysconf("SC_CLK_TCK")
-        return used
+        return {
+            pid: (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+            for pid, fields in processes()
+            if int(fields[2]) == self.process_group
+        }
+
+
+def processes() -> Iterator[tuple[int, list[str]]]:
+    """Every process's pid and the fields of its /proc/<pid>/stat after the command name
+    (state, ppid, pgrp, ...)."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # one that just ended
+        yield int(entry.name), fields
+
+
+def children(pid: int) -> list[int]:
+    """The live child processes of ``pid`` (gunicorn's workers, for its master)."""
+    return sorted(
+        child for child, fields in processes() if int(fields[1]) == pid and fields[0] != "Z"
+    )
 
 
 @contextmanager
@@ -144,7 +170,19 @@ def running(
 ) -> Iterator[Server]:
     """Run ``command`` (a server on ``port``) in its own process group; yields it once it
     answers HTTP; stops the whole group at the end (SIGTERM, then SIGKILL)."""
-    with log.open("w") as log_file:
+    with started(command, env=env, log=log) as process:
+        url = f"http://{HOST}:{port}"
+        wait_until_serving(url, process, log)
+        yield Server(url, process.pid)
+
+
+@contextmanager
+def started(
+    command: Sequence[str], *, env: Mapping[str, str], log: Path
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run ``command`` in a process group of its own, its output in ``log``; stop the whole
+    group at the end (SIGTERM, then SIGKILL), also on failure."""
+    with log.open("wb") as log_file:
         process = subprocess.Popen(
             list(command),
             env=dict(env),
@@ -153,22 +191,24 @@ def running(
             cwd=REPOSITORY,
             start_new_session=True,
         )
-    url = f"http://{HOST}:{port}"
     try:
-        deadline = time.monotonic() + READY_SECONDS
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"{' '.join(command)} exited: {log.read_text()[-2000:]}")
-            try:
-                requests.get(f"{url}/__ready", timeout=1)  # any answer will do
-                break
-            except requests.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"no answer on {url}: {log.read_text()[-2000:]}") from None
-                time.sleep(0.2)
-        yield Server(url, process.pid)
+        yield process
     finally:
         stop(process)
+
+
+def wait_until_serving(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    """Until the server at ``url`` answers HTTP (any status: the bare app has no /healthz)."""
+    deadline = time.monotonic() + READY_SECONDS
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server for {url} exited: {log.read_text()[-3000:]}")
+        with suppress(requests.RequestException):
+            requests.get(f"{url}/healthz", timeout=1)
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"no answer on {url}: {log.read_text()[-3000:]}")
+        time.sleep(0.2)
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:

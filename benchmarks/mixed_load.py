@@ -18,8 +18,8 @@ pick operations at random, closed loop (the next request as soon as the answer i
 
 Every answer must be the one asked for; any 5xx, any other status and any connection error fail
 the run (exit status 1). Prints counts by operation and status, latency percentiles, and the
-server's log lines above INFO and PostgreSQL's deadlocks. The helpers (processes, a webhook
-receiver, the load client, tables) are shared with ``benchmarks.faults``.
+server's log lines above INFO and PostgreSQL's deadlocks. The helpers (a webhook receiver, the
+load client, tables) are shared with ``benchmarks.faults``; processes are ``benchmarks.live``'s.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -45,17 +45,23 @@ from typing import Any
 
 import psycopg
 import requests
-from psycopg import sql
 from requests.adapters import HTTPAdapter
 
-from benchmarks.live import REPOSITORY, administer, free_port, stop, stop_cleanly_on_sigterm
+from benchmarks.live import (
+    HOST,
+    REPOSITORY,
+    free_port,
+    postgres_database,
+    serve_command,
+    started,
+    stop_cleanly_on_sigterm,
+    wait_until_serving,
+)
 from connector.config import load_settings
 from connector.services import Services
 from connector.templates import TemplateFields
 from connector.webhooks import signing
 
-HOST = "127.0.0.1"
-SHARED_POSTGRES = "postgresql://postgres@127.0.0.1:5432"
 REDIS_URL = "redis://127.0.0.1:6379/0"
 # Far above what a run makes. The rates are also part of the limits' Redis keys, so these
 # unusual ones give the runs counters of their own on the shared Redis (key ids are unique too).
@@ -65,8 +71,6 @@ UNLIMITED = {
     "BRIDGE_FAILED_AUTH_LIMIT_PER_KEY_VALUE": "100000002/minute",
 }
 REQUEST_TIMEOUT = (5, 40)  # connect, read: a PDF may wait up to 30 s for a slot
-READY_SECONDS = 60
-STOP_SECONDS = 15
 TEXT_BODY = "Invoice {{ number }} for {{ customer.name }}\nTotal: {{ total }} EUR\n"
 HTML_BODY = (
     "<html><body><h1>Invoice {{ number }}</h1><p>{{ customer.name }}</p>"
@@ -75,19 +79,7 @@ HTML_BODY = (
 )
 
 
-# --- the service: database, processes, a receiver -----------------------------------------
-
-
-@contextmanager
-def shared_database(name: str) -> Iterator[str]:
-    """A database ``name`` on the shared PostgreSQL, dropped at the end; yields its URL."""
-    identifier = sql.Identifier(name)
-    administer(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(identifier))
-    administer(sql.SQL("CREATE DATABASE {}").format(identifier))
-    try:
-        yield f"{SHARED_POSTGRES}/{name}"
-    finally:
-        administer(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(identifier))
+# --- the service: its settings, a receiver -------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -145,61 +137,6 @@ class Service:
 
 def bridge(*arguments: str) -> list[str]:
     return [sys.executable, "-m", "connector", *arguments]
-
-
-def serve_command(port: int, workers: int, threads: int, *, deliver: bool = True) -> list[str]:
-    command = bridge("serve", "--host", HOST, "--port", str(port), "--workers", str(workers),
-                     "--threads", str(threads))  # fmt: skip
-    return command if deliver else [*command, "--no-delivery"]
-
-
-@contextmanager
-def started(
-    command: Sequence[str], *, env: Mapping[str, str], log: Path
-) -> Iterator[subprocess.Popen[bytes]]:
-    """Run ``command`` in a process group of its own; stop the whole group at the end (SIGTERM,
-    then SIGKILL), also on failure."""
-    with log.open("ab") as log_file:
-        process = subprocess.Popen(
-            list(command),
-            env=dict(env),
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            cwd=REPOSITORY,
-            start_new_session=True,
-        )
-    try:
-        yield process
-    finally:
-        stop(process)
-
-
-def wait_until_serving(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + READY_SECONDS
-    while True:
-        if process.poll() is not None:
-            raise RuntimeError(f"the server exited: {log.read_text()[-3000:]}")
-        with suppress(requests.RequestException):
-            if requests.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"no answer on {url}: {log.read_text()[-3000:]}")
-        time.sleep(0.2)
-
-
-def children(pid: int) -> list[int]:
-    """The live child processes of ``pid`` (gunicorn's workers, for its master), from /proc."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue  # ended meanwhile
-        if int(fields[1]) == pid and fields[0] != "Z":  # fields: state, ppid, ...
-            found.append(int(entry.name))
-    return sorted(found)
 
 
 class _QuietServer(ThreadingHTTPServer):
@@ -683,7 +620,7 @@ def main() -> None:
     with (
         time_limit(arguments.seconds + 240),
         tempfile.TemporaryDirectory(prefix="mixed-load-") as work_dir,
-        shared_database(f"mixed_{os.getpid()}") as database_url,
+        postgres_database(f"mixed_{os.getpid()}") as database_url,
         Receiver().running() as receiver,
     ):
         work = Path(work_dir)

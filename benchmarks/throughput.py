@@ -84,9 +84,9 @@ def main() -> None:
                 key = services.keys.create(account.id, "Benchmark").value
                 settings = services.settings
             ours_port, bare_port = free_port(), free_port()
-            ours_command = serve_command(ours_port, arguments.workers, arguments.threads)
-            if arguments.no_delivery:
-                ours_command.append("--no-delivery")
+            ours_command = serve_command(
+                ours_port, arguments.workers, arguments.threads, deliver=not arguments.no_delivery
+            )
             bare_command = [sys.executable, "-m", "benchmarks.bare_app", "--port", str(bare_port),
                             "--workers", str(arguments.workers),
                             "--threads", str(arguments.threads)]  # fmt: skip
