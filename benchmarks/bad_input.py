@@ -91,7 +91,7 @@ SERVER_ENV = {
     "BRIDGE_FAILED_AUTH_LIMIT_PER_KEY_VALUE": "100000000/minute",
     "BRIDGE_FAILED_AUTH_LIMIT_PER_ADDRESS": "100000000/minute",
     "BRIDGE_ALLOW_PRIVATE_HOOK_TARGETS": "1",
-    "BRIDGE_PDF_QUEUE": "64",
+    "BRIDGE_RENDER_QUEUE": "64",
 }
 SCHEMATHESIS_CHECKS = (
     "not_a_server_error,content_type_conformance,response_headers_conformance,"

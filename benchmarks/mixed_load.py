@@ -611,7 +611,7 @@ def main() -> None:
         action="append",
         default=[],
         metavar="BRIDGE_NAME=VALUE",
-        help="a setting for the server, e.g. BRIDGE_PDF_QUEUE=8 (repeatable)",
+        help="a setting for the server, e.g. BRIDGE_RENDER_QUEUE=8 (repeatable)",
     )
     arguments = parser.parse_args()
     settings = dict(item.split("=", 1) for item in arguments.env)

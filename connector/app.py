@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import click
@@ -63,7 +64,12 @@ class BridgeApp(OpenAPI):
         return runnable
 
 
-def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> BridgeApp:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    clock: Clock | None = None,
+    render_slots_dir: Path | None = None,
+) -> BridgeApp:
     settings = settings or load_settings()
     app = BridgeApp(
         __name__,
@@ -98,7 +104,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         )
     app.session_interface = SignedCookieSessions()
     app.json.sort_keys = False  # type: ignore[attr-defined]  # keep the models' field order
-    app.extensions[EXTENSION] = Services.build(settings, clock)
+    app.extensions[EXTENSION] = Services.build(settings, clock, render_slots_dir)
 
     @app.before_request
     def refuse_oversized_body() -> None:

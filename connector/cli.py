@@ -155,7 +155,8 @@ def init() -> None:
     default=8,
     show_default=True,
     type=click.IntRange(1, 64),
-    help="Per worker; PDF renders use at most BRIDGE_PDF_CONCURRENCY + BRIDGE_PDF_QUEUE of them.",
+    help="Per worker. A render running or waiting holds one; the machine runs at most "
+    "BRIDGE_RENDER_CONCURRENCY + BRIDGE_RENDER_QUEUE of them.",
 )
 @click.option(
     "--no-delivery",

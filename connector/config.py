@@ -26,6 +26,11 @@ from sqlalchemy.exc import ArgumentError
 from .errors import ConfigError
 
 SECRET_KEY_FILE = "secret_key"
+# Settings that no longer exist, and what replaced them: a start that ignored them would be silent.
+_RETIRED = {
+    "BRIDGE_PDF_CONCURRENCY": "BRIDGE_RENDER_CONCURRENCY (renders at once per machine)",
+    "BRIDGE_PDF_QUEUE": "BRIDGE_RENDER_QUEUE (renders waiting per machine)",
+}
 _SUPPORTED_DATABASES = ("sqlite", "postgresql")
 
 
@@ -101,18 +106,34 @@ class Settings(BaseSettings):
         description="Reverse proxies in front that set X-Forwarded-For: the client address "
         "is taken from them. 0: the connection's address.",
     )
-    pdf_concurrency: int = Field(
-        default=2,
+    render_concurrency: int = Field(
+        default_factory=lambda: max(2, os.cpu_count() or 1),
         ge=1,
-        le=64,
-        description="PDF conversions at once per worker process; keep it plus pdf_queue below "
-        "serve's --threads, so cheap requests always find a thread.",
+        le=256,
+        description="Renders running at once on this machine (every web worker together); "
+        "default: the number of cores, at least 2. One account may use half of them.",
     )
-    pdf_queue: int = Field(
+    render_queue: int = Field(
         default=4,
         ge=0,
         le=256,
-        description="PDF renders waiting for a slot per process; any more get 429 at once.",
+        description="Renders waiting for a free slot on this machine (up to 10 s each); any "
+        "more get 429 render_busy at once. One account may hold half of them.",
+    )
+    render_txt_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        le=300,
+        description="Wall-clock and CPU limit of a TXT render (and of checking a template).",
+    )
+    render_pdf_seconds: float = Field(
+        default=20.0, gt=0, le=600, description="Wall-clock and CPU limit of a PDF render."
+    )
+    render_memory_mb: int = Field(
+        default=512,
+        ge=128,
+        le=65_536,
+        description="Address space of each render process (RLIMIT_AS), in MB.",
     )
     delivery_concurrency: int = Field(
         default=16, ge=1, le=256, description="Webhook POSTs in flight at once, per worker."
@@ -193,6 +214,9 @@ def _stored_secret_key(data_dir: Path) -> str:
 def load_settings(**overrides: object) -> Settings:
     """Read the environment (``overrides`` win), create the data directory, and fill the
     database URL and secret key defaults. Raises :class:`ConfigError` with a readable message."""
+    retired = [f"{name}: replaced by {new}" for name, new in _RETIRED.items() if name in os.environ]
+    if retired:
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(retired))
     try:
         settings = Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as error:

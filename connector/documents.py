@@ -136,6 +136,7 @@ class DocumentStore:
                 return earlier
         template = self._templates.source(account_id, request.template_id)
         rendered = self._renderer.render(
+            account_id,
             template,
             request.data,
             request.format,

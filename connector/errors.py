@@ -24,6 +24,10 @@ class BridgeError(Exception):
             self.code = code
         self.details = details or {}
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Renders fail in another process: the error crosses back pickled, code and details too.
+        return (type(self), (self.message,), self.__dict__)
+
     def to_dict(self) -> dict[str, Any]:
         error: dict[str, Any] = {"code": self.code, "message": self.message}
         if self.details:
@@ -43,6 +47,28 @@ class MalformedJson(BadRequest):
 class ValidationFailed(BridgeError):
     status = 422
     code = "validation_failed"
+
+
+class TemplateSyntaxError(ValidationFailed):
+    code = "template_syntax_error"
+
+
+class TemplateRenderError(ValidationFailed):
+    code = "template_render_error"
+
+
+class MissingVariable(ValidationFailed):
+    code = "template_variable_missing"
+
+
+class RenderLimitExceeded(ValidationFailed):
+    """``details["limit"]`` says which: ``time``, ``memory``, or a limit inside Liquid."""
+
+    code = "render_limit_exceeded"
+
+
+class PdfConversionFailed(ValidationFailed):
+    code = "pdf_conversion_failed"
 
 
 class AuthenticationFailed(BridgeError):
@@ -90,6 +116,14 @@ class TooManyRequests(BridgeError):
     ) -> None:
         super().__init__(message, code=code, details=details)
         self.retry_after = int(self.details["retry_after"])
+
+
+class RenderBusy(BridgeError):
+    # 429 rather than 503: Zapier retries a 429 after its Retry-After by itself (ThrottledError),
+    # and n8n says "too many requests"; this is load being shed by design, not an outage.
+    status = 429
+    code = "render_busy"
+    retry_after = 5
 
 
 class StorageUnavailable(BridgeError):

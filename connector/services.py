@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import logging
+import shutil
+import tempfile
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 from flask import current_app
 
@@ -20,9 +23,9 @@ from .events import EventLog
 from .limits import ApiLimits, SignInLimits, limit_storage
 from .links import DownloadLinks
 from .metrics import Metrics
-from .rendering import PdfConverter, Renderer
-from .rendering.pdf import LocalPdfConverter
-from .rendering.slots import PdfSlots
+from .rendering import PdfConverter, Renderer, RenderLimits
+from .rendering.pool import RenderPool
+from .rendering.slots import RenderSlots
 from .rendering.upstream import UpstreamPdfConverter
 from .storage import LocalFileStore
 from .templates import TemplateStore
@@ -52,9 +55,15 @@ class Services:
     api_limits: ApiLimits
     sign_in_limits: SignInLimits
     metrics: Metrics
+    # Made by build() when no one passed a directory for the render slots: removed on close.
+    own_slots_dir: Path | None = None
 
     @classmethod
-    def build(cls, settings: Settings, clock: Clock | None = None) -> Services:
+    def build(
+        cls, settings: Settings, clock: Clock | None = None, render_slots_dir: Path | None = None
+    ) -> Services:
+        """``render_slots_dir`` is shared by every process of one ``serve``, so that the render
+        limits hold for the machine; by default this process has slots of its own."""
         clock = clock or Clock()
         if settings.allow_private_hook_targets:
             log.warning(
@@ -66,11 +75,11 @@ class Services:
         metrics = Metrics(db, clock)
         usage = UsageRecorder(db)
         authenticator = Authenticator(db, usage, RefusalRepeats(limits), clock)
-        templates = TemplateStore(db, clock)
-        renderer = Renderer(
-            _pdf_converter(settings),
-            PdfSlots(concurrency=settings.pdf_concurrency, queue=settings.pdf_queue),
-        )
+        own_slots_dir = None
+        if render_slots_dir is None:
+            render_slots_dir = own_slots_dir = Path(tempfile.mkdtemp(prefix="bridge-render-"))
+        renderer = _renderer(settings, render_slots_dir)
+        templates = TemplateStore(db, clock, renderer)
         documents = DocumentStore(
             db,
             LocalFileStore(settings.data_dir / "documents"),
@@ -110,20 +119,34 @@ class Services:
             ),
             sign_in_limits=SignInLimits(limits),
             metrics=metrics,
+            own_slots_dir=own_slots_dir,
         )
 
     def close(self) -> None:
-        """Stop delivering, write buffered usage and release database connections."""
+        """Stop delivering and rendering, write buffered usage and release database
+        connections."""
         self.delivery.stop()
+        self.renderer.close()
         self.usage.close()
         self.db.dispose()
+        if self.own_slots_dir is not None:
+            shutil.rmtree(self.own_slots_dir, ignore_errors=True)
 
 
-def _pdf_converter(settings: Settings) -> PdfConverter:
-    if settings.render_upstream_url is None or settings.render_upstream_key is None:
-        return LocalPdfConverter()
-    return UpstreamPdfConverter(
-        str(settings.render_upstream_url), settings.render_upstream_key.get_secret_value()
+def _renderer(settings: Settings, slots_dir: Path) -> Renderer:
+    upstream: PdfConverter | None = None
+    if settings.render_upstream_url is not None and settings.render_upstream_key is not None:
+        upstream = UpstreamPdfConverter(
+            str(settings.render_upstream_url), settings.render_upstream_key.get_secret_value()
+        )
+    return Renderer(
+        RenderPool(processes=settings.render_concurrency, memory_mb=settings.render_memory_mb),
+        RenderSlots(slots_dir, capacity=settings.render_concurrency, queue=settings.render_queue),
+        RenderLimits(
+            txt_seconds=settings.render_txt_seconds,
+            pdf_seconds=settings.render_pdf_seconds,
+        ),
+        upstream,
     )
 
 

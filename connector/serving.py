@@ -8,6 +8,7 @@ import os
 import shutil
 import socket
 import tempfile
+from pathlib import Path
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
@@ -29,7 +30,14 @@ def _services_of(worker: Any) -> Services | None:
     return extensions.get(EXTENSION)
 
 
-def _start_delivery(worker: Any) -> None:
+def _start_rendering(worker: Any) -> None:
+    services = _services_of(worker)
+    if services is not None:
+        services.renderer.start()
+
+
+def _start_rendering_and_delivery(worker: Any) -> None:
+    _start_rendering(worker)
     services = _services_of(worker)
     if services is not None:
         services.delivery.start()
@@ -47,9 +55,10 @@ def _child_exit(_server: Any, worker: Any) -> None:
 
 
 class BridgeServer(BaseApplication):
-    def __init__(self, settings: Settings, options: dict[str, Any]) -> None:
+    def __init__(self, settings: Settings, options: dict[str, Any], render_slots_dir: Path) -> None:
         self._settings = settings
         self._options = options
+        self._render_slots_dir = render_slots_dir
         super().__init__()
 
     def load_config(self) -> None:
@@ -59,7 +68,7 @@ class BridgeServer(BaseApplication):
     def load(self) -> Any:
         from .app import create_app
 
-        return create_app(self._settings)
+        return create_app(self._settings, render_slots_dir=self._render_slots_dir)
 
 
 def serve(
@@ -69,14 +78,17 @@ def serve(
     (leases keep them from sending the same delivery twice)."""
     _ensure_address_free(host, port)
     log.info("serving", extra={"url": f"http://{host}:{port}", "data_dir": str(settings.data_dir)})
-    hooks = {"post_worker_init": _start_delivery} if deliver else {}
+    hooks = {"post_worker_init": _start_rendering_and_delivery if deliver else _start_rendering}
     # Every worker counts into files here, so /metrics adds up all of them whichever answers.
     made_metrics_dir = MULTIPROCESS_DIR not in os.environ
     if made_metrics_dir:
         os.environ[MULTIPROCESS_DIR] = tempfile.mkdtemp(prefix="bridge-metrics-")
+    # The workers' render slots, shared so that the render limits hold for the whole machine.
+    render_slots_dir = Path(tempfile.mkdtemp(prefix="bridge-render-slots-"))
     try:
-        _run(settings, host, port, workers, threads, hooks)
+        _run(settings, host, port, workers, threads, hooks, render_slots_dir)
     finally:
+        shutil.rmtree(render_slots_dir, ignore_errors=True)
         if made_metrics_dir:
             shutil.rmtree(os.environ.pop(MULTIPROCESS_DIR), ignore_errors=True)
 
@@ -100,7 +112,13 @@ def _ensure_address_free(host: str, port: int) -> None:
 
 
 def _run(
-    settings: Settings, host: str, port: int, workers: int, threads: int, hooks: dict[str, Any]
+    settings: Settings,
+    host: str,
+    port: int,
+    workers: int,
+    threads: int,
+    hooks: dict[str, Any],
+    render_slots_dir: Path,
 ) -> None:
     BridgeServer(
         settings,
@@ -124,4 +142,5 @@ def _run(
             "reuse_port": True,
             **hooks,
         },
+        render_slots_dir,
     ).run()

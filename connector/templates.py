@@ -17,7 +17,7 @@ from .errors import NotFound
 from .events import EventType, record
 from .models import Template, new_id
 from .paging import PageQuery, newest_first, next_cursor
-from .rendering import TemplateSource, liquid
+from .rendering import Renderer, TemplateSource
 
 TemplateName = Annotated[
     str,
@@ -70,24 +70,22 @@ def _event_data(template: TemplateInfo) -> dict[str, Any]:
     return TemplateSummary.model_validate(template.model_dump()).model_dump(mode="json")
 
 
-def _variables(fields: TemplateFields) -> list[str]:
-    """The variables the bodies use; raises TemplateSyntaxError when one does not parse."""
-    names = set(liquid.variables(fields.body))
-    if fields.text_body is not None:
-        names.update(liquid.variables(fields.text_body))
-    return sorted(names)
-
-
 class TemplateStore:
     """Create, read, replace and delete an account's templates. A template that does not parse
-    is refused when saved, with the line, column and reason."""
+    is refused when saved, with the line, column and reason (parsed in a render process, like
+    any work on a template)."""
 
-    def __init__(self, db: Database, clock: Clock | None = None) -> None:
+    def __init__(self, db: Database, clock: Clock, renderer: Renderer) -> None:
         self._db = db
-        self._clock = clock or Clock()
+        self._clock = clock
+        self._renderer = renderer
+
+    def _variables(self, account_id: str, fields: TemplateFields) -> builtins.list[str]:
+        sources = [fields.body] if fields.text_body is None else [fields.body, fields.text_body]
+        return self._renderer.variables(account_id, *sources)
 
     def create(self, account_id: str, fields: TemplateFields) -> TemplateInfo:
-        variables = _variables(fields)
+        variables = self._variables(account_id, fields)
         now = self._clock.now()
         template = Template(
             id=new_id("tpl_"),
@@ -137,7 +135,7 @@ class TemplateStore:
         )
 
     def replace(self, account_id: str, template_id: str, fields: TemplateFields) -> TemplateInfo:
-        variables = _variables(fields)
+        variables = self._variables(account_id, fields)
         with self._db.transaction() as session:
             template = self._find(session, account_id, template_id)
             for name, value in fields.model_dump().items():

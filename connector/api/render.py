@@ -62,7 +62,7 @@ def _data() -> dict[str, Any]:
 def _render(template_id: str, format: Format, strict: bool) -> RenderedFile:
     account_id = current_principal().account_id
     source = services().templates.source(account_id, template_id)
-    return services().renderer.render(source, _data(), format, strict=strict)
+    return services().renderer.render(account_id, source, _data(), format, strict=strict)
 
 
 def _file(rendered: RenderedFile, name: str) -> Response:
@@ -109,4 +109,5 @@ def render_pdf_from_html(body: HtmlBody) -> Response:
             "base64HtmlString is not base64-encoded UTF-8 HTML. Encode the HTML's UTF-8 bytes "
             "with standard base64."
         ) from None
-    return _file(services().renderer.html_to_pdf(html), "document")
+    account_id = current_principal().account_id
+    return _file(services().renderer.html_to_pdf(account_id, html), "document")

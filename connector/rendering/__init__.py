@@ -1,18 +1,19 @@
-"""Templates plus data give files. Liquid always runs here (templates, their limits and strict
-mode are ours); the HTML-to-PDF step is a :class:`PdfConverter`: xhtml2pdf in this process by
-default, or an upstream TemplateTo-compatible API (:mod:`.upstream`)."""
+"""Templates plus data give files. Liquid, HTML to text and xhtml2pdf run only in render
+processes (:mod:`.sandbox`, :mod:`.pool`), within the machine's render slots (:mod:`.slots`);
+a web worker only waits for their answer. In upstream mode the PDF step is a TemplateTo-compatible
+API instead (:mod:`.upstream`)."""
 
 from __future__ import annotations
 
 import enum
+import pickle
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from . import liquid
-from .pdf import LocalPdfConverter
-from .slots import PdfSlots
-from .text import html_to_text
+from ..errors import TemplateRenderError
+from .pool import RenderPool
+from .slots import RenderSlots
 
 
 class Format(enum.StrEnum):
@@ -46,33 +47,48 @@ class RenderedFile:
         return self.format.media_type
 
 
-def _with_line_breaks(value: Any) -> Any:
-    """Data whose strings show their line breaks in HTML, as TemplateTo's option does."""
-    if isinstance(value, str):
-        return value.replace("\r\n", "\n").replace("\n", "<br>\n")
-    if isinstance(value, Mapping):
-        return {key: _with_line_breaks(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_with_line_breaks(item) for item in value]
-    return value
+@dataclass(frozen=True)
+class RenderJob:
+    """What a render process needs to render a template: the data travels pickled."""
+
+    body: str
+    text_body: str | None
+    pickled_data: bytes
+    strict: bool
+    preserve_line_breaks: bool
 
 
 class PdfConverter(Protocol):
     def convert(self, html: str) -> bytes: ...
 
 
-class Renderer:
-    def __init__(self, pdf: PdfConverter | None = None, slots: PdfSlots | None = None) -> None:
-        self._pdf = pdf or LocalPdfConverter()
-        # Shared by every render of this process.
-        self.pdf_slots = slots or PdfSlots(concurrency=2, queue=2)
+@dataclass(frozen=True)
+class RenderLimits:
+    """Wall-clock seconds per render, CPU seconds too."""
 
-    def _convert(self, html: str) -> bytes:
-        with self.pdf_slots.held():
-            return self._pdf.convert(html)
+    txt_seconds: float = 5.0
+    pdf_seconds: float = 20.0
+
+
+class Renderer:
+    """Renders in the pool's processes, within the machine's render slots. With an ``upstream``
+    converter, Liquid still runs in the pool and the HTML goes to the upstream for its PDF."""
+
+    def __init__(
+        self,
+        pool: RenderPool,
+        slots: RenderSlots,
+        limits: RenderLimits,
+        upstream: PdfConverter | None = None,
+    ) -> None:
+        self._pool = pool
+        self._slots = slots
+        self._limits = limits
+        self._upstream = upstream
 
     def render(
         self,
+        account_id: str,
         template: TemplateSource,
         data: Mapping[str, Any],
         format: Format,
@@ -80,20 +96,41 @@ class Renderer:
         strict: bool = False,
         preserve_line_breaks: bool = False,
     ) -> RenderedFile:
-        if format is Format.TXT and template.text_body is not None:
-            text = liquid.render(template.text_body, data, strict=strict)
-            # "replace": JSON can carry lone surrogates, which UTF-8 cannot.
-            return RenderedFile(text.encode("utf-8", "replace"), format)
-        if preserve_line_breaks:
-            # HTML collapses line breaks, in the PDF and in a TXT derived from the HTML alike.
-            try:
-                data = _with_line_breaks(data)
-            except RecursionError:
-                raise liquid.TemplateRenderError("The data is nested too deeply.") from None
-        html = liquid.render(template.body, data, strict=strict)
-        if format is Format.TXT:
-            return RenderedFile(html_to_text(html).encode("utf-8", "replace"), format)
-        return RenderedFile(self._convert(html), format)
+        job = RenderJob(
+            template.body, template.text_body, _pickled(data), strict, preserve_line_breaks
+        )
+        with self._slots.held(account_id):
+            if format is Format.TXT:
+                content = self._pool.run("render_text", job, seconds=self._limits.txt_seconds)
+            elif self._upstream is not None:
+                html = self._pool.run("render_html", job, seconds=self._limits.txt_seconds)
+                content = self._upstream.convert(html)
+            else:
+                content = self._pool.run("render_pdf", job, seconds=self._limits.pdf_seconds)
+        return RenderedFile(content, format)
 
-    def html_to_pdf(self, html: str) -> RenderedFile:
-        return RenderedFile(self._convert(html), Format.PDF)
+    def html_to_pdf(self, account_id: str, html: str) -> RenderedFile:
+        with self._slots.held(account_id):
+            if self._upstream is not None:
+                return RenderedFile(self._upstream.convert(html), Format.PDF)
+            content = self._pool.run("convert_html", html, seconds=self._limits.pdf_seconds)
+        return RenderedFile(content, Format.PDF)
+
+    def variables(self, account_id: str, *sources: str) -> list[str]:
+        """The variables the sources read, sorted; ``TemplateSyntaxError`` when one does not
+        parse (with its line and column)."""
+        with self._slots.held(account_id):
+            return self._pool.run("template_variables", sources, seconds=self._limits.txt_seconds)
+
+    def start(self) -> None:
+        self._pool.start()
+
+    def close(self) -> None:
+        self._pool.close()
+
+
+def _pickled(data: Mapping[str, Any]) -> bytes:
+    try:
+        return pickle.dumps(dict(data), protocol=pickle.HIGHEST_PROTOCOL)
+    except RecursionError:
+        raise TemplateRenderError("The data is nested too deeply.") from None

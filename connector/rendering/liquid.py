@@ -1,13 +1,11 @@
 """Liquid templates (TemplateTo's template language): parse with precise errors, list the
-variables a template uses, and render within limits so that no template can take the service
-down."""
+variables a template uses, and render within limits on loops, output and the size of every value.
+Time and memory are bounded by the render process this runs in (:mod:`.sandbox`)."""
 
 from __future__ import annotations
 
 import functools
-import time
 from collections.abc import Callable, Mapping
-from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import lru_cache
 from io import StringIO
@@ -21,45 +19,25 @@ from liquid.exceptions import (
     UndefinedError,
 )
 
-from ..errors import ValidationFailed
+from ..errors import (
+    MissingVariable,
+    RenderLimitExceeded,
+    TemplateRenderError,
+    TemplateSyntaxError,
+    ValidationFailed,
+)
 
 LOOP_ITERATION_LIMIT = 100_000
 OUTPUT_LIMIT_CHARS = 5_000_000
-# Values that filters make (split, join, append, concat, times...) are bounded too: without
-# this, a few doubling assigns fill the memory without writing a single character.
+# Values that ranges and filters make (split, join, append, concat, times...) are bounded too:
+# without this, a few doubling assigns, or one join of a range, fill the memory without writing
+# a single character.
 VALUE_LIMIT = 1_000_000
 INTEGER_BITS_LIMIT = 10_000
-RENDER_SECONDS_LIMIT = 5.0
 # Parsing a large template takes seconds and its tree many times its size: only modest ones
 # are cached, and the cache is bounded.
 CACHED_SOURCE_CHARS = 100_000
 PARSED_TEMPLATES_CACHED = 256
-_deadline: ContextVar[float] = ContextVar("liquid_render_deadline", default=float("inf"))
-
-
-class TemplateSyntaxError(ValidationFailed):
-    code = "template_syntax_error"
-
-
-class TemplateRenderError(ValidationFailed):
-    code = "template_render_error"
-
-
-class MissingVariable(ValidationFailed):
-    code = "template_variable_missing"
-
-
-class RenderLimitExceeded(ValidationFailed):
-    code = "render_limit_exceeded"
-
-
-def _over_time() -> RenderLimitExceeded | None:
-    if time.monotonic() > _deadline.get():
-        return RenderLimitExceeded(
-            f"Rendering took longer than {RENDER_SECONDS_LIMIT:g} seconds and was stopped. "
-            "Reduce the loops or data the template works through."
-        )
-    return None
 
 
 def _too_large(value: object) -> bool:
@@ -68,7 +46,7 @@ def _too_large(value: object) -> bool:
     kind = type(value)
     if kind is int:
         return value.bit_length() > INTEGER_BITS_LIMIT  # type: ignore[attr-defined]
-    if kind is str:
+    if kind is str or kind is range:
         return len(value) > VALUE_LIMIT  # type: ignore[arg-type]
     if kind is list or kind is tuple:
         items: list[Any] | tuple[Any, ...] = value  # type: ignore[assignment]
@@ -79,13 +57,10 @@ def _too_large(value: object) -> bool:
 
 
 def _guarded(filter_: Callable[..., Any]) -> Callable[..., Any]:
-    """A filter that first checks the render's time, and refuses arguments and results past
-    the value limit."""
+    """A filter that refuses arguments and results past the value limit."""
 
     @functools.wraps(filter_)
     def guarded(*args: Any, **kwargs: Any) -> Any:
-        if (late := _over_time()) is not None:
-            raise late
         if args and _too_large(args[0]):
             raise _value_limit()
         result = filter_(*args, **kwargs)
@@ -103,7 +78,8 @@ def _value_limit() -> RenderLimitExceeded:
     return RenderLimitExceeded(
         f"A value in the template grew past {VALUE_LIMIT:,} characters or items (or a number "
         "past a reasonable size) and the render was stopped. Send less data or simplify the "
-        "template."
+        "template.",
+        details={"limit": "value"},
     )
 
 
@@ -128,33 +104,21 @@ _STRICT = _LimitedEnvironment(undefined=StrictDefaultUndefined)
 
 
 class _LimitedBuffer(StringIO):
-    """The render's output, stopped when it grows too large or runs too long. Every write only
-    adds and compares; the clock and the size limit are looked at each time the output has
-    grown by another ``_CHECK_EVERY_CHARS`` (work that writes nothing is checked by the
-    filters it calls, and bounded by the loop-iteration limit)."""
-
-    _CHECK_EVERY_CHARS = 16_384
+    """The render's output, stopped when it grows too large."""
 
     def __init__(self) -> None:
         super().__init__()
         self._size = 0
-        self._next_check = 0
 
     def write(self, text: str) -> int:
         self._size += len(text)
-        if self._size >= self._next_check:
-            self._check()
-        return StringIO.write(self, text)
-
-    def _check(self) -> None:
-        self._next_check = self._size + self._CHECK_EVERY_CHARS
         if self._size > OUTPUT_LIMIT_CHARS:
             raise RenderLimitExceeded(
                 f"The rendered document grew past {OUTPUT_LIMIT_CHARS:,} characters and the "
-                "render was stopped. Send less data or simplify the template."
+                "render was stopped. Send less data or simplify the template.",
+                details={"limit": "output"},
             )
-        if (late := _over_time()) is not None:
-            raise late
+        return StringIO.write(self, text)
 
 
 @dataclass(frozen=True)
@@ -218,11 +182,10 @@ def variables(source: str) -> list[str]:
 
 
 def render(source: str, data: Mapping[str, Any], *, strict: bool = False) -> str:
-    """Render ``source`` with ``data`` within the loop, output, value and time limits."""
+    """Render ``source`` with ``data`` within the loop, output and value limits."""
     template = parse(source, strict=strict)
     buffer = _LimitedBuffer()
     context = template.context_class(template, globals=template.make_globals(dict(data)))
-    deadline = _deadline.set(time.monotonic() + RENDER_SECONDS_LIMIT)
     try:
         template.render_with_context(context, buffer)
     except UndefinedError as error:
@@ -233,7 +196,7 @@ def render(source: str, data: Mapping[str, Any], *, strict: bool = False) -> str
             details=details,
         ) from None
     except ResourceLimitError as error:
-        raise RenderLimitExceeded(_limit_message(error)) from None
+        raise _over_limit(error) from None
     except LiquidError as error:
         # Syntax errors were caught when the template was saved: these come from the data.
         where, details = _where(error, source)
@@ -248,15 +211,17 @@ def render(source: str, data: Mapping[str, Any], *, strict: bool = False) -> str
             f"The template failed to render with this data: {type(error).__name__}: "
             f"{str(error)[:200]}."
         ) from None
-    finally:
-        _deadline.reset(deadline)
     return buffer.getvalue()
 
 
-def _limit_message(error: ResourceLimitError) -> str:
+def _over_limit(error: ResourceLimitError) -> RenderLimitExceeded:
     if isinstance(error, LoopIterationLimitError):
-        return (
+        return RenderLimitExceeded(
             f"The template's loops ran more than {LOOP_ITERATION_LIMIT:,} iterations and the "
-            "render was stopped. Send less data or simplify the loops."
+            "render was stopped. Send less data or simplify the loops.",
+            details={"limit": "loops"},
         )
-    return f"The template went past a render limit ({_reason(error)}) and was stopped."
+    return RenderLimitExceeded(
+        f"The template went past a render limit ({_reason(error)}) and was stopped.",
+        details={"limit": "output"},
+    )

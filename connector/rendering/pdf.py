@@ -10,10 +10,9 @@ from pathlib import Path
 from xhtml2pdf import pisa
 from xhtml2pdf.config.resources import ResourceAccessPolicy
 
-from ..errors import ValidationFailed
+from ..errors import PdfConversionFailed
 
 FONTS = Path(__file__).with_name("fonts")
-PDF_SECONDS_LIMIT = 20.0
 MAX_HTML_CHARS = 5_000_000
 
 # DejaVu Sans covers Latin, Greek, Cyrillic and common symbols (the euro sign, dashes): without
@@ -45,25 +44,13 @@ _FONT_CSS = (
     + '\nhtml, body { font-family: "DejaVu Sans"; }'
 )
 
-# Only the bundled fonts may be read; nothing else on disk and nothing over the network.
-_POLICY = ResourceAccessPolicy.server(
-    base_dir=FONTS, allow_remote=False, max_render_seconds=PDF_SECONDS_LIMIT
-)
+# Only the bundled fonts may be read; nothing else on disk and nothing over the network. Time
+# is limited by killing the render process (sandbox.py), not by xhtml2pdf's own soft check.
+_POLICY = ResourceAccessPolicy.server(base_dir=FONTS, allow_remote=False, max_render_seconds=None)
 
 # xhtml2pdf logs every refused resource and CSS quirk at WARNING: the template author's problem,
 # not the operator's.
 logging.getLogger("xhtml2pdf").setLevel(logging.ERROR)
-
-
-class PdfConversionFailed(ValidationFailed):
-    code = "pdf_conversion_failed"
-
-
-class LocalPdfConverter:
-    """xhtml2pdf in this process."""
-
-    def convert(self, html: str) -> bytes:
-        return html_to_pdf(html)
 
 
 def html_to_pdf(html: str) -> bytes:
@@ -82,6 +69,8 @@ def html_to_pdf(html: str) -> bytes:
             encoding="utf-8",
             resource_policy=_POLICY,
         )
+    except MemoryError:
+        raise  # the render process's memory limit, reported as such by the pool
     except Exception as error:  # xhtml2pdf raises many kinds on odd HTML and CSS
         raise PdfConversionFailed(
             f"The HTML could not be converted to PDF: {error}. Check the template's markup and CSS."

@@ -13,8 +13,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from ..errors import BridgeError
-from .pdf import PdfConversionFailed
+from ..errors import BridgeError, PdfConversionFailed
 
 CONNECT_SECONDS = 5.0
 READ_SECONDS = 60.0

@@ -1,87 +1,160 @@
-"""PDF renders cannot take every thread: a few convert, a few wait, the rest get 429 at once."""
+"""Render slots: a machine-wide cap with a short queue, half of it at most for one account, kept
+by the kernel across processes (a process that dies gives its slots back)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
+from connector.errors import RenderBusy
 from connector.paging import PageQuery
-from connector.rendering.slots import PdfSlots, RenderBusy
+from connector.rendering.slots import RenderSlots
 from connector.templates import TemplateFields
 
 from ..helpers import key_header
 
 
-def hold(slots: PdfSlots, release: threading.Event, entered: threading.Event) -> threading.Thread:
-    def run() -> None:
-        with slots.held():
+@contextmanager
+def holding(slots: RenderSlots, account_id: str) -> Iterator[threading.Thread]:
+    """A thread that holds one of ``slots`` for ``account_id`` until the block ends."""
+    entered, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with slots.held(account_id):
             entered.set()
-            release.wait(10)
+            release.wait(30)
 
-    thread = threading.Thread(target=run)
+    thread = threading.Thread(target=hold)
     thread.start()
-    return thread
+    assert entered.wait(10)
+    try:
+        yield thread
+    finally:
+        release.set()
+        thread.join(10)
 
 
-def test_one_converts_one_waits_the_next_is_turned_away_then_the_waiter_goes() -> None:
-    slots = PdfSlots(concurrency=1, queue=1, wait_seconds=10)
-    release, first_in, second_in = threading.Event(), threading.Event(), threading.Event()
-    first = hold(slots, release, first_in)
-    first_in.wait(5)
-    second = hold(slots, release, second_in)
-    deadline = time.monotonic() + 5
-    while slots._waiting == 0 and time.monotonic() < deadline:  # until the second is queued
-        time.sleep(0.001)
+def test_one_account_holds_half_the_slots_and_another_gets_in_at_once(tmp_path: Path) -> None:
+    slots = RenderSlots(tmp_path, capacity=4, queue=4, wait_seconds=0.2)
 
-    with pytest.raises(RenderBusy) as busy, slots.held():
-        pass
-    release.set()
-    first.join(5)
-    second.join(5)
+    with holding(slots, "acc_a"), holding(slots, "acc_a"):
+        with pytest.raises(RenderBusy) as busy, slots.held("acc_a"):
+            pass
+        with slots.held("acc_b"):  # the A holders stay: B would be refused after its wait
+            pass
 
-    assert second_in.is_set()
     assert busy.value.status == 429 and busy.value.retry_after == 5
 
 
-def test_a_waiter_gives_up_after_its_wait() -> None:
-    slots = PdfSlots(concurrency=1, queue=1, wait_seconds=0.05)
-    release, entered = threading.Event(), threading.Event()
-    holder = hold(slots, release, entered)
-    entered.wait(5)
+def test_a_waiting_render_starts_when_a_slot_frees(tmp_path: Path) -> None:
+    slots = RenderSlots(tmp_path, capacity=1, queue=1, wait_seconds=10)
+    entered = threading.Event()
 
-    with pytest.raises(RenderBusy), slots.held():
+    def wait_then_render() -> None:
+        with slots.held("acc_b"):
+            entered.set()
+
+    with holding(slots, "acc_a"):
+        waiter = threading.Thread(target=wait_then_render)
+        waiter.start()
+        time.sleep(0.1)
+        assert not entered.is_set()
+    waiter.join(5)
+
+    assert entered.is_set()
+
+
+def test_past_the_queue_the_answer_is_busy_at_once(tmp_path: Path) -> None:
+    slots = RenderSlots(tmp_path, capacity=2, queue=2, wait_seconds=2)
+    patient = RenderSlots(tmp_path, capacity=2, queue=2, wait_seconds=60)
+
+    with holding(slots, "acc_a"), holding(slots, "acc_b"), waiting(slots, ["acc_c", "acc_d"]):
+        started = time.monotonic()
+        with pytest.raises(RenderBusy), patient.held("acc_e"):
+            pass
+        refused_after = time.monotonic() - started
+
+    assert refused_after < 2  # not after its 60 s wait: there was no place to wait in
+
+
+@contextmanager
+def waiting(slots: RenderSlots, accounts: list[str]) -> Iterator[None]:
+    """Renders of ``accounts`` waiting for a slot while the block runs (they give up after)."""
+    threads = [threading.Thread(target=_try_render, args=(slots, a)) for a in accounts]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.5)  # until they wait
+    yield
+    for thread in threads:
+        thread.join(15)
+
+
+def _try_render(slots: RenderSlots, account_id: str) -> None:
+    try:
+        with slots.held(account_id):
+            pass
+    except RenderBusy:
         pass
-    release.set()
-    holder.join(5)
+
+
+HOLD_IN_ANOTHER_PROCESS = """
+import sys, time
+from pathlib import Path
+from connector.rendering.slots import RenderSlots
+with RenderSlots(Path(sys.argv[1]), capacity=1, queue=0).held("acc_other"):
+    print("held", flush=True)
+    time.sleep(60)
+"""
+
+
+def test_slots_are_shared_by_processes_and_a_killed_process_gives_its_slot_back(
+    tmp_path: Path,
+) -> None:
+    other = subprocess.Popen(
+        [sys.executable, "-c", HOLD_IN_ANOTHER_PROCESS, str(tmp_path)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert other.stdout is not None and other.stdout.readline() == "held\n"
+        slots = RenderSlots(tmp_path, capacity=1, queue=0)
+        with pytest.raises(RenderBusy), slots.held("acc_a"):
+            pass
+    finally:
+        other.kill()
+        other.wait(10)
+
+    with slots.held("acc_a"):
+        pass
 
 
 @pytest.fixture
 def settings(settings):
-    return settings.model_copy(update={"pdf_concurrency": 1, "pdf_queue": 0})
+    return settings.model_copy(update={"render_concurrency": 1, "render_queue": 0})
 
 
-def test_busy_pdf_slots_answer_429_with_retry_after_and_txt_still_renders(
-    client, services, account, standard_key
+@pytest.mark.parametrize("format", ["pdf", "txt"])
+def test_busy_slots_answer_429_with_retry_after_and_other_routes_answer(
+    client, services, account, standard_key, format: str
 ) -> None:
     template = services.templates.create(account.id, TemplateFields(name="A", body="<p>a</p>"))
-    release, entered = threading.Event(), threading.Event()
-    holder = hold(services.renderer.pdf_slots, release, entered)
-    entered.wait(5)
     headers = key_header(standard_key.value)
+    same_machine = RenderSlots(services.own_slots_dir, capacity=1, queue=0)
 
-    try:
-        pdf = client.post("/v1/documents", json={"template_id": template.id}, headers=headers)
-        txt = client.post(
-            "/v1/documents", json={"template_id": template.id, "format": "txt"}, headers=headers
+    with holding(same_machine, "acc_someone_else"):
+        rendered = client.post(
+            "/v1/documents", json={"template_id": template.id, "format": format}, headers=headers
         )
         me = client.get("/v1/me", headers=headers)
-    finally:
-        release.set()
-        holder.join(5)
 
-    assert pdf.status_code == 429 and pdf.headers["Retry-After"] == "5"
-    assert pdf.json["error"]["code"] == "render_busy"
-    assert txt.status_code == 201 and me.status_code == 200
-    assert [d.format for d in services.documents.list(account.id, PageQuery()).data] == ["txt"]
+    assert rendered.status_code == 429 and rendered.headers["Retry-After"] == "5"
+    assert rendered.json["error"]["code"] == "render_busy"
+    assert me.status_code == 200
+    assert services.documents.list(account.id, PageQuery()).data == []

@@ -1,0 +1,113 @@
+"""What runs inside a render process, and nowhere else: Liquid, HTML to text and HTML to PDF.
+
+A render process lives under limits the kernel enforces: an address-space cap (``RLIMIT_AS``)
+set once when it starts, and a CPU-time cap (``RLIMIT_CPU``) renewed for each task. The web
+worker adds the wall-clock limit by killing the process (:mod:`.pool`). Data crosses as pickled
+bytes, unpickled here, so that data the web worker cannot pickle is refused there, in its own
+thread, and never reaches the pool's machinery.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import pickle
+import resource
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+from ..errors import TemplateRenderError
+from . import RenderJob, liquid
+from .pdf import html_to_pdf
+from .text import html_to_text
+
+_T = TypeVar("_T")
+# Render processes give way to the web workers: a machine busy rendering still answers at once.
+NICENESS = 10
+
+
+def start_process(memory_bytes: int) -> None:
+    """Runs once in each new render process, before its first task."""
+    resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+    os.nice(NICENESS)
+
+
+def ready() -> bool:
+    return True
+
+
+def within_cpu(seconds: float, work: Callable[[], _T]) -> _T:
+    """``work()`` with ``seconds`` more CPU time at most: past it the kernel sends SIGXCPU, which
+    ends the process."""
+    used = resource.getrusage(resource.RUSAGE_SELF)
+    spent = used.ru_utime + used.ru_stime
+    _, hard = resource.getrlimit(resource.RLIMIT_CPU)
+    resource.setrlimit(resource.RLIMIT_CPU, (math.ceil(spent + seconds), hard))
+    return work()
+
+
+def _with_line_breaks(value: Any) -> Any:
+    """Data whose strings show their line breaks in HTML, as TemplateTo's option does."""
+    if isinstance(value, str):
+        return value.replace("\r\n", "\n").replace("\n", "<br>\n")
+    if isinstance(value, Mapping):
+        return {key: _with_line_breaks(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_with_line_breaks(item) for item in value]
+    return value
+
+
+def _data(job: RenderJob, html: bool) -> Mapping[str, Any]:
+    data = pickle.loads(job.pickled_data)
+    if not (html and job.preserve_line_breaks):
+        return data
+    try:
+        return _with_line_breaks(data)
+    except RecursionError:
+        raise TemplateRenderError("The data is nested too deeply.") from None
+
+
+def _html(job: RenderJob) -> str:
+    return liquid.render(job.body, _data(job, html=True), strict=job.strict)
+
+
+def render_text(job: RenderJob, cpu_seconds: float) -> bytes:
+    """A TXT file: the text body rendered, or else the rendered HTML's text."""
+
+    def work() -> bytes:
+        if job.text_body is None:
+            text = html_to_text(_html(job))
+        else:
+            text = liquid.render(job.text_body, _data(job, html=False), strict=job.strict)
+        # "replace": JSON can carry lone surrogates, which UTF-8 cannot.
+        return text.encode("utf-8", "replace")
+
+    return within_cpu(cpu_seconds, work)
+
+
+def render_html(job: RenderJob, cpu_seconds: float) -> str:
+    """The template's HTML with the data filled in (for a PDF converted elsewhere)."""
+    return within_cpu(cpu_seconds, lambda: _html(job))
+
+
+def render_pdf(job: RenderJob, cpu_seconds: float) -> bytes:
+    return within_cpu(cpu_seconds, lambda: html_to_pdf(_html(job)))
+
+
+def convert_html(html: str, cpu_seconds: float) -> bytes:
+    return within_cpu(cpu_seconds, lambda: html_to_pdf(html))
+
+
+def template_variables(sources: tuple[str, ...], cpu_seconds: float) -> list[str]:
+    """The variables the sources read, sorted; raises ``TemplateSyntaxError`` for the first
+    source that does not parse."""
+
+    def work() -> list[str]:
+        return sorted({name for source in sources for name in liquid.variables(source)})
+
+    return within_cpu(cpu_seconds, work)
+
+
+# Only render processes' fork server imports this module: one conversion here loads what
+# xhtml2pdf loads lazily on its first document (0.3 s), once, for every process it forks.
+html_to_pdf("<p></p>")

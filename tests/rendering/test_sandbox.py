@@ -1,0 +1,110 @@
+"""Render processes: killed past their time or memory, replaced, and the pool renders on."""
+
+from __future__ import annotations
+
+import multiprocessing
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from connector.errors import RenderLimitExceeded, TemplateRenderError, TemplateSyntaxError
+from connector.rendering import Format, Renderer, RenderLimits, TemplateSource, sandbox
+from connector.rendering.pool import RenderPool
+from connector.rendering.slots import RenderSlots
+
+from .conftest import PDF_SECONDS, TXT_SECONDS
+
+# Python's strip_html filter is quadratic on runs of "<!--": about 25 s of CPU for this.
+SLOW_FILTER = TemplateSource("tpl_slow", "Slow", body="{{ x | strip_html | size }}")
+SLOW_DATA = {"x": ">" + "<!--" * 60_000}
+SMALL = TemplateSource("tpl_small", "Small", body="<p>Hello {{ name }}</p>")
+
+
+def timed(call):
+    start = time.monotonic()
+    try:
+        call()
+    except RenderLimitExceeded as error:
+        return error, time.monotonic() - start
+    pytest.fail("the render was not stopped")
+
+
+def test_a_render_past_its_time_is_killed_and_the_pool_renders_on(renderer) -> None:
+    error, seconds = timed(lambda: renderer.render("acc_a", SLOW_FILTER, SLOW_DATA, Format.TXT))
+
+    assert error.status == 422 and error.code == "render_limit_exceeded"
+    assert error.details == {"limit": "time", "seconds": TXT_SECONDS}
+    assert seconds < TXT_SECONDS + 1
+    for _ in range(3):  # the killed process was replaced: both processes render again
+        assert renderer.render("acc_a", SMALL, {"name": "Ada"}, Format.TXT).content == (
+            b"Hello Ada\n"
+        )
+
+
+def test_a_pdf_past_its_time_is_killed(renderer) -> None:
+    rows = "{% for i in (1..15000) %}<tr><td>{{ i }}</td><td>cell {{ i }}</td></tr>{% endfor %}"
+    table = TemplateSource("tpl_table", "Table", body=f"<table>{rows}</table>")
+
+    error, seconds = timed(lambda: renderer.render("acc_a", table, {}, Format.PDF))
+
+    assert error.details == {"limit": "time", "seconds": PDF_SECONDS}
+    assert seconds < PDF_SECONDS + 1
+    assert renderer.render("acc_a", SMALL, {}, Format.PDF).content.startswith(b"%PDF")
+
+
+def test_a_render_past_the_memory_limit_is_stopped_and_the_pool_renders_on(tmp_path: Path) -> None:
+    # 200 MB: the render process's own code takes about 120 MB of address space, and a PDF of
+    # this table needs over 220 MB.
+    renderer = Renderer(
+        RenderPool(processes=1, memory_mb=200),
+        RenderSlots(tmp_path, capacity=1, queue=0),
+        RenderLimits(txt_seconds=5, pdf_seconds=60),
+    )
+    rows = "{% for i in (1..8000) %}<tr><td>{{ i }}</td><td>cell {{ i }}</td></tr>{% endfor %}"
+    table = TemplateSource("tpl_table", "Table", body=f"<table>{rows}</table>")
+    try:
+        error, _ = timed(lambda: renderer.render("acc_a", table, {}, Format.PDF))
+        after = renderer.render("acc_a", SMALL, {"name": "Ada"}, Format.TXT)
+    finally:
+        renderer.close()
+
+    assert error.code == "render_limit_exceeded"
+    assert error.details == {"limit": "memory", "megabytes": 200}
+    assert "200 MB" in error.message
+    assert after.content == b"Hello Ada\n"
+
+
+def _spin_under_cpu_limit() -> None:
+    sandbox.within_cpu(0.5, lambda: [None for _ in iter(int, 1)])
+
+
+def test_the_kernel_ends_a_task_past_its_cpu_time() -> None:
+    # The wall-clock kill's backstop, tested apart from it: no timer here but the kernel's.
+    process = multiprocessing.get_context("spawn").Process(target=_spin_under_cpu_limit)
+    process.start()
+    process.join(30)
+
+    assert process.exitcode == -signal.SIGXCPU
+
+
+def test_errors_cross_back_with_their_code_and_details(renderer) -> None:
+    with pytest.raises(TemplateSyntaxError) as refused:
+        renderer.variables("acc_a", "{{ name }}", "line one\n{% if %}")
+
+    assert refused.value.status == 422
+    assert refused.value.details == {"line": 2, "column": 4}
+    assert renderer.variables("acc_a", "{{ b }}{{ a }}", "{{ a.c }}") == ["a", "b"]
+
+
+def test_data_too_deep_to_send_to_a_render_process_is_a_422(renderer) -> None:
+    deep: dict = {}
+    for _ in range(5_000):
+        deep = {"d": deep}
+
+    with pytest.raises(TemplateRenderError) as refused:
+        renderer.render("acc_a", SMALL, deep, Format.TXT)
+
+    assert "nested too deeply" in refused.value.message
+    assert renderer.render("acc_a", SMALL, {"name": "Ada"}, Format.TXT).content == b"Hello Ada\n"
