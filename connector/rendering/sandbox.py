@@ -13,6 +13,7 @@ import math
 import os
 import pickle
 import resource
+import signal
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
@@ -30,10 +31,9 @@ def start_process(memory_bytes: int) -> None:
     """Runs once in each new render process, before its first task."""
     resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
     os.nice(NICENESS)
-
-
-def ready() -> bool:
-    return True
+    # Ctrl-C in a terminal reaches the whole process group: the web worker decides; a render
+    # process ends when its web worker does.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def within_cpu(seconds: float, work: Callable[[], _T]) -> _T:

@@ -22,5 +22,6 @@ def renderer(tmp_path: Path) -> Iterator[Renderer]:
         RenderSlots(tmp_path / "slots", capacity=2, queue=2),
         RenderLimits(txt_seconds=TXT_SECONDS, pdf_seconds=PDF_SECONDS),
     )
+    renderer.start()  # as serve starts it in each web worker
     yield renderer
     renderer.close()

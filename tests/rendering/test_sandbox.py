@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
 import signal
+import threading
 import time
 from pathlib import Path
 
@@ -108,3 +110,41 @@ def test_data_too_deep_to_send_to_a_render_process_is_a_422(renderer) -> None:
 
     assert "nested too deeply" in refused.value.message
     assert renderer.render("acc_a", SMALL, {"name": "Ada"}, Format.TXT).content == b"Hello Ada\n"
+
+
+def render_processes() -> list[int]:
+    """The render processes of this test: children of its fork server."""
+    stats = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stats[int(entry.name)] = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"forkserver" in cmdline and int(stats[int(entry.name)][1]) == os.getpid():
+                server = int(entry.name)
+    return [pid for pid, fields in stats.items() if int(fields[1]) == server]
+
+
+def kill_and_wait(pids: list[int]) -> None:
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{pid}").exists() for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.01)  # until their fork server has reaped them
+
+
+def test_render_processes_killed_from_outside_are_replaced(renderer) -> None:
+    kill_and_wait(render_processes())  # while idle: the next renders still succeed
+
+    assert renderer.render("acc_a", SMALL, {"name": "Ada"}, Format.TXT).content == b"Hello Ada\n"
+    assert renderer.render("acc_a", SMALL, {"name": "Bo"}, Format.TXT).content == b"Hello Bo\n"
+
+    killer = threading.Timer(0.5, lambda: [os.kill(p, signal.SIGKILL) for p in render_processes()])
+    killer.start()
+    error, _ = timed(lambda: renderer.render("acc_a", SLOW_FILTER, SLOW_DATA, Format.TXT))
+    killer.join()
+
+    assert error.details["limit"] == "memory"  # what a process that vanishes mid-render means
+    assert renderer.render("acc_a", SMALL, {"name": "Cy"}, Format.TXT).content == b"Hello Cy\n"
