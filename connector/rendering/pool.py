@@ -26,8 +26,7 @@ from ..errors import BridgeError, RenderLimitExceeded
 
 SANDBOX = "connector.rendering.sandbox"
 _CONTEXT = multiprocessing.get_context("forkserver")
-# "__main__" too: each new process would otherwise import the main module again by itself.
-_CONTEXT.set_forkserver_preload(["__main__", SANDBOX])
+_CONTEXT.set_forkserver_preload([SANDBOX])
 _START_SECONDS = 30.0
 _READY = "ready"
 
