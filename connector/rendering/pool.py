@@ -85,6 +85,7 @@ class RenderPool:
     def __init__(self, processes: int, memory_mb: int) -> None:
         self._size = processes
         self._memory_mb = memory_mb
+        # Most recently used first: under light load the others stay as the fork server made them.
         self._idle: queue.LifoQueue[_RenderProcess] = queue.LifoQueue()
         self._started = False
         self._lock = threading.Lock()
