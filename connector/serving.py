@@ -8,6 +8,7 @@ import os
 import shutil
 import socket
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +32,11 @@ def _services_of(worker: Any) -> Services | None:
 
 
 def _start_rendering(worker: Any) -> None:
+    # In the background: the worker answers at once, and a render that comes before the render
+    # processes are up (a second or two) waits for them.
     services = _services_of(worker)
     if services is not None:
-        services.renderer.start()
+        threading.Thread(target=services.renderer.start, name="render-start", daemon=True).start()
 
 
 def _start_rendering_and_delivery(worker: Any) -> None:

@@ -157,9 +157,9 @@ def start_server(
             if process.poll() is not None:
                 pytest.fail(f"server exited with {process.returncode}:\n{server.log()}")
             try:
-                requests.get(server.url + "/openapi.json", timeout=1)
+                requests.get(server.url + "/openapi.json", timeout=5)
                 return server
-            except requests.ConnectionError:
+            except requests.RequestException:  # not listening yet, or its workers still starting
                 time.sleep(0.1)
         pytest.fail(f"server did not start:\n{server.log()}")
 

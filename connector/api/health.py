@@ -1,5 +1,6 @@
-"""``/healthz`` (the process answers), ``/readyz`` (it can serve: database, schema, delivery) and
-``/metrics`` (Prometheus). No key needed; they say nothing about any account."""
+"""``/healthz`` (the process answers), ``/readyz`` (it can serve: database, schema, delivery,
+render processes) and ``/metrics`` (Prometheus). No key needed; they say nothing about any
+account."""
 
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ def readyz() -> tuple[dict[str, Any], int]:
     except SchemaOutdated:
         checks["schema"] = "outdated: run templateto-bridge init"
     checks["delivery"] = svc.delivery.health()
+    checks["rendering"] = svc.renderer.health()
     ready = all(value in {"ok", "separate workers"} for value in checks.values())
     return {"status": "ready" if ready else "not ready", "checks": checks}, 200 if ready else 503
 

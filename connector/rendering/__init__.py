@@ -125,6 +125,9 @@ class Renderer:
     def start(self) -> None:
         self._pool.start()
 
+    def health(self) -> str:
+        return self._pool.health()
+
     def close(self) -> None:
         self._pool.close()
 

@@ -98,6 +98,10 @@ class RenderPool:
                     self._idle.put(self._new_process())
                 self._started = True
 
+    def health(self) -> str:
+        """For readiness: "starting" while :meth:`start` brings the processes up."""
+        return "starting" if self._lock.locked() and not self._started else "ok"
+
     def run(self, task: str, *args: Any, seconds: float) -> Any:
         """``sandbox.<task>(*args, seconds)`` in a render process, which is killed after
         ``seconds``. The render slots (:mod:`.slots`) keep at most ``processes`` tasks running

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+import threading
 
 import requests
 
 from connector import keys
 from connector.app import create_app
 from connector.config import load_settings
+from connector.services import EXTENSION
 from connector.templates import TemplateFields
 from connector.webhooks.subscriptions import NewHook
 
@@ -43,9 +45,33 @@ def test_readyz_checks_database_schema_and_delivery(client, services) -> None:
     assert separate.status_code == 200
     assert separate.json == {
         "status": "ready",
-        "checks": {"database": "ok", "schema": "ok", "delivery": "separate workers"},
+        "checks": {
+            "database": "ok",
+            "schema": "ok",
+            "delivery": "separate workers",
+            "rendering": "ok",  # its processes start with the first render
+        },
     }
     assert delivering.json["checks"]["delivery"] == "ok"
+
+
+def test_readyz_is_503_while_the_render_processes_start(settings) -> None:
+    app = create_app(settings.model_copy(update={"render_concurrency": 16}))
+    client = app.test_client()
+    starting = threading.Thread(target=app.extensions[EXTENSION].renderer.start)
+    seen = []
+    try:
+        starting.start()
+        while starting.is_alive():
+            answer = client.get("/readyz")
+            seen.append((answer.status_code, answer.json["checks"]["rendering"]))
+        starting.join()
+        after = client.get("/readyz")
+    finally:
+        app.extensions[EXTENSION].close()
+
+    assert (503, "starting") in seen
+    assert after.status_code == 200 and after.json["checks"]["rendering"] == "ok"
 
 
 def test_readyz_is_503_without_the_schema(tmp_path) -> None:

@@ -70,6 +70,15 @@ def someone_else_polling(url: str, key: str) -> Iterator[list[int]]:
         thread.join(10)
 
 
+def ready(server):
+    """The server, once its render processes are up (a render sent before waits for them)."""
+    deadline = time.monotonic() + 30
+    while requests.get(server.url + "/readyz", timeout=5).status_code != 200:
+        assert time.monotonic() < deadline, "the server did not become ready"
+        time.sleep(0.1)
+    return server
+
+
 def new_account_key(services, name: str) -> str:
     account = services.accounts.create(name)
     return services.keys.create(account.id, "Renders", Permission.STANDARD).value
@@ -79,7 +88,7 @@ def new_account_key(services, name: str) -> str:
 def test_an_attack_is_answered_within_its_limit_and_others_are_served(
     start_server, services, format, body, data, status, limit
 ) -> None:
-    server = start_server(workers=2)
+    server = ready(start_server(workers=2))
     attacker = services.accounts.create("Mallory")
     key = services.keys.create(attacker.id, "Renders", Permission.STANDARD).value
     template = services.templates.create(attacker.id, TemplateFields(name="Attack", body=body))
@@ -108,7 +117,7 @@ def test_an_attack_is_answered_within_its_limit_and_others_are_served(
 
 
 def test_an_account_saturating_its_share_does_not_hold_up_another(start_server, services) -> None:
-    server = start_server(workers=2)
+    server = ready(start_server(workers=2))
     attacker = services.accounts.create("Mallory")
     attacker_key = services.keys.create(attacker.id, "Renders", Permission.STANDARD).value
     slow = services.templates.create(
