@@ -107,11 +107,12 @@ class Settings(BaseSettings):
         "is taken from them. 0: the connection's address.",
     )
     render_concurrency: int = Field(
-        default_factory=lambda: max(2, os.cpu_count() or 1),
+        default_factory=lambda: max(2, len(os.sched_getaffinity(0))),
         ge=1,
         le=256,
         description="Renders running at once on this machine (every web worker together); "
-        "default: the number of cores, at least 2. One account may use half of them.",
+        "default: the cores this process may use, at least 2. One account may use half of them "
+        "(rounded down, at least one).",
     )
     render_queue: int = Field(
         default=4,

@@ -126,6 +126,14 @@ class RenderBusy(BridgeError):
     retry_after = 5
 
 
+class RenderUnavailable(BridgeError):
+    """No render process could take the render (shutting down, or one failed to start)."""
+
+    status = 503
+    code = "render_unavailable"
+    retry_after = 5
+
+
 class StorageUnavailable(BridgeError):
     status = 503
     code = "storage_unavailable"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import math
 import os
 import shutil
 import socket
@@ -20,6 +21,7 @@ from .errors import ConfigError
 from .http_refusals import JsonRefusingWorker
 from .logs import LOGGING, JsonAccessLogger
 from .metrics import MULTIPROCESS_DIR
+from .rendering.slots import WAIT_SECONDS
 from .services import EXTENSION, Services
 
 log = logging.getLogger(__name__)
@@ -134,7 +136,8 @@ def _run(
             "logconfig_dict": LOGGING,
             "logger_class": JsonAccessLogger,
             "timeout": 60,
-            "graceful_timeout": 10,
+            # On SIGTERM a worker finishes what it has: a PDF may wait for a slot, then render.
+            "graceful_timeout": math.ceil(settings.render_pdf_seconds + WAIT_SECONDS) + 1,
             "worker_exit": _worker_exit,
             "child_exit": _child_exit,
             # One fixed control socket path per user would collide between instances.

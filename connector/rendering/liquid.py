@@ -7,10 +7,10 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from functools import lru_cache
 from io import StringIO
 from typing import Any, ClassVar
 
+from cachetools import LRUCache
 from liquid import BoundTemplate, Environment, StrictDefaultUndefined
 from liquid.exceptions import (
     LiquidError,
@@ -34,10 +34,11 @@ OUTPUT_LIMIT_CHARS = 5_000_000
 # a single character.
 VALUE_LIMIT = 1_000_000
 INTEGER_BITS_LIMIT = 10_000
-# Parsing a large template takes seconds and its tree many times its size: only modest ones
-# are cached, and the cache is bounded.
+# A parsed template takes about 125 bytes per character of its source: the cache holds
+# parsed templates of at most CACHE_CHARS characters in all (about 60 MB, the least recently
+# used going first), so that it never crowds a render process's memory.
+CACHE_CHARS = 500_000
 CACHED_SOURCE_CHARS = 100_000
-PARSED_TEMPLATES_CACHED = 256
 
 
 def _too_large(value: object) -> bool:
@@ -131,36 +132,37 @@ def _reason(error: LiquidError) -> str:
     return str(error.message).rstrip(".")
 
 
-def _parse_uncached(source: str, strict: bool) -> BoundTemplate:
-    return (_STRICT if strict else _LENIENT).from_string(source)
+_parsed: LRUCache[tuple[str, bool], tuple[BoundTemplate, int]] = LRUCache(
+    maxsize=CACHE_CHARS, getsizeof=lambda entry: entry[1]
+)
 
 
-_parse_cached = lru_cache(maxsize=PARSED_TEMPLATES_CACHED)(_parse_uncached)
-
-
-def _parse(source: str, strict: bool) -> BoundTemplate:
-    if len(source) > CACHED_SOURCE_CHARS:
-        return _parse_uncached(source, strict)
-    return _parse_cached(source, strict)
-
-
-def parse(source: str, *, strict: bool = False) -> BoundTemplate:
-    """The parsed template (cached by source). Raises :class:`TemplateSyntaxError` with the
-    line, column and reason."""
+def parse(source: str, *, strict: bool = False, cache: bool = True) -> BoundTemplate:
+    """The parsed template (kept for the next render unless not ``cache``). Raises
+    :class:`TemplateSyntaxError` with the line, column and reason."""
+    cached = _parsed.get((source, strict)) if cache else None
+    if cached is not None:
+        return cached[0]
     try:
-        return _parse(source, strict)
+        template = (_STRICT if strict else _LENIENT).from_string(source)
     except RecursionError:
         raise TemplateSyntaxError("The template nests its blocks too deeply.") from None
     except LiquidError as error:
+        if isinstance(error.__cause__ or error.__context__, MemoryError):
+            raise MemoryError from None  # python-liquid wraps it: the render process's limit
         where, details = _where(error, source)
         raise TemplateSyntaxError(
             f"The template does not parse{where}: {_reason(error)}.", details=details
         ) from None
+    if cache and len(source) <= CACHED_SOURCE_CHARS:
+        _parsed[(source, strict)] = (template, len(source))
+    return template
 
 
 def variables(source: str) -> list[str]:
-    """The top-level variables a template reads from its data, sorted."""
-    return sorted(set(parse(source).global_variables()))
+    """The top-level variables a template reads from its data, sorted. (Checking a template
+    when it is saved: not kept for renders.)"""
+    return sorted(set(parse(source, cache=False).global_variables()))
 
 
 def render(source: str, data: Mapping[str, Any], *, strict: bool = False) -> str:

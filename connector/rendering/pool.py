@@ -1,10 +1,11 @@
 """The render processes of one web worker, and the only place that starts and stops them.
 
 Each process serves one task at a time over a pipe of its own: a web worker's thread takes an
-idle process, sends it the task and waits for the answer for at most the task's time. A process
-that runs late is killed and another started in its place, as is one that died (at its memory
-cap, or at the kernel's CPU limit). The standard library's ``multiprocessing`` starts, kills and
-reaps the processes, from a fork server that has already imported the rendering code: a new
+idle process (or starts one, up to the pool's size), sends it the task and waits for the answer
+for at most the task's time. A process that runs late is killed, as is one that died, one that
+ran out of memory, and one that grew well past its size at start (Python rarely gives memory
+back): the next task gets a fresh one. The standard library's ``multiprocessing`` starts, kills
+and reaps the processes, from a fork server that has already imported the rendering code: a new
 process is ready in milliseconds, and nothing is forked from a web worker's threads.
 
 A task names a function of :mod:`.sandbox`, which only render processes import: web workers
@@ -15,20 +16,32 @@ such as pebble or billiard: docs/architecture.md ("Render processes").
 from __future__ import annotations
 
 import importlib
+import logging
 import multiprocessing
 import queue
+import resource
 import signal
 import threading
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import Any, NamedTuple
 
-from ..errors import BridgeError, RenderLimitExceeded
+from ..errors import BridgeError, RenderLimitExceeded, RenderUnavailable
 
 SANDBOX = "connector.rendering.sandbox"
 _CONTEXT = multiprocessing.get_context("forkserver")
 _CONTEXT.set_forkserver_preload([SANDBOX])
 _START_SECONDS = 30.0
 _READY = "ready"
+# A process whose peak resident size grew this much past its size at start is replaced after
+# its task: what it allocated stays with it, and the next render would start from there.
+RECYCLE_GROWTH_KB = 64 * 1024
+log = logging.getLogger(__name__)
+
+
+class _Answer(NamedTuple):
+    succeeded: bool
+    outcome: Any  # the task's result, or the exception it raised
+    retire: bool  # the process should not serve another task
 
 
 class _Late(Exception):
@@ -36,8 +49,12 @@ class _Late(Exception):
     a broken pipe raises too)."""
 
 
+class _Gone(Exception):
+    """The process had already ended when the task was sent: the task never ran."""
+
+
 class _Ended(Exception):
-    """The process ended before it answered; ``exitcode`` is negative for a signal."""
+    """The process ended while it had the task; ``exitcode`` is negative for a signal."""
 
     def __init__(self, exitcode: int | None) -> None:
         super().__init__(exitcode)
@@ -53,18 +70,24 @@ class _RenderProcess:
         self._process.start()
         child_end.close()
         # Ready once it says so: a task sent before would wait, and its time run, meanwhile.
-        if not self._connection.poll(_START_SECONDS) or self._connection.recv() != _READY:
+        try:
+            ready = self._connection.poll(_START_SECONDS) and self._connection.recv() == _READY
+        except (EOFError, OSError):
+            ready = False
+        if not ready:
             self.stop()
-            raise RuntimeError("a render process did not start")
+            raise RenderUnavailable("A render process did not start. Retry in a few seconds.")
 
-    def call(self, task: str, args: tuple[Any, ...], seconds: float) -> tuple[bool, Any]:
-        """``(True, result)`` or ``(False, the exception it raised)``; raises ``_Late`` when no
-        answer came within ``seconds``, and ``_Ended`` when the process died."""
+    def call(self, task: str, args: tuple[Any, ...], seconds: float) -> _Answer:
+        """The process's answer; raises ``_Gone``, ``_Late`` or ``_Ended`` instead."""
         try:
             self._connection.send((task, args))
+        except OSError:
+            raise _Gone from None
+        try:
             if not self._connection.poll(seconds):
                 raise _Late
-            answer: tuple[bool, Any] = self._connection.recv()
+            answer: _Answer = self._connection.recv()
             return answer
         except (EOFError, OSError):
             self._process.join(_START_SECONDS)
@@ -80,69 +103,128 @@ class _RenderProcess:
 
 
 class RenderPool:
-    """``processes`` render processes, each with an address space of ``memory_mb``."""
+    """Up to ``processes`` render processes, started as renders need them, each with an
+    address space of ``memory_mb``."""
 
     def __init__(self, processes: int, memory_mb: int) -> None:
         self._size = processes
         self._memory_mb = memory_mb
         # Most recently used first: under light load the others stay as the fork server made them.
         self._idle: queue.LifoQueue[_RenderProcess] = queue.LifoQueue()
-        self._started = False
+        self._live: set[_RenderProcess] = set()
+        self._count = 0  # live processes, and those being started
         self._lock = threading.Lock()
+        self._starting = False
+        self._closed = False
 
     def start(self) -> None:
-        """Start the processes now rather than on the first render."""
+        """Bring the fork server and a first process up now rather than on the first render."""
         with self._lock:
-            if not self._started:
-                for _ in range(self._size):
-                    self._idle.put(self._new_process())
-                self._started = True
+            if self._count or self._closed:
+                return
+            self._starting = True
+        try:
+            self._give_back(self._take())
+        finally:
+            self._starting = False
 
     def health(self) -> str:
-        """For readiness: "starting" while :meth:`start` brings the processes up."""
-        return "starting" if self._lock.locked() and not self._started else "ok"
+        """For readiness: "starting" while :meth:`start` brings the first process up."""
+        return "starting" if self._starting else "ok"
 
     def run(self, task: str, *args: Any, seconds: float) -> Any:
         """``sandbox.<task>(*args, seconds)`` in a render process, which is killed after
         ``seconds``. The render slots (:mod:`.slots`) keep at most ``processes`` tasks running
-        at once, so an idle process is always at hand."""
-        self.start()
-        process = self._idle.get(timeout=_START_SECONDS)
-        if not process.alive():  # ended while idle (the kernel's OOM killer, an operator)
-            process.stop()
-            process = self._new_process()
+        at once, so a process is always at hand."""
         try:
-            succeeded, outcome = process.call(task, (*args, seconds), seconds)
+            return self._run_once(task, (*args, seconds), seconds)
+        except _Gone:  # it died while idle (the OOM killer, an operator): the task never ran
+            return self._run_once(task, (*args, seconds), seconds)
+
+    def _run_once(self, task: str, args: tuple[Any, ...], seconds: float) -> Any:
+        process = self._take()
+        replace = True
+        try:
+            answer = process.call(task, args, seconds)
+            replace = answer.retire
         except _Late:
-            self._replace(process)
             raise _over_time(seconds) from None
         except _Ended as ended:
-            self._replace(process)
-            if ended.exitcode == -signal.SIGXCPU:
-                raise _over_time(seconds) from None
-            # C code that cannot allocate aborts instead of raising MemoryError.
-            raise self._over_memory() from None
-        self._idle.put(process)
-        if succeeded:
-            return outcome
-        if isinstance(outcome, MemoryError):  # raised at the process's address-space cap
+            raise self._ended(ended.exitcode, seconds) from None
+        finally:
+            self._give_back(process, replace=replace)
+        if answer.succeeded:
+            return answer.outcome
+        if isinstance(answer.outcome, MemoryError):  # at the process's address-space cap
             raise self._over_memory()
-        raise outcome
+        raise answer.outcome
 
     def close(self) -> None:
-        """Stop the idle processes (at shutdown no render is running)."""
+        """Stop every process, idle or not; renders still running answer 503."""
+        with self._lock:
+            self._closed = True
+            processes, self._live = self._live, set()
+        for process in processes:
+            process.stop()
+
+    def _take(self) -> _RenderProcess:
         while True:
             try:
-                self._idle.get_nowait().stop()
+                process = self._idle.get_nowait()
             except queue.Empty:
-                return
+                break
+            if process.alive():
+                return process
+            self._give_back(process, replace=True)
+        with self._lock:
+            if self._closed:
+                raise _shutting_down()
+            grow = self._count < self._size
+            self._count += grow
+        if not grow:  # every process busy: only while one is being replaced
+            try:
+                return self._idle.get(timeout=_START_SECONDS)
+            except queue.Empty:
+                raise RenderUnavailable(
+                    "No render process came free. Retry in a few seconds."
+                ) from None
+        try:
+            process = _RenderProcess(self._memory_mb * 2**20)
+        except BaseException:
+            with self._lock:
+                self._count -= 1
+            raise
+        with self._lock:
+            self._live.add(process)
+            closed = self._closed
+        if closed:
+            self._give_back(process, replace=True)
+            raise _shutting_down()
+        return process
 
-    def _new_process(self) -> _RenderProcess:
-        return _RenderProcess(self._memory_mb * 2**20)
-
-    def _replace(self, process: _RenderProcess) -> None:
+    def _give_back(self, process: _RenderProcess, *, replace: bool = False) -> None:
+        if not replace:
+            self._idle.put(process)
+            return
+        with self._lock:
+            if process in self._live:
+                self._live.discard(process)
+                self._count -= 1
         process.stop()
-        self._idle.put(self._new_process())
+
+    def _ended(self, exitcode: int | None, seconds: float) -> BridgeError:
+        if self._closed:  # stopped by close(), with the task in hand
+            return _shutting_down()
+        if exitcode == -signal.SIGXCPU:
+            return _over_time(seconds)
+        if exitcode is not None and exitcode < 0:
+            # Killed by a signal: the kernel's OOM killer (SIGKILL), or C code that could not
+            # allocate under the address-space limit (SIGSEGV, SIGABRT).
+            return self._over_memory()
+        return RenderUnavailable(
+            f"A render process stopped unexpectedly (exit code {exitcode}). Retry; if it "
+            "happens again, the service's operator will find why in its log."
+        )
 
     def _over_memory(self) -> RenderLimitExceeded:
         return RenderLimitExceeded(
@@ -152,23 +234,48 @@ class RenderPool:
         )
 
 
+def _shutting_down() -> RenderUnavailable:
+    return RenderUnavailable("The service is shutting down. Retry in a few seconds.")
+
+
 def _serve(connection: Connection, memory_bytes: int) -> None:
     """A render process: answer tasks until the web worker goes away."""
     sandbox = importlib.import_module(SANDBOX)
     sandbox.start_process(memory_bytes)
+    size_at_start = _peak_kb()
     connection.send(_READY)
     while True:
         try:
             task, args = connection.recv()
         except EOFError:
             return
-        try:
-            answer: tuple[bool, Any] = (True, getattr(sandbox, task)(*args))
-        except (BridgeError, MemoryError) as error:  # the web worker's thread raises it
-            answer = (False, error)
-        except Exception as error:  # a bug: a 500 there, with what it was, not a dead process
-            answer = (False, RuntimeError(f"{type(error).__name__} in a render: {error}"))
-        connection.send(answer)
+        answer = _answer(sandbox, task, args)
+        retire = answer.retire or _peak_kb() > size_at_start + RECYCLE_GROWTH_KB
+        connection.send(answer._replace(retire=retire))
+        # Nothing of the task may outlive it here: a failed render's traceback holds its frames,
+        # and with them everything it allocated.
+        del answer, args
+
+
+def _answer(sandbox: Any, task: str, args: tuple[Any, ...]) -> _Answer:
+    try:
+        return _Answer(True, getattr(sandbox, task)(*args), retire=False)
+    except (BridgeError, MemoryError) as error:  # the web worker's thread raises it
+        return _Answer(False, _bare(error), retire=isinstance(error, MemoryError))
+    except Exception as error:  # a bug: a 500 there, saying what it was
+        log.exception("render task %s failed", task)
+        failure = RuntimeError(f"{type(error).__name__} in a render: {error}")
+        return _Answer(False, failure, retire=True)
+
+
+def _bare(error: BaseException) -> BaseException:
+    """The error without its traceback and chained errors (their frames hold the render)."""
+    error.__context__ = error.__cause__ = None
+    return error.with_traceback(None)
+
+
+def _peak_kb() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def _over_time(seconds: float) -> RenderLimitExceeded:

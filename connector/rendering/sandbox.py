@@ -79,7 +79,7 @@ def render_text(job: RenderJob, cpu_seconds: float) -> bytes:
             text = html_to_text(_html(job))
         else:
             text = liquid.render(job.text_body, _data(job, html=False), strict=job.strict)
-        # "replace": JSON can carry lone surrogates, which UTF-8 cannot.
+        # "replace": a lone surrogate (which a filter could make) has no UTF-8 form.
         return text.encode("utf-8", "replace")
 
     return within_cpu(cpu_seconds, work)

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-from ..errors import RenderBusy
+from ..errors import RenderBusy, RenderUnavailable
 
 WAIT_SECONDS = 10.0
 _POLL_SECONDS = 0.02
@@ -38,6 +38,7 @@ class RenderSlots:
 
     @property
     def account_share(self) -> int:
+        """Half the slots, rounded down; at least one."""
         return max(1, self._capacity // 2)
 
     @contextmanager
@@ -74,7 +75,7 @@ class RenderSlots:
         """Lock the first free one of ``places`` files named for ``kind``; on the stack's exit it
         is given back."""
         for place in range(places):
-            descriptor = os.open(self._directory / f"{kind}-{place}", os.O_RDWR | os.O_CREAT, 0o600)
+            descriptor = self._open(f"{kind}-{place}")
             try:
                 fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -83,6 +84,20 @@ class RenderSlots:
             stack.callback(os.close, descriptor)
             return True
         return False
+
+    def _open(self, name: str) -> int:
+        path = self._directory / name
+        try:
+            try:
+                return os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+            except FileNotFoundError:  # the directory was removed (a temporary files cleaner)
+                self._directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+                return os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as error:
+            raise RenderUnavailable(
+                f"The render slots cannot be used ({error.strerror}). Retry in a few seconds; "
+                "the service's operator should check its temporary directory."
+            ) from None
 
 
 def _busy() -> RenderBusy:

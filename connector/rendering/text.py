@@ -23,7 +23,12 @@ _LINE_BREAKS = frozenset({"br", "hr"})  # empty elements: one line break, not tw
 _CELLS = frozenset({"td", "th"})
 _SKIPPED = frozenset({"head", "script", "style", "title", "template"})
 _PARSER = lxml.html.HTMLParser(
-    recover=True, no_network=True, huge_tree=True, remove_comments=True, remove_pis=True
+    encoding="utf-8",
+    recover=True,
+    no_network=True,
+    huge_tree=True,
+    remove_comments=True,
+    remove_pis=True,
 )
 _SPACES = re.compile(r"\s+")
 
@@ -33,7 +38,8 @@ def html_to_text(html: str) -> str:
     parts: list[str] = []
     if html.strip():
         try:
-            root = lxml.html.document_fromstring(html, parser=_PARSER)
+            # As UTF-8 bytes ("replace": a lone surrogate would end lxml's reading of a str).
+            root = lxml.html.document_fromstring(html.encode("utf-8", "replace"), parser=_PARSER)
         except etree.ParserError:  # nothing but comments or declarations: no text to show
             root = None
         if root is not None:

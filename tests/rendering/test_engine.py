@@ -141,7 +141,19 @@ def test_preserve_line_breaks_keeps_the_data_lines_in_a_txt_made_from_html(
         ("<head><title>T</title><style>p {}</style></head><script>x()</script>body", "body\n"),
         ("<p>unclosed <b>bold <i>both", "unclosed bold both\n"),
         ("\x00\x01 text", "\ufffd\x01 text\n"),
+        ("<p>a \ud800 b</p><p>c</p>", "a ? b\n\nc\n"),
+        ("<p>Łódź — 東京</p>", "Łódź — 東京\n"),
     ],
 )
 def test_any_markup_becomes_text(html: str, text: str) -> None:
     assert html_to_text(html) == text
+
+
+def test_parsed_templates_kept_for_renders_stay_within_their_bound() -> None:
+    # A parsed template takes about 125 bytes per character: 40 of these would be 400 MB.
+    for number in range(40):
+        liquid.render(f"{number}" + "{{ a }}" * 14_000, {})
+
+    kept = liquid._parsed  # our own cache: what a render process holds between renders
+    assert kept.currsize <= liquid.CACHE_CHARS
+    assert len(kept) < 10

@@ -11,7 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from connector.errors import RenderLimitExceeded, TemplateRenderError, TemplateSyntaxError
+from connector.errors import (
+    RenderLimitExceeded,
+    RenderUnavailable,
+    TemplateRenderError,
+    TemplateSyntaxError,
+)
 from connector.rendering import Format, Renderer, RenderLimits, TemplateSource, sandbox
 from connector.rendering.pool import RenderPool
 from connector.rendering.slots import RenderSlots
@@ -148,3 +153,49 @@ def test_render_processes_killed_from_outside_are_replaced(renderer) -> None:
 
     assert error.details["limit"] == "memory"  # what a process that vanishes mid-render means
     assert renderer.render("acc_a", SMALL, {"name": "Cy"}, Format.TXT).content == b"Hello Cy\n"
+
+
+def test_a_failed_render_leaves_nothing_behind_for_the_next(tmp_path: Path) -> None:
+    # One process, so the two renders meet in it. The first allocates 390 MB before its value
+    # is refused; the second needs about 100 MB of its own.
+    renderer = Renderer(
+        RenderPool(processes=1, memory_mb=512),
+        RenderSlots(tmp_path, capacity=1, queue=0),
+        RenderLimits(txt_seconds=10, pdf_seconds=10),
+    )
+    swelling = TemplateSource("tpl_a", "A", body='{{ x | replace: ",", y | size }}')
+    lists = "".join(f'{{% assign a{i} = s | split: "," %}}' for i in range(12))
+    heavy = TemplateSource("tpl_b", "B", body=lists + "{{ a0 | size }}")
+    many = ",".join(f"{i:x}" for i in range(100_000))
+    try:
+        with pytest.raises(RenderLimitExceeded) as refused:
+            renderer.render(
+                "acc_mallory", swelling, {"x": "," * 600_000, "y": "a" * 650}, Format.TXT
+            )
+        after = renderer.render("acc_ada", heavy, {"s": many}, Format.TXT)
+    finally:
+        renderer.close()
+
+    assert refused.value.details == {"limit": "value"}
+    assert after.content == b"100000\n"
+
+
+def test_a_pool_closed_with_a_render_in_hand_answers_503(renderer) -> None:
+    answers: list[BaseException] = []
+
+    def render() -> None:
+        try:
+            renderer.render("acc_a", SLOW_FILTER, SLOW_DATA, Format.TXT)
+        except BaseException as error:
+            answers.append(error)
+
+    running = threading.Thread(target=render)
+    running.start()
+    time.sleep(0.3)
+    renderer.close()
+    running.join(10)
+
+    assert [type(a).__name__ for a in answers] == ["RenderUnavailable"]
+    assert answers[0].status == 503  # type: ignore[attr-defined]
+    with pytest.raises(RenderUnavailable):
+        renderer.render("acc_a", SMALL, {}, Format.TXT)

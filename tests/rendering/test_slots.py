@@ -104,6 +104,17 @@ def _try_render(slots: RenderSlots, account_id: str) -> None:
         pass
 
 
+def test_slots_whose_directory_was_removed_make_it_again(tmp_path: Path) -> None:
+    directory = tmp_path / "slots"
+    slots = RenderSlots(directory, capacity=1, queue=0)
+    directory.rmdir()  # as a cleaner of temporary files would
+
+    with slots.held("acc_a"), pytest.raises(RenderBusy), slots.held("acc_b"):
+        pass
+
+    assert directory.is_dir()
+
+
 HOLD_IN_ANOTHER_PROCESS = """
 import sys, time
 from pathlib import Path
