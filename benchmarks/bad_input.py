@@ -72,7 +72,7 @@ from connector.api_keys import Permission
 from connector.clients import Client
 from connector.documents import NewDocument
 from connector.events import EventType
-from connector.http_refusals import REFUSALS
+from connector.refusals import PARSER_REFUSALS
 from connector.paging import PageQuery
 from connector.rendering import Format
 from connector.services import Services
@@ -101,7 +101,7 @@ SCHEMATHESIS_CHECKS = (
 # The schemathesis subprocess learns the ids no generated PUT, DELETE or roll may touch here.
 PROTECTED_ENV = "BAD_INPUT_PROTECTED_IDS"
 DECOY_ID = "protected_by_bad_input"
-HTTP_PARSER_REFUSALS = {refusal.code for _, refusal in REFUSALS}
+HTTP_PARSER_REFUSALS = {refusal.code for _, refusal, _ in PARSER_REFUSALS}
 TRACEBACK = re.compile(rb"Traceback \(most recent call last\)|File \"/[^\"]+\.py\", line \d+")
 
 
@@ -337,7 +337,7 @@ def error_shape_problem(exchange: Exchange) -> str | None:
 
 
 def refused_by_http_parser(exchange: Exchange) -> bool:
-    """Refused as malformed HTTP before the app saw it, as ``connector.http_refusals`` answers:
+    """Refused as malformed HTTP before the app saw it, as ``connector.refusals`` answers:
     such a request's body is never looked at, so its size cannot be what it is refused for."""
     try:
         code = json.loads(exchange.response_body)["error"]["code"]

@@ -13,7 +13,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from .clock import Clock
 from .db import Database
-from .errors import Conflict, NotFound
+from .errors import AccountNotFound, EmailTaken
 from .models import Account, User, new_id
 
 AccountName = Annotated[
@@ -85,7 +85,7 @@ class Accounts:
         with self._db.transaction() as session:
             account = session.get(Account, account_id)
             if account is None:
-                raise NotFound(f"There is no account {account_id!r}.", code="account_not_found")
+                raise AccountNotFound(f"There is no account {account_id!r}.")
             return AccountInfo.model_validate(account)
 
     def find_by_name(self, name: str) -> AccountInfo | None:
@@ -99,7 +99,7 @@ class Accounts:
         email = new_user.email.lower()
         with self._db.transaction() as session:
             if session.get(Account, account_id) is None:
-                raise NotFound(f"There is no account {account_id!r}.", code="account_not_found")
+                raise AccountNotFound(f"There is no account {account_id!r}.")
             user = User(
                 id=new_id("usr_"),
                 account_id=account_id,
@@ -112,9 +112,7 @@ class Accounts:
             try:
                 session.flush()
             except IntegrityError:
-                raise Conflict(
-                    f"A user with the email {email} already exists.", code="email_taken"
-                ) from None
+                raise EmailTaken(f"A user with the email {email} already exists.") from None
             return UserInfo.model_validate(user)
 
     def sign_in(self, email: str, password: str) -> UserInfo | None:

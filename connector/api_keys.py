@@ -21,7 +21,13 @@ from sqlalchemy.orm import Session, selectinload
 from . import keys
 from .clock import Clock
 from .db import Database
-from .errors import Conflict, NotFound
+from .errors import (
+    AccountNotFound,
+    ApiKeyAlreadyDeleted,
+    ApiKeyNameTaken,
+    ApiKeyNotFound,
+    ApiKeyRollConflict,
+)
 from .events import EventType, record
 from .models import Account, ApiKey, AuthGeneration, KeyFailure, KeyValue, new_id
 from .webhooks.subscriptions import delete_hooks_of_key
@@ -163,7 +169,7 @@ class KeyManager:
         fresh = keys.NewKeyValue.generate()
         with self._db.transaction() as session:
             if session.get(Account, account_id) is None:
-                raise NotFound(f"There is no account {account_id!r}.", code="account_not_found")
+                raise AccountNotFound(f"There is no account {account_id!r}.")
             key = ApiKey(
                 id=new_id("key_"),
                 account_id=account_id,
@@ -216,10 +222,9 @@ class KeyManager:
                 .values(retired_at=now, works_until=now + grace if grace else None)
             )
             if retired.rowcount != 1:
-                raise Conflict(
+                raise ApiKeyRollConflict(
                     f"The API key {key.name!r} was rolled by another request at the same "
                     "moment. Get the key to see its state before rolling it again.",
-                    code="api_key_roll_conflict",
                 )
             # A new roll also shortens older grace periods to its own: rolling again with no
             # grace cuts every old value off at once.
@@ -295,18 +300,15 @@ class KeyManager:
             query = query.with_for_update()
         key = session.scalars(query).one_or_none()
         if key is None:
-            raise NotFound(
-                f"There is no API key {key_id!r} in this account.", code="api_key_not_found"
-            )
+            raise ApiKeyNotFound(f"There is no API key {key_id!r} in this account.")
         return key
 
     @staticmethod
     def _refuse_if_deleted(key: ApiKey, action: str) -> None:
         if key.deleted_at is not None:
-            raise Conflict(
+            raise ApiKeyAlreadyDeleted(
                 f"The API key {key.name!r} was deleted; a deleted key cannot be {action}. "
                 "Create a new key instead.",
-                code="api_key_already_deleted",
             )
 
     @staticmethod
@@ -314,10 +316,9 @@ class KeyManager:
         try:
             session.flush()
         except IntegrityError:
-            raise Conflict(
+            raise ApiKeyNameTaken(
                 f"This account already has a key named {name!r}. Choose another name, "
                 "or roll the existing key to get a new value.",
-                code="api_key_name_taken",
                 details={"field": "name"},
             ) from None
 

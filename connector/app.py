@@ -2,41 +2,26 @@
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import click
-from flask import request
 from flask_openapi3 import Info, OpenAPI
-from gunicorn.http.errors import ParseException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import __version__
+from . import __version__, refusals
 from .api import register_api
 from .api.errors import ErrorResponse, validation_error_response
 from .api.health import blueprint as health
 from .api.security import SECURITY_SCHEMES
 from .clock import Clock
 from .config import Settings, load_settings
-from .errors import BadRequest, PayloadTooLarge
-from .http_refusals import MALFORMED_CHUNKED_BODY
 from .observability import observe_requests
 from .services import EXTENSION, Services
 from .web import blueprint as web
 from .web.sessions import SignedCookieSessions
-
-DRAIN_OVERSIZED_UP_TO = 16 * 1024 * 1024
-
-
-def _discard(stream: Any, length: int) -> None:
-    while length > 0:
-        chunk = stream.read(min(length, 65_536))
-        if not chunk:
-            return
-        length -= len(chunk)
 
 
 def bridge_commands() -> list[click.Command]:
@@ -88,7 +73,6 @@ def create_app(
     )
     app.config.update(
         SECRET_KEY=settings.secret_key.get_secret_value(),
-        MAX_CONTENT_LENGTH=settings.max_body_bytes,
         # The web pages' session: a signed cookie, out of scripts' reach, not sent cross-site.
         SESSION_COOKIE_NAME="bridge_session",
         SESSION_COOKIE_SAMESITE="Lax",
@@ -106,51 +90,7 @@ def create_app(
     app.json.sort_keys = False  # type: ignore[attr-defined]  # keep the models' field order
     app.extensions[EXTENSION] = Services.build(settings, clock, render_slots_dir)
 
-    @app.before_request
-    def refuse_oversized_body() -> None:
-        # Werkzeug enforces the limit when the body is read; checking the declared length first
-        # answers 413 even on routes that never read the body, before any other work.
-        declared, environ = request.content_length, request.environ
-        if declared is not None and declared > settings.max_body_bytes:
-            if declared <= DRAIN_OVERSIZED_UP_TO:
-                # Read and drop it: a connection closed with a body unread may be reset before
-                # the client reads the 413, and a client that pools connections (Zapier's,
-                # n8n's) then fails its next request too.
-                _discard(environ["wsgi.input"], declared)
-            raise PayloadTooLarge(
-                f"The request body is {declared} bytes; this service accepts at most "
-                f"{settings.max_body_bytes}."
-            )
-        if declared is None and "HTTP_TRANSFER_ENCODING" in environ:
-            # A chunked body declares no length: read it here, up to one byte over the limit,
-            # so that a longer one is refused rather than cut short and used.
-            try:
-                body = environ["wsgi.input"].read(settings.max_body_bytes + 1)
-            except ParseException as error:
-                raise MALFORMED_CHUNKED_BODY.error(str(error)) from error
-            if len(body) > settings.max_body_bytes:
-                _discard(environ["wsgi.input"], DRAIN_OVERSIZED_UP_TO)
-                raise PayloadTooLarge(
-                    f"The request body is over the {settings.max_body_bytes} bytes this "
-                    "service accepts."
-                )
-            environ["wsgi.input"] = io.BytesIO(body)
-            environ["CONTENT_LENGTH"] = str(len(body))
-
-    @app.before_request
-    def refuse_nul_characters() -> None:
-        # PostgreSQL cannot store NUL in text; refusing it at the door keeps every route alike.
-        if "\x00" in request.path or (
-            request.query_string
-            and any(
-                "\x00" in name or "\x00" in value for name, value in request.args.items(multi=True)
-            )
-        ):
-            raise BadRequest(
-                "The address holds a NUL character. Remove it and send the request again.",
-                code="invalid_characters",
-            )
-
+    refusals.install(app, settings.max_body_bytes)
     register_api(app)
     app.register_blueprint(web)
     app.register_blueprint(health)

@@ -1,5 +1,5 @@
-"""Authenticate an ``X-Api-Key`` value: a :class:`Principal`, or :class:`AuthenticationFailed`
-with a reason code and a message that says what happened and what to do.
+"""Authenticate an ``X-Api-Key`` value: a :class:`Principal`, or an :class:`AuthenticationFailed`
+whose class says why, with a message that says what happened and what to do.
 
 The path of a known value is one SHA-256 and one dict lookup. A cache miss checks the value's
 shape and checksum with no I/O, then does one indexed lookup by SHA-256. Every roll and delete
@@ -10,8 +10,6 @@ revoked it at once (``forget_all``) and in every other process within a second.
 
 from __future__ import annotations
 
-import enum
-import secrets
 import threading
 import time
 from dataclasses import dataclass
@@ -25,7 +23,16 @@ from .api_keys import RECOGNISABLE_FOR, Permission
 from .clients import RefusalRepeats, classify
 from .clock import Clock, format_time, iso
 from .db import Database
-from .errors import AuthenticationFailed
+from .errors import (
+    ApiKeyChecksumMismatch,
+    ApiKeyDeleted,
+    ApiKeyInQuery,
+    ApiKeyMalformed,
+    ApiKeyMissing,
+    ApiKeyRolled,
+    ApiKeyUnknown,
+    AuthenticationFailed,
+)
 from .models import Account, ApiKey, AuthGeneration, KeyValue
 from .usage import UsageRecorder
 
@@ -39,41 +46,6 @@ MAX_PATH_CHARS = 300
 QUERY_PARAMETER_NAMES = frozenset(
     {"api_key", "apikey", "api-key", "x-api-key", "x_api_key", "key", "token", "access_token"}
 )
-
-
-class Reason(enum.StrEnum):
-    """Why a key was refused: the stable ``code`` of the 401."""
-
-    MISSING = "api_key_missing"
-    IN_QUERY = "api_key_in_query"
-    MALFORMED = "api_key_malformed"
-    CHECKSUM_MISMATCH = "api_key_checksum_mismatch"
-    UNKNOWN = "api_key_unknown"
-    ROLLED = "api_key_rolled"
-    DELETED = "api_key_deleted"
-
-
-@dataclass(frozen=True)
-class KeyChange:
-    """What became of a refused key, for a platform to say in its own words."""
-
-    key_name: str
-    rolled: bool  # else deleted
-    when: str  # formatted for people: 2026-11-20 10:03 UTC
-
-
-def key_change(refusal: AuthenticationFailed) -> KeyChange | None:
-    """The rolled or deleted key behind a refusal; None for any other reason."""
-    name = refusal.details.get("key_name")
-    moment = refusal.details.get("rolled_at") or refusal.details.get("deleted_at")
-    if refusal.code not in {Reason.ROLLED, Reason.DELETED} or not name or not moment:
-        return None
-    when = format_time(datetime.fromisoformat(moment))
-    return KeyChange(name, refusal.code == Reason.ROLLED, when)
-
-
-def refused(reason: Reason, message: str, **details: object) -> AuthenticationFailed:
-    return AuthenticationFailed(message, code=reason.value, details=details or None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,12 +95,11 @@ def key_in_query(query: MultiDict[str, str]) -> AuthenticationFailed | None:
     """A refusal when a URL's query string carries what looks like an API key."""
     for name, value in query.items(multi=True):
         if name.lower() in QUERY_PARAMETER_NAMES or keys.PREFIX in name or keys.PREFIX in value:
-            return refused(
-                Reason.IN_QUERY,
+            return ApiKeyInQuery(
                 f"API keys are not accepted in the URL (query parameter {name!r}), where they "
                 "end up in logs and browser history. Send the key in the X-Api-Key header, "
                 "and consider rolling this key since it has been exposed.",
-                parameter=name,
+                details={"parameter": name},
             )
     return None
 
@@ -155,7 +126,7 @@ class Authenticator:
         self, presented: str | None, *, user_agent: str = "", path: str = ""
     ) -> Principal:
         """Who ``presented`` (the raw X-Api-Key header, None when absent) acts as.
-        Raises :class:`AuthenticationFailed` with a :class:`Reason` code."""
+        Raises an :class:`AuthenticationFailed` naming the reason."""
         client = classify(user_agent)
         digest = keys.fingerprint(presented) if presented is not None else ""
         try:
@@ -178,9 +149,7 @@ class Authenticator:
             # A fresh exception each time: a shared instance would collect tracebacks across
             # requests and threads.
             failure = entry.failure
-            fresh = AuthenticationFailed(
-                failure.message, code=failure.code, details=failure.details
-            )
+            fresh = type(failure)(failure.message, details=failure.details)
             fresh.repeat = repeat
             raise fresh
         if now - entry.last_used_noted >= LAST_USED_EVERY_SECONDS:
@@ -210,8 +179,7 @@ class Authenticator:
 
     def _entry(self, presented: str | None, digest: str) -> _Entry:
         if presented is None:
-            raise refused(
-                Reason.MISSING,
+            raise ApiKeyMissing(
                 "No API key was sent. Send your TemplateTo API key in the X-Api-Key header.",
             )
         entry = self._cache.get(digest)
@@ -244,19 +212,16 @@ class Authenticator:
     def _load(self, presented: str, digest: str) -> _Entry:
         problem = keys.diagnose(presented)
         if problem is keys.FormatProblem.EMPTY:
-            raise refused(
-                Reason.MISSING,
+            raise ApiKeyMissing(
                 "The X-Api-Key header is empty. Put your TemplateTo API key in it.",
             )
         if problem is not None:
-            raise refused(
-                Reason.MALFORMED,
+            raise ApiKeyMalformed(
                 f"This is not a valid TemplateTo API key: {problem.value}.",
-                problem=problem.code,
+                details={"problem": problem.code},
             )
         if not keys.checksum_matches(presented):
-            raise refused(
-                Reason.CHECKSUM_MISMATCH,
+            raise ApiKeyChecksumMismatch(
                 "This API key looks mistyped or truncated: its checksum does not match. "
                 "Copy the key again, in full, from the API keys page.",
             )
@@ -271,7 +236,7 @@ class Authenticator:
                 .join(Account, ApiKey.account_id == Account.id)
                 .where(KeyValue.fingerprint == digest)
             ).one_or_none()
-        if row is None or not secrets.compare_digest(row.KeyValue.fingerprint, digest):
+        if row is None:
             raise self._unknown()
         entry = self._describe(row.KeyValue, row.ApiKey, row.Account)
         with self._lock:
@@ -304,14 +269,11 @@ class Authenticator:
         if key.deleted_at is not None:
             if now - key.deleted_at >= RECOGNISABLE_FOR:
                 raise self._unknown()
-            failure = refused(
-                Reason.DELETED,
+            failure: AuthenticationFailed = ApiKeyDeleted(
                 f"This API key value belonged to the key {key.name!r}, which was deleted on "
                 f"{format_time(key.deleted_at)}. Integrations using it cannot make requests: "
                 "create a new key on the API keys page and update the integration with it.",
-                key_id=key.id,
-                key_name=key.name,
-                deleted_at=iso(key.deleted_at),
+                details={"key_id": key.id, "key_name": key.name, "deleted_at": iso(key.deleted_at)},
             )
             return entry(
                 principal=None, failure=failure, report_as="deleted", valid_until=refresh_at
@@ -334,21 +296,17 @@ class Authenticator:
             if value.works_until is not None and value.works_until > value.retired_at
             else ""
         )
-        failure = refused(
-            Reason.ROLLED,
+        failure = ApiKeyRolled(
             f"This API key value belonged to the key {key.name!r}, which was rolled on "
             f"{format_time(value.retired_at)}.{grace_note} Update the integration with the "
             "key's new value; if nobody kept it, roll the key again on the API keys page.",
-            key_id=key.id,
-            key_name=key.name,
-            rolled_at=iso(value.retired_at),
+            details={"key_id": key.id, "key_name": key.name, "rolled_at": iso(value.retired_at)},
         )
         return entry(principal=None, failure=failure, report_as="rolled", valid_until=refresh_at)
 
     @staticmethod
-    def _unknown() -> AuthenticationFailed:
-        return refused(
-            Reason.UNKNOWN,
+    def _unknown() -> ApiKeyUnknown:
+        return ApiKeyUnknown(
             "This API key is not known here: it was never issued by this TemplateTo "
             "deployment, or it was deleted more than 90 days ago. Check that the integration "
             "uses the right server address and a key copied from its API keys page.",

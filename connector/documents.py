@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from .clients import Client
 from .clock import Clock
 from .db import Database
-from .errors import BridgeError, NotFound, ValidationFailed
+from .errors import DocumentExpired, DocumentNotFound, IdempotencyKeyReused
 from .events import EventType, record
 from .links import DownloadLinks
 from .models import Document, new_id
@@ -34,11 +34,6 @@ log = logging.getLogger(__name__)
 PURGE_EVERY = timedelta(minutes=10)
 PURGE_BATCH = 500
 _UNSAFE_IN_FILENAMES = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]+')
-
-
-class DocumentGone(BridgeError):
-    status = 410
-    code = "document_expired"
 
 
 class NewDocument(BaseModel):
@@ -199,11 +194,10 @@ class DocumentStore:
         if document is None:
             return None
         if document.request_digest != digest:
-            raise ValidationFailed(
+            raise IdempotencyKeyReused(
                 f"This Idempotency-Key was already used for another request, which made "
                 f"{document.id}. Send a new key with each new document, and the same key only "
                 "to retry the same request.",
-                code="idempotency_key_reused",
             )
         return self._info(document, self._clock.now())
 
@@ -241,7 +235,7 @@ class DocumentStore:
     def _file(self, document: Document) -> DownloadedFile:
         content = None if document.purged_at else self._files.get(document.storage_key)
         if content is None:
-            raise DocumentGone("This document's file is no longer stored. Render it again.")
+            raise DocumentExpired("This document's file is no longer stored. Render it again.")
         return DownloadedFile(document.filename, Format(document.format), content)
 
     def housekeeping(self) -> None:
@@ -296,7 +290,5 @@ class DocumentStore:
             query = query.where(Document.account_id == account_id)
         document = session.scalars(query).one_or_none()
         if document is None:
-            raise NotFound(
-                f"There is no document {document_id!r} in this account.", code="document_not_found"
-            )
+            raise DocumentNotFound(f"There is no document {document_id!r} in this account.")
         return document

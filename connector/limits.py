@@ -20,7 +20,14 @@ from limits.strategies import FixedWindowRateLimiter, MovingWindowRateLimiter
 
 from . import keys
 from .auth import Principal
-from .errors import TooManyRequests
+from .errors import (
+    FailedAuthAddressLimited,
+    FailedAuthKeyLimited,
+    RateLimited,
+    SignInAddressLimited,
+    SignInLimited,
+    TooManyRequests,
+)
 
 REDIS_TIMEOUT_SECONDS = 0.5
 log = logging.getLogger(__name__)
@@ -88,26 +95,30 @@ def _over_limit(
     item: RateLimitItem,
     identifiers: tuple[str, ...],
     message: Callable[[str], str],
-    code: str,
+    error: type[TooManyRequests],
 ) -> TooManyRequests:
     try:
         reset_at = limiter.get_window_stats(item, *identifiers).reset_time
     except StorageError:
         reset_at = time.time() + item.get_expiry()
     retry_after = max(1, math.ceil(reset_at - time.time()))
-    return TooManyRequests(
-        message(_duration(retry_after)),
-        code=code,
-        details={"retry_after": retry_after},
-    )
+    return error(message(_duration(retry_after)), details={"retry_after": retry_after})
 
 
 class FailureLimit:
     """At most ``rate`` failures (e.g. "10/15 minutes") per identity, over a moving window."""
 
-    def __init__(self, storage: Storage, name: str, rate: str, message: str) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        name: str,
+        rate: str,
+        message: str,
+        error: type[TooManyRequests],
+    ) -> None:
         self._limiter = MovingWindowRateLimiter(storage)
         self._name = name
+        self._error = error
         self._item: RateLimitItem = parse(rate)
         # "{wait}" becomes "3 minutes", "1 minute", "40 seconds".
         self._message = message
@@ -120,7 +131,7 @@ class FailureLimit:
                 self._item,
                 (self._name, identity),
                 lambda wait: self._message.format(wait=wait),
-                f"{self._name}_limited",
+                self._error,
             )
 
     def failed(self, identity: str) -> None:
@@ -144,12 +155,14 @@ class SignInLimits:
             "10/15 minutes",
             "Too many failed sign-ins for this email. Try again in {wait}, or ask an admin of "
             "your account to check your user.",
+            SignInLimited,
         )
         self._per_address = FailureLimit(
             storage,
             "sign_in_address",
             "50/15 minutes",
             "Too many failed sign-ins from your network. Try again in {wait}.",
+            SignInAddressLimited,
         )
 
     def check(self, email: str, address: str) -> None:
@@ -181,6 +194,7 @@ class ApiLimits:
             failures_per_address,
             "Too many requests with refused API keys from your address. Retry in {wait}, and "
             "first update the integration with a valid key from the API keys page.",
+            FailedAuthAddressLimited,
         )
         self._per_value = FailureLimit(
             storage,
@@ -188,6 +202,7 @@ class ApiLimits:
             failures_per_value,
             "Too many requests with this refused API key. Retry in {wait}, and first update the "
             "integration with a valid key from the API keys page.",
+            FailedAuthKeyLimited,
         )
 
     def check_refusals(self, address: str, presented: str | None) -> None:
@@ -211,7 +226,7 @@ class ApiLimits:
                     f"requests in {_period(self._per_key)}. Retry in {wait}, and spread the "
                     "integration's requests out."
                 ),
-                "rate_limited",
+                RateLimited,
             )
 
 

@@ -7,14 +7,9 @@ from datetime import datetime
 
 from itsdangerous import BadSignature, URLSafeSerializer
 
-from .errors import BridgeError, PermissionDenied
+from .errors import DownloadLinkExpired, DownloadLinkInvalid
 
 _SALT = "templateto-bridge document download"
-
-
-class LinkExpired(BridgeError):
-    status = 410
-    code = "download_link_expired"
 
 
 class DownloadLinks:
@@ -32,13 +27,12 @@ class DownloadLinks:
         try:
             document_id, expires = self._serializer.loads(token)
         except (BadSignature, ValueError, TypeError):
-            raise PermissionDenied(
+            raise DownloadLinkInvalid(
                 "This download link is not valid: it was altered or cut short. Use the file_url "
                 "exactly as the API returned it.",
-                code="download_link_invalid",
             ) from None
         if now.timestamp() >= expires:
-            raise LinkExpired(
+            raise DownloadLinkExpired(
                 "This download link has expired, and with it the file. Render the document again "
                 "to get a new link."
             )

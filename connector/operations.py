@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field, model_validator
 from .auth import Principal
 from .clients import Client
 from .documents import DocumentInfo, NewDocument
-from .errors import BadRequest, NotFound
+from .errors import NotFound, TemplateDataInvalidJson, TemplateDataNotObject
 from .events import EventInfo, EventType
 from .paging import Limit, PageQuery
 from .rendering import Format
@@ -101,25 +101,21 @@ def data_from_json_text(text: str) -> dict[str, Any]:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as error:
-        raise BadRequest(
+        raise TemplateDataInvalidJson(
             f"Template data is not valid JSON: line {error.lineno}, column {error.colno} "
             f"({error.msg}).",
-            code="template_data_invalid_json",
         ) from None
     except RecursionError:
-        raise BadRequest(
+        raise TemplateDataInvalidJson(
             "Template data is nested too deeply. Send a flatter JSON object.",
-            code="template_data_invalid_json",
         ) from None
     except ValueError:  # an integer of more digits than Python converts (4,300)
-        raise BadRequest(
+        raise TemplateDataInvalidJson(
             "Template data holds a number too long to read. Send long numbers as strings.",
-            code="template_data_invalid_json",
         ) from None
     if not isinstance(data, dict):
-        raise BadRequest(
+        raise TemplateDataNotObject(
             'Template data must be a JSON object, such as {"name": "Ada"}.',
-            code="template_data_not_object",
         )
     return data
 

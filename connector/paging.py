@@ -10,13 +10,9 @@ from typing import Annotated, Any
 from pydantic import BaseModel, Field
 from sqlalchemy import Select, and_, or_
 
-from .errors import BadRequest
+from .errors import InvalidCursor
 
 Limit = Annotated[int, Field(ge=1, le=100, description="Items per page (1-100).")]
-
-
-class InvalidCursor(BadRequest):
-    code = "invalid_cursor"
 
 
 class PageQuery(BaseModel):

@@ -18,9 +18,9 @@ from prometheus_client import multiprocess
 
 from .config import Settings
 from .errors import ConfigError
-from .http_refusals import JsonRefusingWorker
 from .logs import LOGGING, JsonAccessLogger
 from .metrics import MULTIPROCESS_DIR
+from .refusals import JsonRefusingWorker
 from .rendering.slots import WAIT_SECONDS
 from .services import EXTENSION, Services
 

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from .clock import Clock
 from .db import Database
-from .errors import NotFound
+from .errors import TemplateNotFound
 from .events import EventType, record
 from .models import Template, new_id
 from .paging import PageQuery, newest_first, next_cursor
@@ -166,10 +166,9 @@ class TemplateStore:
             select(Template).where(Template.id == template_id, Template.account_id == account_id)
         ).one_or_none()
         if template is None:
-            raise NotFound(
+            raise TemplateNotFound(
                 f"There is no template {template_id!r} in this account. List the account's "
                 "templates with GET /v1/templates.",
-                code="template_not_found",
                 details={"template_id": template_id},
             )
         return template

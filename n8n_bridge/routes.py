@@ -18,9 +18,15 @@ from pydantic import BaseModel, Field
 from connector.api.documents import file_response
 from connector.api.errors import error_response
 from connector.api.security import current_principal, key_protected_blueprint
-from connector.auth import Reason, key_change
 from connector.clients import Client
-from connector.errors import AuthenticationFailed, BadRequest, BridgeError, NotFound
+from connector.errors import (
+    ApiKeyDeleted,
+    ApiKeyRolled,
+    AuthenticationFailed,
+    BridgeError,
+    EventNotOffered,
+    TemplateNotFound,
+)
 from connector.events import EventInfo, EventType
 from connector.operations import (
     CATALOG,
@@ -60,7 +66,10 @@ TRIGGER_EVENTS = (
 # n8n's credential test shows only its own text for the status, so each way a key can fail has
 # a status of its own there: 401 "Authorization failed" (not a key of this service), 403
 # "Forbidden" (rolled), 410 "invalid or could not be processed" (deleted).
-CREDENTIAL_TEST_STATUS = {Reason.ROLLED: 403, Reason.DELETED: 410}
+CREDENTIAL_TEST_STATUS: dict[type[AuthenticationFailed], int] = {
+    ApiKeyRolled: 403,
+    ApiKeyDeleted: 410,
+}
 
 
 class TemplatePath(BaseModel):
@@ -200,10 +209,9 @@ def list_hooks() -> dict[str, Any]:
 @blueprint.post("/hooks", responses={201: CreatedSubscription})
 def create_hook(body: TriggerHook) -> tuple[dict[str, Any], int]:
     if body.event not in TRIGGER_EVENTS:
-        raise BadRequest(
+        raise EventNotOffered(
             f"The TemplateTo Trigger does not offer {body.event.value!r}; choose one of "
             f"{', '.join(event.value for event in TRIGGER_EVENTS)}.",
-            code="event_not_offered",
         )
     principal = current_principal()
     created = services().hooks.create(
@@ -238,32 +246,30 @@ PLATFORMS[PLATFORM] = Receivers(payload=_delivered_item, not_found_means_gone=Tr
 
 def _in_n8ns_words(error: AuthenticationFailed) -> Response:
     """401s that name the key, say what happened and what to do in n8n."""
-    change = key_change(error)
-    if change is None:
-        message = f"{error.message} Then update the TemplateTo credential in n8n."
-    elif change.rolled:
+    if isinstance(error, ApiKeyRolled):
         message = (
-            f"The API key '{change.key_name}' was rolled on {change.when}: this value no longer "
+            f"The API key '{error.key_name}' was rolled on {error.when}: this value no longer "
             "works. Update the TemplateTo credential in n8n with the key's new value."
         )
-    else:
+    elif isinstance(error, ApiKeyDeleted):
         message = (
-            f"The API key '{change.key_name}' was deleted on {change.when}. Create a new key on "
+            f"The API key '{error.key_name}' was deleted on {error.when}. Create a new key on "
             "the API keys page and update the TemplateTo credential in n8n with it."
         )
-    response = error_response(AuthenticationFailed(message, code=error.code, details=error.details))
+    else:
+        message = f"{error.message} Then update the TemplateTo credential in n8n."
+    response = error_response(type(error)(message, details=error.details))
     if request.endpoint == f"{blueprint.name}.me":
-        response.status_code = CREDENTIAL_TEST_STATUS.get(Reason(error.code), 401)
+        response.status_code = CREDENTIAL_TEST_STATUS.get(type(error), 401)
     return response
 
 
 def _in_n8n_terms(error: BridgeError) -> Response:
     """Errors that would send an n8n user to the core API say what to do in the node instead."""
-    if error.code == "template_not_found":
-        error = NotFound(
+    if isinstance(error, TemplateNotFound):
+        error = TemplateNotFound(
             f"There is no template {error.details.get('template_id')!r} in this TemplateTo "
             "account (it may have been deleted). Choose one from the node's Template list.",
-            code=error.code,
             details=error.details,
         )
     return error_response(error)

@@ -13,13 +13,16 @@ from pydantic import BaseModel, Field, ValidationError
 
 from connector.api.errors import error_response
 from connector.api.security import current_principal, key_protected_blueprint
-from connector.auth import key_change
 from connector.clients import Client
 from connector.errors import (
+    ApiKeyDeleted,
+    ApiKeyRolled,
     AuthenticationFailed,
-    BadRequest,
     BridgeError,
-    NotFound,
+    EventNotOffered,
+    InvalidLimit,
+    OperationNotFound,
+    TemplateNotFound,
     ValidationFailed,
 )
 from connector.events import EventInfo, EventType
@@ -107,7 +110,7 @@ def _caller() -> Caller:
 def _operation(kind: Kind, key: str) -> Operation:
     operation = CATALOG.get((kind, key))
     if operation is None:
-        raise NotFound(f"There is no Zapier {kind} named {key!r}.", code="operation_not_found")
+        raise OperationNotFound(f"There is no Zapier {kind} named {key!r}.")
     return operation
 
 
@@ -131,7 +134,7 @@ def trigger(path: OperationPath) -> Response:
     try:
         limit = int(request.args.get("limit") or 50)
     except ValueError:
-        raise BadRequest("limit must be a whole number.", code="invalid_limit") from None
+        raise InvalidLimit("limit must be a whole number.") from None
     listing = operation.input.model_validate(
         {
             "page": request.args.get("page", 0) or 0,
@@ -165,9 +168,7 @@ def subscribe() -> tuple[dict[str, Any], int]:
     """REST hook subscribe: Zapier posts its target URL and the event of an instant trigger."""
     hook = ZapierHook.model_validate(request.get_json(silent=True) or {})
     if not any(op.event == hook.event for op in CATALOG.values()):
-        raise BadRequest(
-            f"No Zapier trigger fires on {hook.event.value!r}.", code="event_not_instant"
-        )
+        raise EventNotOffered(f"No Zapier trigger fires on {hook.event.value!r}.")
     principal = current_principal()
     created = services().hooks.create(
         principal.account_id,
@@ -197,44 +198,35 @@ PLATFORMS[PLATFORM] = Receivers(payload=_delivered_item)
 
 def _in_zapiers_words(error: AuthenticationFailed) -> Response:
     """401s that say what happened and what to do in Zapier: reconnect the account."""
-    change = key_change(error)
-    if change is None:
+    if isinstance(error, ApiKeyRolled):
+        message = (
+            f"This API key ('{error.key_name}') was rolled on {error.when}. Reconnect your "
+            "TemplateTo account in Zapier with the new key."
+        )
+    elif isinstance(error, ApiKeyDeleted):
+        message = (
+            f"This API key ('{error.key_name}') was deleted on {error.when}. Create a new key "
+            "on the API keys page and reconnect your TemplateTo account in Zapier with it."
+        )
+    else:
         # The action first: Zapier shows only the start of a long message.
         message = (
             f"Reconnect your TemplateTo account in Zapier with a valid API key. {error.message}"
         )
-    elif change.rolled:
-        message = (
-            f"This API key ('{change.key_name}') was rolled on {change.when}. Reconnect your "
-            "TemplateTo account in Zapier with the new key."
-        )
-    else:
-        message = (
-            f"This API key ('{change.key_name}') was deleted on {change.when}. Create a new key "
-            "on the API keys page and reconnect your TemplateTo account in Zapier with it."
-        )
-    return _within_zapiers_limit(
-        AuthenticationFailed(message, code=error.code, details=error.details)
-    )
-
-
-ZAPIER_WORDS = {
-    "template_not_found": (
-        "This template is not in your TemplateTo account (it may have been deleted). Choose a "
-        "template from the Template dropdown again."
-    ),
-}
+    return _within_zapiers_limit(type(error)(message, details=error.details))
 
 
 def _within_zapiers_limit(error: BridgeError) -> Response:
     """Zapier shows the first 250 characters: our messages lead with what matters."""
-    if error.code in ZAPIER_WORDS:
-        error = type(error)(ZAPIER_WORDS[error.code], code=error.code, details=error.details)
+    if isinstance(error, TemplateNotFound):
+        error = TemplateNotFound(
+            "This template is not in your TemplateTo account (it may have been deleted). "
+            "Choose a template from the Template dropdown again.",
+            details=error.details,
+        )
     if len(error.message) <= MAX_MESSAGE:
         return error_response(error)
-    shortened = type(error)(
-        error.message[: MAX_MESSAGE - 1] + "…", code=error.code, details=error.details
-    )
+    shortened = type(error)(error.message[: MAX_MESSAGE - 1] + "…", details=error.details)
     return error_response(shortened)
 
 

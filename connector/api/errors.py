@@ -13,9 +13,10 @@ from sqlalchemy.exc import DataError, OperationalError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from ..errors import (
-    BadRequest,
     BridgeError,
+    InvalidCharacters,
     StorageUnavailable,
+    TransactionConflict,
     ValidationFailed,
 )
 
@@ -110,10 +111,9 @@ def _unexpected_error(error: Exception) -> Response:
         if getattr(error.orig, "sqlstate", None) in _COLLISIONS:
             log.warning("transaction collided: %s", type(error.orig).__name__)
             return error_response(
-                StorageUnavailable(
+                TransactionConflict(
                     "This request collided with another change made at the same moment, and was "
                     "undone. Retry it.",
-                    code="transaction_conflict",
                 )
             )
         # Connection refused, server gone, SQLite locked past its timeout: all pass by themselves.
@@ -126,10 +126,9 @@ def _unexpected_error(error: Exception) -> Response:
     if isinstance(error, DataError | UnicodeEncodeError):
         # Text the database cannot store: NUL characters, lone UTF-16 surrogates.
         return error_response(
-            BadRequest(
+            InvalidCharacters(
                 "The request holds characters that cannot be stored (such as NUL or a lone "
                 "surrogate). Remove them and send it again.",
-                code="invalid_characters",
             )
         )
     log.exception("unexpected error on %s %s", request.method, request.path)

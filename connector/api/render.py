@@ -11,7 +11,7 @@ from typing import Any
 from flask import Response, jsonify, request
 from pydantic import BaseModel, Field
 
-from ..errors import BadRequest
+from ..errors import DataNotObject, InvalidBase64Html
 from ..rendering import Format, RenderedFile
 from ..services import services
 from .security import current_principal, key_protected_blueprint
@@ -25,14 +25,6 @@ _DATA_BODY = {
         "content": {"application/json": {"schema": {"type": "object"}}},
     }
 }
-
-
-class DataNotObject(BadRequest):
-    code = "data_not_object"
-
-
-class InvalidHtml(BadRequest):
-    code = "invalid_base64_html"
 
 
 class RenderPath(BaseModel):
@@ -105,7 +97,7 @@ def render_pdf_from_html(body: HtmlBody) -> Response:
     try:
         html = base64.b64decode(body.base64HtmlString, validate=True).decode("utf-8")
     except (binascii.Error, UnicodeDecodeError, ValueError):  # ValueError: not ASCII at all
-        raise InvalidHtml(
+        raise InvalidBase64Html(
             "base64HtmlString is not base64-encoded UTF-8 HTML. Encode the HTML's UTF-8 bytes "
             "with standard base64."
         ) from None

@@ -13,30 +13,18 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from ..errors import BridgeError, PdfConversionFailed
+from ..errors import (
+    PdfConversionFailed,
+    UpstreamError,
+    UpstreamKeyRefused,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
 
 CONNECT_SECONDS = 5.0
 READ_SECONDS = 60.0
 RETRIES = 2
 USER_AGENT = "templateto-bridge"
-
-
-class UpstreamError(BridgeError):
-    status = 502
-    code = "upstream_error"
-
-
-class UpstreamKeyRefused(UpstreamError):
-    code = "upstream_key_refused"
-
-
-class UpstreamUnavailable(UpstreamError):
-    code = "upstream_unavailable"
-
-
-class UpstreamTimeout(UpstreamError):
-    status = 504
-    code = "upstream_timeout"
 
 
 class UpstreamPdfConverter:

@@ -30,7 +30,15 @@ from wtforms import ValidationError as CsrfRefused
 from ..accounts import Role, UserInfo
 from ..api_keys import IssuedApiKey, KeyName, Permission
 from ..clock import format_time
-from ..errors import BadRequest, BridgeError, PermissionDenied, TooManyRequests
+from ..errors import (
+    AdminRequired,
+    BridgeError,
+    CsrfInvalid,
+    InvalidGrace,
+    InvalidKeyForm,
+    SignedOut,
+    TooManyRequests,
+)
 from ..services import services
 
 blueprint = Blueprint(
@@ -83,11 +91,7 @@ def signed_in(view: _View) -> _View:
         if user is None:
             if _wants_json():
                 return _json_error(
-                    PermissionDenied(
-                        "You are signed out. Sign in again, then repeat what you did.",
-                        code="signed_out",
-                    ),
-                    status=401,
+                    SignedOut("You are signed out. Sign in again, then repeat what you did.")
                 )
             return redirect(url_for("web.sign_in_form", next=request.path))
         return view(user, *args, **kwargs)
@@ -97,9 +101,8 @@ def signed_in(view: _View) -> _View:
 
 def _require_admin(user: UserInfo) -> None:
     if user.role is not Role.ADMIN:
-        raise PermissionDenied(
+        raise AdminRequired(
             "Only admins can create, roll or delete API keys. Ask an admin of your account.",
-            code="admin_required",
         )
 
 
@@ -112,9 +115,8 @@ def _refuse_forged_posts() -> None:
     try:
         validate_csrf(token)
     except CsrfRefused:
-        raise BadRequest(
+        raise CsrfInvalid(
             "This form has expired or did not come from this page. Reload the page and try again.",
-            code="csrf_invalid",
         ) from None
 
 
@@ -253,9 +255,9 @@ def _answer(user: UserInfo, message: str, issued: IssuedApiKey | None = None) ->
     return jsonify(answer)
 
 
-def _json_error(error: BridgeError, status: int | None = None) -> Response:
+def _json_error(error: BridgeError) -> Response:
     response = jsonify({"message": error.message, "error": {"code": error.code}})
-    response.status_code = status or error.status
+    response.status_code = error.status
     return response
 
 
@@ -290,7 +292,7 @@ def create_key(user: UserInfo) -> Response:
     except ValidationError as error:
         problem = error.errors(include_url=False)[0]
         field = "Name" if problem["loc"] and problem["loc"][0] == "name" else "Permission"
-        raise BadRequest(f"{field}: {problem['msg']}.", code="invalid_key_form") from None
+        raise InvalidKeyForm(f"{field}: {problem['msg']}.") from None
     issued = services().keys.create(user.account_id, form.name, form.permission)
     return _answer(user, f"Created the key {issued.name!r}.", issued)
 
@@ -301,7 +303,7 @@ def roll_key(user: UserInfo, key_id: str) -> Response:
     _require_admin(user)
     choice = GRACE_CHOICES.get(request.form.get("grace", "0"))
     if choice is None:
-        raise BadRequest("Choose when the old value stops working.", code="invalid_grace")
+        raise InvalidGrace("Choose when the old value stops working.")
     _, grace = choice
     issued = services().keys.roll(user.account_id, key_id, grace)
     when = "now" if not grace else f"on {format_time(services().clock.now() + grace)}"

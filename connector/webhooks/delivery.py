@@ -31,7 +31,7 @@ from ..db import Database
 from ..events import DeliveryStatus, EventInfo, EventType, committed_events, record
 from ..models import Delivery, DeliveryAttempt, Hook
 from . import signing
-from .targets import TargetRefused, resolve_target
+from .targets import HookTargetRefused, resolve_target
 
 log = logging.getLogger(__name__)
 
@@ -299,7 +299,7 @@ class DeliveryWorker:
                 timeout=urllib3.Timeout(connect=CONNECT_SECONDS, read=READ_SECONDS),
                 preload_content=False,
             )
-        except TargetRefused as error:
+        except HookTargetRefused as error:
             return outcome(None, error.message)
         except (urllib3.exceptions.HTTPError, OSError) as error:
             return outcome(None, f"{type(error).__name__}: {error}"[:MAX_ERROR_CHARS])

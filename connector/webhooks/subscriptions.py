@@ -15,7 +15,13 @@ from sqlalchemy.orm import Session, selectinload
 
 from ..clock import Clock
 from ..db import Database
-from ..errors import Conflict, NotFound, ValidationFailed
+from ..errors import (
+    DeliveryNotFailed,
+    DeliveryNotFound,
+    HookDisabled,
+    HookLimitReached,
+    HookNotFound,
+)
 from ..events import DeliveryStatus, EventType
 from ..models import ApiKey, Delivery, DeliveryAttempt, Hook, new_id
 from ..paging import PageQuery, newest_first, next_cursor
@@ -131,10 +137,9 @@ class HookStore:
         with self._db.transaction() as session:
             count = session.scalar(select(func.count()).where(Hook.account_id == account_id))
             if count is not None and count >= MAX_HOOKS_PER_ACCOUNT:
-                raise Conflict(
+                raise HookLimitReached(
                     f"This account already has {MAX_HOOKS_PER_ACCOUNT} webhook subscriptions. "
                     "Delete unused ones first.",
-                    code="hook_limit_reached",
                 )
             session.add(hook)
         return CreatedHook(**HookInfo.of(hook).model_dump(), secret=hook.secret)
@@ -220,20 +225,17 @@ class HookStore:
                 select(Delivery).where(Delivery.id == delivery_id, Delivery.hook_id == hook.id)
             ).one_or_none()
             if delivery is None:
-                raise NotFound(
+                raise DeliveryNotFound(
                     f"There is no delivery {delivery_id!r} for this subscription.",
-                    code="delivery_not_found",
                 )
             if delivery.status != DeliveryStatus.FAILED:
-                raise Conflict(
+                raise DeliveryNotFailed(
                     f"Only failed deliveries can be retried; this one is {delivery.status}.",
-                    code="delivery_not_failed",
                 )
             if hook.disabled_at is not None:
-                raise ValidationFailed(
+                raise HookDisabled(
                     "This subscription is disabled after failing for 5 days. Subscribe again "
                     "to receive events.",
-                    code="hook_disabled",
                 )
             now = self._clock.now()
             delivery.status = DeliveryStatus.PENDING.value
@@ -260,8 +262,7 @@ def _find_hook(session: Session, account_id: str, hook_id: str) -> Hook:
         select(Hook).where(Hook.id == hook_id, Hook.account_id == account_id)
     ).one_or_none()
     if hook is None:
-        raise NotFound(
+        raise HookNotFound(
             f"There is no webhook subscription {hook_id!r} in this account.",
-            code="hook_not_found",
         )
     return hook

@@ -12,14 +12,10 @@ import socket
 from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
-from ..errors import ValidationFailed
+from ..errors import HookTargetRefused
 
 MAX_URL_LENGTH = 2_000
 _Address = ipaddress.IPv4Address | ipaddress.IPv6Address
-
-
-class TargetRefused(ValidationFailed):
-    code = "hook_target_refused"
 
 
 @dataclass(frozen=True)
@@ -55,29 +51,31 @@ def _refused_address(address: _Address) -> bool:
 
 
 def parse_target(url: str) -> Target:
-    """The parts of a target URL, or :class:`TargetRefused` saying what is wrong with it."""
+    """The parts of a target URL, or :class:`HookTargetRefused` saying what is wrong with it."""
     if len(url) > MAX_URL_LENGTH:
-        raise TargetRefused(f"The target URL is longer than {MAX_URL_LENGTH} characters.")
+        raise HookTargetRefused(f"The target URL is longer than {MAX_URL_LENGTH} characters.")
     try:
         parts = urlsplit(url)
         scheme = parts.scheme
         port = parts.port or (443 if scheme == "https" else 80)
     except ValueError:
-        raise TargetRefused("The target URL is not a valid URL.") from None
+        raise HookTargetRefused("The target URL is not a valid URL.") from None
     if scheme not in ("http", "https"):
-        raise TargetRefused("The target URL must start with https:// (or http://).")
+        raise HookTargetRefused("The target URL must start with https:// (or http://).")
     if parts.username is not None or parts.password is not None:
-        raise TargetRefused(
+        raise HookTargetRefused(
             "The target URL must not carry credentials (user:password@). Verify deliveries "
             "with their webhook-signature header instead."
         )
     host = (parts.hostname or "").rstrip(".")
     if not host:
-        raise TargetRefused("The target URL has no host.")
+        raise HookTargetRefused("The target URL has no host.")
     if not host.isascii():
         # Name encodings differ between libraries (IDNA 2003 and 2008): the name checked must
         # be the name connected to, so only the ASCII (xn--) form is accepted.
-        raise TargetRefused("The target host has non-ASCII characters. Use its ASCII (xn--) form.")
+        raise HookTargetRefused(
+            "The target host has non-ASCII characters. Use its ASCII (xn--) form."
+        )
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     default_port = port == (443 if scheme == "https" else 80)
     shown_host = f"[{host}]" if ":" in host else host
@@ -92,14 +90,14 @@ def resolve_target(url: str, *, allow_private: bool = False) -> Target:
     try:
         answers = socket.getaddrinfo(target.host, target.port, proto=socket.IPPROTO_TCP)
     except (socket.gaierror, UnicodeError):
-        raise TargetRefused(f"The target host {target.host!r} does not resolve.") from None
+        raise HookTargetRefused(f"The target host {target.host!r} does not resolve.") from None
     addresses = [
         ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0]) for *_, sockaddr in answers
     ]
     if not allow_private:
         for address in addresses:
             if _refused_address(address):
-                raise TargetRefused(
+                raise HookTargetRefused(
                     f"The target host {target.host!r} resolves to {address}, a loopback, "
                     "private, link-local or reserved address. Webhooks go only to public "
                     "addresses."
@@ -108,7 +106,7 @@ def resolve_target(url: str, *, allow_private: bool = False) -> Target:
 
 
 def check_target(url: str, *, allow_private: bool = False) -> None:
-    """Raise :class:`TargetRefused`, saying why, unless ``url`` may receive webhooks."""
+    """Raise :class:`HookTargetRefused`, saying why, unless ``url`` may receive webhooks."""
     if allow_private:
         parse_target(url)
     else:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 from connector.api_keys import IssuedApiKey
-from connector.auth import Reason
 
 from ..helpers import key_header
 
@@ -78,7 +77,7 @@ def test_roll_keeps_id_and_name_and_refuses_the_old_value_at_once(client, admin_
     assert rolled.json["value"] != standard_key.value
     assert rolled.json["rolled_at"] is not None
     old = client.get("/v1/me", headers=key_header(standard_key.value))
-    assert old.status_code == 401 and old.json["error"]["code"] == Reason.ROLLED
+    assert old.status_code == 401 and old.json["error"]["code"] == "api_key_rolled"
     new = client.get("/v1/me", headers=key_header(rolled.json["value"]))
     assert new.status_code == 200 and new.json["key_id"] == standard_key.id
 
@@ -104,7 +103,7 @@ def test_grace_period_keeps_the_old_value_working_with_a_warning_until_it_ends(
     clock.advance(seconds=1)
     after = client.get("/v1/me", headers=key_header(standard_key.value))
     assert after.status_code == 401
-    assert after.json["error"]["code"] == Reason.ROLLED
+    assert after.json["error"]["code"] == "api_key_rolled"
     assert "grace period ended on 2026-11-20 11:03 UTC" in after.json["error"]["message"]
 
 
@@ -135,7 +134,7 @@ def test_delete_stops_the_key_and_keeps_the_record(client, admin_key, standard_k
     assert deleted.status_code == 200
     assert deleted.json["status"] == "deleted"
     refused = client.get("/v1/me", headers=key_header(standard_key.value))
-    assert refused.status_code == 401 and refused.json["error"]["code"] == Reason.DELETED
+    assert refused.status_code == 401 and refused.json["error"]["code"] == "api_key_deleted"
     record = client.get(f"/v1/api-keys/{standard_key.id}", headers=headers)
     assert record.status_code == 200 and record.json["deleted_at"] is not None
     again = client.delete(f"/v1/api-keys/{standard_key.id}", headers=headers)
@@ -151,7 +150,7 @@ def test_delete_ends_a_running_grace_period(client, services, admin_key, standar
     client.delete(f"/v1/api-keys/{standard_key.id}", headers=key_header(admin_key.value))
 
     refused = client.get("/v1/me", headers=key_header(standard_key.value))
-    assert refused.status_code == 401 and refused.json["error"]["code"] == Reason.DELETED
+    assert refused.status_code == 401 and refused.json["error"]["code"] == "api_key_deleted"
 
 
 def test_an_admin_key_can_roll_itself(client, admin_key: IssuedApiKey) -> None:

@@ -8,13 +8,14 @@ import io
 import pytest
 from pypdf import PdfReader
 
+from connector.errors import RenderLimitExceeded, TemplateRenderError, TemplateSyntaxError
 from connector.rendering import Format, TemplateSource, liquid
 from connector.rendering.pdf import html_to_pdf
 from connector.rendering.text import html_to_text
 
 
 def test_loops_past_the_limit_are_stopped_with_a_422() -> None:
-    with pytest.raises(liquid.RenderLimitExceeded) as stopped:
+    with pytest.raises(RenderLimitExceeded) as stopped:
         liquid.render("{% for i in (1..10000000) %}{% endfor %}", {})
 
     assert stopped.value.status == 422
@@ -22,7 +23,7 @@ def test_loops_past_the_limit_are_stopped_with_a_422() -> None:
 
 
 def test_output_past_the_limit_is_stopped() -> None:
-    with pytest.raises(liquid.RenderLimitExceeded) as stopped:
+    with pytest.raises(RenderLimitExceeded) as stopped:
         liquid.render("{% for i in (1..90000) %}{{ chunk }}{% endfor %}", {"chunk": "x" * 100})
 
     assert "grew past" in stopped.value.message
@@ -30,7 +31,7 @@ def test_output_past_the_limit_is_stopped() -> None:
 
 @pytest.mark.parametrize("tag", ['{% include "/etc/passwd" %}', '{% render "other" %}'])
 def test_templates_cannot_include_files_or_other_templates(tag: str) -> None:
-    with pytest.raises(liquid.TemplateSyntaxError) as refused:
+    with pytest.raises(TemplateSyntaxError) as refused:
         liquid.parse(tag)
 
     assert refused.value.details == {"line": 1, "column": 4}
@@ -50,7 +51,7 @@ def test_templates_cannot_include_files_or_other_templates(tag: str) -> None:
     ],
 )
 def test_values_cannot_grow_without_bound(source: str) -> None:
-    with pytest.raises(liquid.RenderLimitExceeded) as stopped:
+    with pytest.raises(RenderLimitExceeded) as stopped:
         liquid.render(source, {})
 
     assert "grew past" in stopped.value.message
@@ -59,7 +60,7 @@ def test_values_cannot_grow_without_bound(source: str) -> None:
 def test_captures_are_bounded(monkeypatch) -> None:
     source = "{% capture s %}{% for i in (1..4000) %}{{ big }}{% endfor %}{% endcapture %}"
 
-    with pytest.raises(liquid.RenderLimitExceeded):
+    with pytest.raises(RenderLimitExceeded):
         liquid.render(source, {"big": "x" * 500_000})
 
 
@@ -74,7 +75,7 @@ def test_captures_are_bounded(monkeypatch) -> None:
     ],
 )
 def test_filters_failing_on_data_are_a_422(source: str, data: dict) -> None:
-    with pytest.raises(liquid.TemplateRenderError) as failed:
+    with pytest.raises(TemplateRenderError) as failed:
         liquid.render(source, data)
 
     assert failed.value.status == 422

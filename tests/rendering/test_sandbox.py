@@ -161,7 +161,7 @@ def test_a_failed_render_leaves_nothing_behind_for_the_next(tmp_path: Path) -> N
     renderer = Renderer(
         RenderPool(processes=1, memory_mb=512),
         RenderSlots(tmp_path, capacity=1, queue=0),
-        RenderLimits(txt_seconds=10, pdf_seconds=10),
+        RenderLimits(txt_seconds=60, pdf_seconds=60),  # time is not what this is about
     )
     swelling = TemplateSource("tpl_a", "A", body='{{ x | replace: ",", y | size }}')
     lists = "".join(f'{{% assign a{i} = s | split: "," %}}' for i in range(12))

@@ -11,14 +11,14 @@ import responses
 
 from connector.app import create_app
 from connector.config import load_settings
-from connector.errors import ConfigError
-from connector.rendering.pdf import PdfConversionFailed
-from connector.rendering.upstream import (
+from connector.errors import (
+    ConfigError,
+    PdfConversionFailed,
     UpstreamKeyRefused,
-    UpstreamPdfConverter,
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from connector.rendering.upstream import UpstreamPdfConverter
 from connector.services import EXTENSION
 from connector.templates import TemplateFields
 

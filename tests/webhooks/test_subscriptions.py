@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from connector.errors import HookTargetRefused
 from connector.webhooks.subscriptions import HookStore, NewHook
-from connector.webhooks.targets import TargetRefused, check_target
+from connector.webhooks.targets import check_target
 
 from ..helpers import key_header
 
@@ -103,7 +104,7 @@ BLOCKED = [
 
 @pytest.mark.parametrize("url", BLOCKED)
 def test_private_and_internal_targets_are_refused(url: str) -> None:
-    with pytest.raises(TargetRefused):
+    with pytest.raises(HookTargetRefused):
         check_target(url)
 
 
@@ -119,7 +120,7 @@ def test_private_and_internal_targets_are_refused(url: str) -> None:
     ],
 )
 def test_malformed_targets_are_refused_saying_why(url: str, words: str) -> None:
-    with pytest.raises(TargetRefused) as refused:
+    with pytest.raises(HookTargetRefused) as refused:
         check_target(url)
 
     assert words in refused.value.message
@@ -133,7 +134,7 @@ def test_subscribing_refuses_private_targets_unless_allowed(services, account, s
     strict = HookStore(services.db, services.clock, allow_private_targets=False)
     new = NewHook(target_url="http://127.0.0.1:9/hook", events=["document.created"])
 
-    with pytest.raises(TargetRefused) as refused:
+    with pytest.raises(HookTargetRefused) as refused:
         strict.create(account.id, standard_key.id, new, "api")
 
     assert refused.value.status == 422

@@ -164,7 +164,7 @@ def test_only_instant_trigger_events_can_be_subscribed(client, headers, receiver
     )
 
     assert response.status_code == 400
-    assert response.json["error"]["code"] == "event_not_instant"
+    assert response.json["error"]["code"] == "event_not_offered"
 
 
 def test_a_rolled_key_says_reconnect_in_zapiers_words(client, services, standard_key) -> None:
