@@ -72,8 +72,8 @@ from connector.api_keys import Permission
 from connector.clients import Client
 from connector.documents import NewDocument
 from connector.events import EventType
-from connector.refusals import PARSER_REFUSALS
 from connector.paging import PageQuery
+from connector.refusals import PARSER_REFUSALS
 from connector.rendering import Format
 from connector.services import Services
 from connector.templates import TemplateFields
