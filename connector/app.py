@@ -7,7 +7,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import click
 from flask_openapi3 import Info, OpenAPI
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -19,17 +18,19 @@ from .api.security import SECURITY_SCHEMES
 from .clock import Clock
 from .config import Settings, load_settings
 from .observability import observe_requests
+from .platforms import API, Platform
 from .services import EXTENSION, Services
 from .web import blueprint as web
 from .web.sessions import SignedCookieSessions
 
 
-def bridge_commands() -> list[click.Command]:
-    """The bridges' commands for the ``export`` group of the CLI."""
-    from n8n_bridge.export import export_command as n8n
-    from zapier_bridge.export import export_command as zapier
+def platforms() -> tuple[Platform, ...]:
+    """Every platform this service speaks to: the core API's own webhooks and the bridges. The
+    one place the connector meets the bridges, for the app and the delivery worker alike."""
+    from n8n_bridge import PLATFORM as n8n
+    from zapier_bridge import PLATFORM as zapier
 
-    return [zapier, n8n]
+    return (API, zapier, n8n)
 
 
 class BridgeApp(OpenAPI):
@@ -88,17 +89,17 @@ def create_app(
         )
     app.session_interface = SignedCookieSessions()
     app.json.sort_keys = False  # type: ignore[attr-defined]  # keep the models' field order
-    app.extensions[EXTENSION] = Services.build(settings, clock, render_slots_dir)
+    served = platforms()
+    app.extensions[EXTENSION] = Services.build(
+        settings, clock, platforms=served, render_slots_dir=render_slots_dir
+    )
 
     refusals.install(app, settings.max_body_bytes)
     register_api(app)
     app.register_blueprint(web)
     app.register_blueprint(health)
+    for platform in served:
+        if platform.blueprint is not None:
+            app.register_api(platform.blueprint)
     observe_requests(app)
-    # The one place the connector meets the bridges.
-    from n8n_bridge import blueprint as n8n
-    from zapier_bridge import blueprint as zapier
-
-    app.register_api(zapier)
-    app.register_api(n8n)
     return app

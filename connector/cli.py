@@ -25,10 +25,11 @@ from . import __version__, schema
 from . import keys as keys_format
 from .accounts import NewUser, Role
 from .api_keys import ApiKeyInfo, IssuedApiKey, Permission
-from .app import bridge_commands
+from .app import platforms
 from .config import Settings, load_settings
 from .errors import BridgeError, ConfigError, SchemaOutdated
 from .logs import configure as configure_logs
+from .platforms import API, Platform
 from .services import Services
 from .templates import TemplateFields
 
@@ -49,9 +50,11 @@ def _settings(**overrides: object) -> Settings:
 
 
 @contextmanager
-def _services(settings: Settings | None = None) -> Iterator[Services]:
+def _services(
+    settings: Settings | None = None, platforms: Sequence[Platform] = (API,)
+) -> Iterator[Services]:
     """Services on a current schema; errors become one readable line and a non-zero exit."""
-    built = Services.build(settings or _settings())
+    built = Services.build(settings or _settings(), platforms=platforms)
     try:
         schema.ensure_current(built.db.engine)
         yield built
@@ -195,7 +198,7 @@ def worker(concurrency: int | None) -> None:
     PostgreSQL they share the outbox without sending a delivery twice."""
     overrides = {} if concurrency is None else {"delivery_concurrency": concurrency}
     configure_logs()
-    with _services(_settings(**overrides)) as services:
+    with _services(_settings(**overrides), platforms()) as services:
         signal.signal(signal.SIGTERM, lambda *_: services.delivery.stop_soon())
         click.echo("Delivering webhooks.", err=True)
         with contextlib.suppress(KeyboardInterrupt):
@@ -389,8 +392,9 @@ def export() -> None:
     """Write a platform's app: `export zapier --out DIR --base-url URL`."""
 
 
-for _command in bridge_commands():
-    export.add_command(_command)
+for _platform in platforms():
+    if _platform.export is not None:
+        export.add_command(_platform.export)
 
 
 @main.group()

@@ -18,12 +18,6 @@ Limit = Annotated[int, Field(ge=1, le=100, description="Items per page (1-100)."
 class PageQuery(BaseModel):
     limit: Limit = 50
     cursor: str | None = Field(default=None, description="next_cursor of the previous page.")
-    offset: int = Field(
-        default=0,
-        ge=0,
-        le=10_000,
-        description="Skip this many first (for page-numbered clients; prefer cursor).",
-    )
 
 
 def encode_cursor(created_at: datetime, row_id: str) -> str:
@@ -47,11 +41,7 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
 def newest_first(query: Select[Any], model: Any, page: PageQuery) -> Select[Any]:
     """``query`` ordered newest first, after the cursor, with one extra row to tell if there is
     a next page."""
-    query = (
-        query.order_by(model.created_at.desc(), model.id.desc())
-        .offset(page.offset)
-        .limit(page.limit + 1)
-    )
+    query = query.order_by(model.created_at.desc(), model.id.desc()).limit(page.limit + 1)
     if page.cursor:
         created_at, row_id = _decode_cursor(page.cursor)
         # Spelled out rather than a row-value comparison, so the bound values take the columns'

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -23,6 +24,7 @@ from .events import EventLog
 from .limits import ApiLimits, SignInLimits, limit_storage
 from .links import DownloadLinks
 from .metrics import Metrics
+from .platforms import API, Platform
 from .rendering import PdfConverter, Renderer, RenderLimits
 from .rendering.pool import RenderPool
 from .rendering.slots import RenderSlots
@@ -60,9 +62,15 @@ class Services:
 
     @classmethod
     def build(
-        cls, settings: Settings, clock: Clock | None = None, render_slots_dir: Path | None = None
+        cls,
+        settings: Settings,
+        clock: Clock | None = None,
+        *,
+        platforms: Sequence[Platform] = (API,),
+        render_slots_dir: Path | None = None,
     ) -> Services:
-        """``render_slots_dir`` is shared by every process of one ``serve``, so that the render
+        """``platforms``: those whose hooks this process delivers to (``app.platforms()``).
+        ``render_slots_dir`` is shared by every process of one ``serve``, so that the render
         limits hold for the machine; by default this process has slots of its own."""
         clock = clock or Clock()
         if settings.allow_private_hook_targets:
@@ -108,6 +116,7 @@ class Services:
                 allow_private_targets=settings.allow_private_hook_targets,
                 lease=timedelta(seconds=settings.delivery_lease_seconds),
                 concurrency=settings.delivery_concurrency,
+                receivers={platform.name: platform.receivers for platform in platforms},
                 housekeeping=documents.housekeeping,
                 count_outcome=lambda outcome: metrics.deliveries.labels(outcome).inc(),
             ),

@@ -8,7 +8,6 @@ import enum
 import json
 import types
 import typing
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,22 +16,14 @@ from pydantic.fields import FieldInfo
 
 from connector import __version__
 from connector.exports import write_files
-from connector.operations import CATALOG, Browse, Kind, Operation
+from connector.operations import TRIGGER_EVENTS, Browse
 
-from .routes import TRIGGER_EVENTS
+from .operations import OPERATIONS, NodeOperation
 
 PACKAGE = "n8n-nodes-templateto"
 CREDENTIAL = "templateToApi"
-# n8n's words for a resource's operations.
-ACTIONS = {Kind.LIST: "getAll", Kind.GET: "get", Kind.CREATE: "create"}
-LABELS = {
-    "template_id": "Template",
-    "format": "Document Type",
-    "data": "Template Data (JSON)",
-    "preserve_line_breaks": "Preserve Line Breaks",
-    "strict": "Fail on Missing Variables",
-    "type": "Event Type",
-}
+# Kept lower case inside n8n's Title Case labels.
+_SMALL_WORDS = frozenset({"a", "an", "and", "as", "at", "by", "for", "in", "of", "on", "or", "to"})
 EVENT_NAMES = {
     "document.created": "Document Created",
     "template.created": "Template Created",
@@ -48,29 +39,6 @@ EVENT_NAMES = {
 RENDERED_FILE = "@@renderedFile@@"
 MAX_DROPDOWN = 100
 
-
-@dataclass(frozen=True)
-class Endpoint:
-    """Where the node reaches a catalog operation in ``/n8n``, and under which resource."""
-
-    operation: str
-    resource: str
-    method: str
-    path: str  # "{id}" stands for the item's id
-
-    @property
-    def spec(self) -> Operation:
-        return next(op for op in CATALOG.values() if op.key == self.operation)
-
-
-ENDPOINTS = (
-    Endpoint("list_templates", "template", "GET", "/templates"),
-    Endpoint("get_template", "template", "GET", "/templates/{id}"),
-    Endpoint("create_file", "document", "POST", "/documents"),
-    Endpoint("list_documents", "document", "GET", "/documents"),
-    Endpoint("get_document", "document", "GET", "/documents/{id}"),
-    Endpoint("list_events", "event", "GET", "/events"),
-)
 
 TEMPLATE_DROPDOWN: dict[str, Any] = {
     "loadOptions": {
@@ -251,15 +219,19 @@ ICON_SVG = """\
 """
 
 
-def _shown(endpoint: Endpoint) -> dict[str, Any]:
-    action = ACTIONS[endpoint.spec.kind]
-    return {"show": {"resource": [endpoint.resource], "operation": [action]}}
+def _shown(op: NodeOperation) -> dict[str, Any]:
+    return {"show": {"resource": [op.resource], "operation": [op.action]}}
 
 
-def _label(name: str, operation: Operation) -> str:
+def _label(name: str, field: FieldInfo, op: NodeOperation) -> str:
+    """The field's title in n8n's Title Case; an ID names what it is of."""
     if name == "id":
-        return f"{operation.noun} ID"
-    return LABELS.get(name, name.replace("_", " ").title())
+        return f"{op.capability.noun} ID"
+    words = (field.title or name.replace("_", " ")).split()
+    return " ".join(
+        word if word.isupper() or (i and word in _SMALL_WORDS) else word.capitalize()
+        for i, word in enumerate(words)
+    )
 
 
 def _choices(annotation: Any) -> tuple[type[enum.Enum] | None, bool]:
@@ -272,19 +244,18 @@ def _choices(annotation: Any) -> tuple[type[enum.Enum] | None, bool]:
     return None, optional
 
 
-def _field(name: str, field: FieldInfo, endpoint: Endpoint) -> dict[str, Any]:
+def _field(name: str, field: FieldInfo, op: NodeOperation) -> dict[str, Any]:
     """One input of an operation as an n8n node property."""
-    operation = endpoint.spec
     default = field.get_default(call_default_factory=True)
     annotation = field.annotation
     choices, optional = _choices(annotation)
     prop: dict[str, Any] = {
-        "displayName": _label(name, operation),
+        "displayName": _label(name, field, op),
         "name": name,
         "description": field.description or "",
-        "displayOptions": _shown(endpoint),
+        "displayOptions": _shown(op),
     }
-    if name == "template_id" or (name == "id" and operation.noun == "Template"):
+    if name == "template_id" or (name == "id" and op.capability.noun == "Template"):
         prop.update(type="options", typeOptions=TEMPLATE_DROPDOWN, default="", required=True)
         prop["description"] += " Choose from the list, or specify an ID using an expression."
     elif choices is not None:
@@ -304,8 +275,8 @@ def _field(name: str, field: FieldInfo, endpoint: Endpoint) -> dict[str, Any]:
     return prop
 
 
-def _listing_properties(endpoint: Endpoint) -> list[dict[str, Any]]:
-    shown = _shown(endpoint)
+def _listing_properties(op: NodeOperation) -> list[dict[str, Any]]:
+    shown = _shown(op)
     return [
         {
             "displayName": "Return All",
@@ -332,37 +303,33 @@ def _listing_properties(endpoint: Endpoint) -> list[dict[str, Any]]:
     ]
 
 
-def _operation_properties(endpoint: Endpoint) -> list[dict[str, Any]]:
-    operation = endpoint.spec
-    properties = _listing_properties(endpoint) if operation.kind is Kind.LIST else []
-    for name, field in operation.input.model_fields.items():
-        if operation.kind is Kind.LIST and name in Browse.model_fields:
+def _operation_properties(op: NodeOperation) -> list[dict[str, Any]]:
+    properties = _listing_properties(op) if op.lists else []
+    for name, field in op.capability.input.model_fields.items():
+        if op.lists and name in Browse.model_fields:
             continue
-        prop = _field(name, field, endpoint)
-        if operation.kind is Kind.CREATE:
+        prop = _field(name, field, op)
+        if op.method == "POST":
             prop["routing"] = {"send": {"type": "body", "property": name}}
-        elif operation.kind is Kind.LIST:
+        elif op.lists:
             prop["routing"] = {"send": {"type": "query", "property": name}}
         properties.append(prop)
     return properties
 
 
-def _operation_choice(endpoint: Endpoint) -> dict[str, Any]:
-    operation = endpoint.spec
-    url = endpoint.path
+def _operation_choice(op: NodeOperation) -> dict[str, Any]:
+    url = op.path
     if "{id}" in url:
         before, after = url.split("{id}")
         url = f'={{{{"{before}" + encodeURIComponent($parameter.id) + "{after}"}}}}'
-    routing: dict[str, Any] = {"request": {"method": endpoint.method, "url": url}}
-    if operation.collection:
+    routing: dict[str, Any] = {"request": {"method": op.method, "url": url}}
+    if op.lists:
         routing["output"] = {
-            "postReceive": [
-                {"type": "rootProperty", "properties": {"property": operation.collection}}
-            ]
+            "postReceive": [{"type": "rootProperty", "properties": {"property": op.collection}}]
         }
         extra = {
             name: f"={{{{$parameter.{name}}}}}"
-            for name in operation.input.model_fields
+            for name in op.capability.input.model_fields
             if name not in Browse.model_fields
         }
         routing["operations"] = {
@@ -380,22 +347,22 @@ def _operation_choice(endpoint: Endpoint) -> dict[str, Any]:
                 },
             }
         }
-    if operation.kind is Kind.CREATE:
+    if op.method == "POST":
         routing["request"].update(
             encoding="arraybuffer", returnFullResponse=True, ignoreHttpStatusErrors=True
         )
         routing["output"] = {"postReceive": [RENDERED_FILE]}
     return {
-        "name": operation.label,
-        "value": ACTIONS[operation.kind],
-        "action": operation.label,
-        "description": operation.description,
+        "name": op.name,
+        "value": op.action,
+        "action": op.summary,
+        "description": op.capability.description,
         "routing": routing,
     }
 
 
 def _node_description() -> dict[str, Any]:
-    resources = list(dict.fromkeys(endpoint.resource for endpoint in ENDPOINTS))
+    resources = list(dict.fromkeys(op.resource for op in OPERATIONS))
     properties: list[dict[str, Any]] = [
         {
             "displayName": "Resource",
@@ -407,7 +374,7 @@ def _node_description() -> dict[str, Any]:
         }
     ]
     for resource in resources:
-        endpoints = [e for e in ENDPOINTS if e.resource == resource]
+        offered = [op for op in OPERATIONS if op.resource == resource]
         properties.append(
             {
                 "displayName": "Operation",
@@ -415,12 +382,12 @@ def _node_description() -> dict[str, Any]:
                 "type": "options",
                 "noDataExpression": True,
                 "displayOptions": {"show": {"resource": [resource]}},
-                "options": [_operation_choice(e) for e in endpoints],
-                "default": ACTIONS[endpoints[0].spec.kind],
+                "options": [_operation_choice(op) for op in offered],
+                "default": offered[0].action,
             }
         )
-    for endpoint in ENDPOINTS:
-        properties.extend(_operation_properties(endpoint))
+    for op in OPERATIONS:
+        properties.extend(_operation_properties(op))
     return {
         "displayName": "TemplateTo",
         "name": "templateTo",

@@ -1,14 +1,12 @@
-"""``/n8n``: the credential test, the TemplateTo node's operations and the trigger's webhook
-lifecycle, in n8n's shapes.
-
-Everything is an operation of :mod:`connector.operations`; this module only translates: lists
-wrapped under their collection's name (n8n unwraps them with ``rootProperty``), a rendered
-document as its file's bytes, and errors whose top-level ``message`` n8n shows as the
-description under its own text for the status."""
+"""``/n8n``: the credential test, the TemplateTo node's operations (``operations.py``) and the
+trigger's webhook lifecycle, in n8n's shapes: a page's items under their collection's name (n8n
+unwraps them with ``rootProperty``), a created document as its file's bytes, and errors whose
+top-level ``message`` n8n shows as the description under its own text for the status."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -28,23 +26,11 @@ from connector.errors import (
     TemplateNotFound,
 )
 from connector.events import EventInfo, EventType
-from connector.operations import (
-    CATALOG,
-    Browse,
-    BrowseEvents,
-    ById,
-    Caller,
-    Connection,
-    CreateFile,
-    EventItem,
-    Kind,
-    Page,
-    data_from_json_text,
-)
-from connector.rendering import Format
+from connector.operations import TRIGGER_EVENTS, Caller, Connection, EventItem, Page
 from connector.services import services
-from connector.webhooks.delivery import PLATFORMS, Receivers
 from connector.webhooks.subscriptions import NewHook
+
+from .operations import OPERATIONS, NodeOperation
 
 blueprint = key_protected_blueprint(
     "n8n",
@@ -55,14 +41,6 @@ blueprint = key_protected_blueprint(
 )
 PLATFORM = "n8n"
 
-# The trigger offers these; n8n subscribes with one event per subscription.
-TRIGGER_EVENTS = (
-    EventType.DOCUMENT_CREATED,
-    EventType.TEMPLATE_CREATED,
-    EventType.API_KEY_ROLLED,
-    EventType.API_KEY_DELETED,
-    EventType.API_KEY_OLD_VALUE_USED,
-)
 # n8n's credential test shows only its own text for the status, so each way a key can fail has
 # a status of its own there: 401 "Authorization failed" (not a key of this service), 403
 # "Forbidden" (rolled), 410 "invalid or could not be processed" (deleted).
@@ -72,38 +50,69 @@ CREDENTIAL_TEST_STATUS: dict[type[AuthenticationFailed], int] = {
 }
 
 
-class TemplatePath(BaseModel):
-    template_id: str
-
-
-class DocumentPath(BaseModel):
-    document_id: str
-
-
 class HookPath(BaseModel):
     hook_id: str
 
 
-class Render(BaseModel):
-    """The node's Render operation."""
+def _run(op: NodeOperation, arguments: BaseModel) -> Any:
+    return op.capability.run(services(), Caller(current_principal(), Client.N8N), arguments)
 
-    template_id: str = Field(min_length=1, description="The template to render.")
-    format: Format = Field(default=Format.PDF, description="pdf or txt.")
-    data: dict[str, Any] | str = Field(
-        default_factory=dict, description="The template's data: an object, or JSON text."
-    )
-    preserve_line_breaks: bool = False
-    strict: bool = Field(default=False, description="Fail on a variable the data lacks.")
 
-    def as_operation_input(self) -> CreateFile:
-        data = data_from_json_text(self.data) if isinstance(self.data, str) else self.data
-        return CreateFile(
-            template_id=self.template_id,
-            format=self.format,
-            data=data,
-            preserve_line_breaks=self.preserve_line_breaks,
-            strict=self.strict,
-        )
+@blueprint.get("/me", responses={200: Connection})
+def me() -> dict[str, Any]:
+    """The credential test: who the key is. Refusals: 401 not a key of this service, 403 rolled,
+    410 deleted."""
+    return Connection.model_validate(current_principal(), from_attributes=True).model_dump()
+
+
+def _page_view(op: NodeOperation) -> Callable[..., Any]:
+    def view(query: BaseModel) -> dict[str, Any]:
+        page: Page[Any] = _run(op, query)
+        return {
+            op.collection: [item.model_dump(mode="json") for item in page.items],
+            "next_cursor": page.next_cursor,
+        }
+
+    return _typed(view, "query", op)
+
+
+def _item_view(op: NodeOperation) -> Callable[..., Any]:
+    def view(path: BaseModel) -> dict[str, Any]:
+        result: dict[str, Any] = _run(op, path).model_dump(mode="json")
+        return result
+
+    return _typed(view, "path", op)
+
+
+def _file_view(op: NodeOperation) -> Callable[..., Any]:
+    def view(body: BaseModel) -> Response:
+        """The answer is the file itself, its record in the ``X-Document`` header (JSON)."""
+        document = _run(op, body)
+        account_id = current_principal().account_id
+        response = file_response(services().documents.file(account_id, document.id))
+        # ASCII-only JSON: header values cannot carry the raw UTF-8 of a template's name.
+        response.headers["X-Document"] = json.dumps(document.model_dump(mode="json"))
+        return response
+
+    return _typed(view, "body", op)
+
+
+def _typed(view: Callable[..., Any], argument: str, op: NodeOperation) -> Callable[..., Any]:
+    """``view`` as flask-openapi3 reads it: its argument typed with the capability's input."""
+    view.__annotations__ = {**view.__annotations__, argument: op.capability.input}
+    view.__name__ = f"{op.resource}_{op.action}"
+    view.__doc__ = op.capability.description + ("\n\n" + view.__doc__ if view.__doc__ else "")
+    return view
+
+
+for _op in OPERATIONS:
+    _rule = _op.path.replace("{id}", "<id>")
+    if _op.lists:
+        blueprint.get(_rule)(_page_view(_op))
+    elif _op.method == "POST":
+        blueprint.post(_rule)(_file_view(_op))
+    else:
+        blueprint.get(_rule)(_item_view(_op))
 
 
 class TriggerHook(BaseModel):
@@ -124,68 +133,6 @@ class SubscriptionList(BaseModel):
 
 class CreatedSubscription(Subscription):
     secret: str = Field(description="Verifies the deliveries' webhook-signature. Shown once.")
-
-
-def _caller() -> Caller:
-    return Caller(current_principal(), Client.N8N)
-
-
-def _run(kind: Kind, key: str, arguments: BaseModel) -> Any:
-    return CATALOG[(kind, key)].run(services(), _caller(), arguments)
-
-
-def _collection(key: str, query: BaseModel) -> dict[str, Any]:
-    """A list operation's page as ``{"<collection>": [...], "next_cursor": ...}``."""
-    operation = CATALOG[(Kind.LIST, key)]
-    page: Page[Any] = operation.run(services(), _caller(), query)  # type: ignore[assignment]
-    return {
-        str(operation.collection): [item.model_dump(mode="json") for item in page.items],
-        "next_cursor": page.next_cursor,
-    }
-
-
-@blueprint.get("/me", responses={200: Connection})
-def me() -> dict[str, Any]:
-    """The credential test: who the key is. Refusals: 401 not a key of this service, 403 rolled,
-    410 deleted."""
-    return Connection.model_validate(current_principal(), from_attributes=True).model_dump()
-
-
-@blueprint.get("/templates")
-def list_templates(query: Browse) -> dict[str, Any]:
-    """Templates newest first, under ``templates``; also the node's template dropdown."""
-    return _collection("list_templates", query)
-
-
-@blueprint.get("/templates/<template_id>")
-def get_template(path: TemplatePath) -> dict[str, Any]:
-    return _run(Kind.GET, "get_template", ById(id=path.template_id)).model_dump(mode="json")
-
-
-@blueprint.post("/documents")
-def render(body: Render) -> Response:
-    """Render and record a document; the answer is the file itself, its record in the
-    ``X-Document`` header (JSON)."""
-    document = _run(Kind.CREATE, "create_file", body.as_operation_input())
-    response = file_response(services().documents.file(current_principal().account_id, document.id))
-    # ASCII-only JSON: header values cannot carry the raw UTF-8 of a template's name.
-    response.headers["X-Document"] = json.dumps(document.model_dump(mode="json"))
-    return response
-
-
-@blueprint.get("/documents")
-def list_documents(query: Browse) -> dict[str, Any]:
-    return _collection("list_documents", query)
-
-
-@blueprint.get("/documents/<document_id>")
-def get_document(path: DocumentPath) -> dict[str, Any]:
-    return _run(Kind.GET, "get_document", ById(id=path.document_id)).model_dump(mode="json")
-
-
-@blueprint.get("/events")
-def list_events(query: BrowseEvents) -> dict[str, Any]:
-    return _collection("list_events", query)
 
 
 @blueprint.get("/hooks", responses={200: SubscriptionList})
@@ -236,12 +183,9 @@ def delete_hook(path: HookPath) -> tuple[str, int]:
     return "", 204
 
 
-def _delivered_item(event: EventInfo) -> dict[str, Any]:
+def delivered_item(event: EventInfo) -> dict[str, Any]:
     """A delivery in the shape of the Get Many Events items: the trigger outputs it as is."""
-    return EventItem.model_validate(event.model_dump()).model_dump(mode="json")
-
-
-PLATFORMS[PLATFORM] = Receivers(payload=_delivered_item, not_found_means_gone=True)
+    return EventItem.of(event).model_dump(mode="json")
 
 
 def _in_n8ns_words(error: AuthenticationFailed) -> Response:

@@ -11,10 +11,10 @@ import click
 from pydantic import BaseModel
 
 from connector.exports import write_files
-from connector.operations import OPERATIONS, ZAPIER_KINDS, Kind, Operation
+
+from .operations import OPERATIONS, Kind, ZapierOperation
 
 CORE_VERSION = "19.1.0"
-FOLDERS = {Kind.TRIGGER: "triggers", Kind.CREATE: "creates", Kind.SEARCH: "searches"}
 _ZAPIER_TYPES = {"integer": "integer", "number": "number", "boolean": "boolean"}
 
 COMMON_JS = """\
@@ -134,25 +134,8 @@ class _RawJs(str):
     """JavaScript written into a module as it is (a function), not as JSON."""
 
 
-# One "Template data" field: name-value pairs, or JSON text when advanced input is on.
-TEMPLATE_DATA_FIELD = _RawJs(
-    """(z, bundle) => {
-      const advanced = [true, 'true', 'yes'].includes(bundle.inputData.advanced);
-      return advanced
-        ? [{ key: 'data', label: 'Template data', type: 'text',
-             helpText: 'The template data as a JSON object, e.g. {"customer": {"name": "Ada"}}.' }]
-        : [{ key: 'data', label: 'Template data', dict: true,
-             helpText: "Name-value pairs for the template's variables." }];
-    }"""
-)
-
-
 def _js(fields: list[Any]) -> str:
     return "[" + ", ".join(f if isinstance(f, _RawJs) else json.dumps(f) for f in fields) + "]"
-
-
-def _label(name: str) -> str:
-    return name.replace("_", " ").capitalize()
 
 
 def output_fields(model: type[BaseModel]) -> list[dict[str, Any]]:
@@ -164,79 +147,93 @@ def output_fields(model: type[BaseModel]) -> list[dict[str, Any]]:
     return fields
 
 
-def _input_fields(operation: Operation) -> list[Any]:
-    if operation.kind is Kind.TRIGGER:
+def _label(name: str) -> str:
+    return name.replace("_", " ").capitalize()
+
+
+def _input_fields(op: ZapierOperation) -> list[Any]:
+    """The operation's form, from its input model: each field's title, description, default,
+    choices, and what only Zapier needs (``json_schema_extra["zapier"]``)."""
+    if op.kind is Kind.TRIGGER:
         return []
-    if operation.key == "create_file":
-        return [
-            {
-                "key": "template",
-                "label": "Template",
-                "required": True,
-                "dynamic": "templates.id.name",
-                "helpText": "The template to fill in.",
-            },
-            {
-                "key": "advanced",
-                "label": "Enable advanced input",
-                "type": "boolean",
-                "default": "false",
-                "altersDynamicFields": True,
-                "helpText": "Send the template data as raw JSON text.",
-            },
-            TEMPLATE_DATA_FIELD,
-            {
-                "key": "preserve_line_breaks",
-                "label": "Preserve line breaks",
-                "type": "boolean",
-                "default": "false",
-            },
-            {
-                "key": "document_type",
-                "label": "Document type",
-                "required": True,
-                "choices": {"pdf": "PDF", "txt": "TXT"},
-                "default": "pdf",
-            },
-            {
-                "key": "strict",
-                "label": "Fail on missing variables",
-                "type": "boolean",
-                "default": "false",
-                "helpText": "Stop with an error naming a variable the data lacks, instead of "
-                "leaving it empty.",
-            },
-        ]
-    schema = operation.input.model_json_schema()
-    return [
-        {
+    schema = op.input.model_json_schema()
+    fields: list[Any] = []
+    for name, prop in schema["properties"].items():
+        extra = prop.pop("zapier", {})
+        field: dict[str, Any] = {
             "key": name,
-            "label": _label(name),
+            "label": prop.get("title", _label(name)),
             "required": name in schema.get("required", []),
             "helpText": prop.get("description", ""),
         }
-        for name, prop in schema["properties"].items()
-    ]
+        choices = _choices(prop, schema)
+        if choices is not None:
+            field["choices"] = choices
+        if prop.get("type") == "boolean":
+            field["type"] = "boolean"
+        if "default" in prop:
+            field["default"] = str(prop["default"]).lower()
+        if extra == "switched":
+            fields.append(_switched_by_advanced(field))
+            continue
+        fields.append({**field, **extra})
+    return fields
 
 
-def _perform_js(operation: Operation) -> str:
-    path = f"/zapier/{FOLDERS[operation.kind]}/{operation.key}"
-    if operation.kind is Kind.TRIGGER:
+def _choices(prop: dict[str, Any], schema: dict[str, Any]) -> dict[str, str] | None:
+    reference = prop.get("$ref") or next(
+        (option["$ref"] for option in prop.get("allOf", []) if "$ref" in option), None
+    )
+    if reference is None:
+        return None
+    definition = schema["$defs"][reference.rsplit("/", 1)[1]]
+    return {str(value): str(value).upper() for value in definition.get("enum", [])}
+
+
+def _switched_by_advanced(field: dict[str, Any]) -> _RawJs:
+    """A field of name-value pairs that becomes JSON text when "advanced" is on."""
+    pairs = {**field, "dict": True}
+    text = {**field, "type": "text"}
+    return _RawJs(
+        f"""(z, bundle) => {{
+      const advanced = [true, 'true', 'yes'].includes(bundle.inputData.advanced);
+      return advanced ? [{json.dumps(text)}] : [{json.dumps(pairs)}];
+    }}"""
+    )
+
+
+def _perform_js(op: ZapierOperation) -> str:
+    if op.kind is Kind.TRIGGER and op.hidden:
+        # A dropdown asks for its next pages (canPaginate): each page leaves the cursor to the
+        # next one with Zapier, and there is none after the last.
+        return f"""async (z, bundle) => {{
+    const cursor = bundle.meta.page ? await z.cursor.get() : undefined;
+    if (bundle.meta.page && !cursor) {{
+      return [];
+    }}
+    const response = await z.request({{
+      url: url('{op.path}'),
+      params: {{ limit: bundle.meta.limit || 50, cursor }},
+    }});
+    await z.cursor.set(response.getHeader('x-next-cursor') || '');
+    return response.data;
+  }}"""
+    if op.kind is Kind.TRIGGER:
         return f"""async (z, bundle) => {{
     const response = await z.request({{
-      url: url('{path}'),
-      params: {{ page: bundle.meta.page || 0, limit: bundle.meta.limit || 50 }},
+      url: url('{op.path}'),
+      params: {{ limit: bundle.meta.limit || 50 }},
     }});
     return response.data;
   }}"""
-    if operation.kind is Kind.SEARCH:
+    if op.kind is Kind.SEARCH:
         return f"""async (z, bundle) => {{
-    const response = await z.request({{ url: url('{path}'), params: bundle.inputData }});
+    const response = await z.request({{ url: url('{op.path}'), params: bundle.inputData }});
     return response.data;
   }}"""
     return f"""async (z, bundle) => {{
     const response = await z.request({{
-      url: url('{path}'),
+      url: url('{op.path}'),
       method: 'POST',
       body: bundle.inputData,
     }});
@@ -246,23 +243,22 @@ def _perform_js(operation: Operation) -> str:
   }}"""
 
 
-def _operation_js(operation: Operation) -> str:
-    display: dict[str, Any] = {"label": operation.label, "description": operation.description}
-    if operation.hidden:
+def _operation_js(op: ZapierOperation) -> str:
+    display: dict[str, Any] = {"label": op.label, "description": op.description}
+    if op.hidden:
         display["hidden"] = True
-    sample = dict(operation.sample)
-    fields = output_fields(operation.output)
-    if operation.kind is Kind.CREATE:
+    fields = output_fields(op.capability.item)
+    if op.kind is Kind.CREATE:
         fields.append({"key": "file", "label": "File", "type": "file"})
-    hook = ""
-    if operation.event is not None:
+    if op.instant:
+        assert op.capability.event is not None
         hook = f"""
     type: 'hook',
     performSubscribe: async (z, bundle) => {{
       const response = await z.request({{
         url: url('/zapier/hooks'),
         method: 'POST',
-        body: {{ target_url: bundle.targetUrl, event: '{operation.event.value}' }},
+        body: {{ target_url: bundle.targetUrl, event: '{op.capability.event.value}' }},
       }});
       return response.data;
     }},
@@ -280,22 +276,25 @@ def _operation_js(operation: Operation) -> str:
       return response.data;
     }},
     perform: (z, bundle) => [bundle.cleanedRequest],
-    performList: {_perform_js(operation)},"""
+    performList: {_perform_js(op)},"""
     else:
         hook = f"""
-    perform: {_perform_js(operation)},"""
+    perform: {_perform_js(op)},"""
+    if op.hidden:
+        hook += """
+    canPaginate: true,"""
     return f"""'use strict';
 // Generated by `templateto-bridge export zapier`: edit the bridge, not this file.
 const {{ url }} = require('../common');
 const hydrators = require('../hydrators');
 
 module.exports = {{
-  key: '{operation.key}',
-  noun: {json.dumps(operation.noun)},
+  key: '{op.key}',
+  noun: {json.dumps(op.capability.noun)},
   display: {json.dumps(display)},
   operation: {{{hook}
-    inputFields: {_js(_input_fields(operation))},
-    sample: {json.dumps(sample)},
+    inputFields: {_js(_input_fields(op))},
+    sample: {json.dumps(op.capability.sample)},
     outputFields: {json.dumps(fields)},
   }},
 }};
@@ -323,16 +322,15 @@ def export(out: Path, base_url: str) -> list[Path]:
         "hydrators.js": HYDRATORS_JS,
     }
     requires: list[str] = []
-    registry: dict[Kind, list[str]] = {kind: [] for kind in FOLDERS}
-    for operation in (op for op in OPERATIONS if op.kind in ZAPIER_KINDS):
-        folder = FOLDERS[operation.kind]
-        variable = f"{folder}_{operation.key}"
-        files[f"{folder}/{operation.key}.js"] = _operation_js(operation)
-        requires.append(f"const {variable} = require('./{folder}/{operation.key}');")
-        registry[operation.kind].append(f"[{variable}.key]: {variable}")
+    registry: dict[Kind, list[str]] = {kind: [] for kind in Kind}
+    for op in OPERATIONS:
+        variable = f"{op.kind.group}_{op.key}"
+        files[f"{op.kind.group}/{op.key}.js"] = _operation_js(op)
+        requires.append(f"const {variable} = require('./{op.kind.group}/{op.key}');")
+        registry[op.kind].append(f"[{variable}.key]: {variable}")
     files["index.js"] = INDEX_JS % {
         "requires": "\n".join(requires),
-        **{FOLDERS[kind]: ", ".join(entries) for kind, entries in registry.items()},
+        **{kind.group: ", ".join(entries) for kind, entries in registry.items()},
     }
     return write_files(out, files)
 

@@ -1,15 +1,13 @@
-"""``/zapier``: auth test, triggers, creates, searches and REST hooks, in Zapier's shapes.
-
-Everything is an operation of :mod:`connector.operations`; this module only translates: bare
-arrays for triggers and searches, one object for a create, Zapier's page/limit, its Create File
-inputs, and error messages in its users' words."""
+"""``/zapier``: the auth test, the operations of ``operations.py`` and REST hooks, in the shapes
+Zapier expects: bare arrays for triggers and searches (a trigger's next page cursor in the
+``X-Next-Cursor`` header), one object for a create, and errors in its users' words."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from flask import Response, jsonify, request
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ValidationError
 
 from connector.api.errors import error_response
 from connector.api.security import current_principal, key_protected_blueprint
@@ -21,54 +19,23 @@ from connector.errors import (
     BridgeError,
     EventNotOffered,
     InvalidLimit,
+    NotFound,
     OperationNotFound,
     TemplateNotFound,
     ValidationFailed,
 )
 from connector.events import EventInfo, EventType
-from connector.operations import (
-    CATALOG,
-    MAX_PAGE_SIZE,
-    Caller,
-    Connection,
-    CreateFile,
-    Kind,
-    Operation,
-    WorkflowInput,
-    data_from_json_text,
-)
-from connector.rendering import Format
+from connector.operations import MAX_PAGE_SIZE, Caller, Connection, Gives, Page
 from connector.services import services
-from connector.webhooks.delivery import PLATFORMS, Receivers
 from connector.webhooks.subscriptions import NewHook
+
+from .operations import Kind, ZapierCreateFile, ZapierOperation, instant_trigger, operation
 
 blueprint = key_protected_blueprint("zapier", __name__, "/zapier", "Zapier")
 PLATFORM = "zapier"
 # Zapier shows at most 250 characters of an error: the useful part comes first.
 MAX_MESSAGE = 250
-
-
-class ZapierCreateFile(WorkflowInput):
-    """Create File as TemplateTo's Zapier users know it."""
-
-    template: str = Field(description="Template id, from the dropdown.")
-    advanced: bool = Field(default=False, description="Enable advanced input: data as JSON text.")
-    data: dict[str, Any] | str | None = Field(
-        default=None, description="Name-value pairs, or JSON text with advanced input."
-    )
-    preserve_line_breaks: bool = False
-    document_type: Format = Format.PDF
-    strict: bool = Field(default=False, description="Fail on a variable the data lacks.")
-
-    def as_operation_input(self) -> CreateFile:
-        data = data_from_json_text(self.data) if isinstance(self.data, str) else self.data or {}
-        return CreateFile(
-            template_id=self.template,
-            format=self.document_type,
-            data=data,
-            preserve_line_breaks=self.preserve_line_breaks,
-            strict=self.strict,
-        )
+NEXT_CURSOR_HEADER = "X-Next-Cursor"
 
 
 class OperationPath(BaseModel):
@@ -84,42 +51,34 @@ class ZapierHook(BaseModel):
     event: EventType
 
 
-CREATE_FILE_LABELS = {
-    "template": "Template",
-    "advanced": "Enable advanced input",
-    "data": "Template data",
-    "preserve_line_breaks": "Preserve line breaks",
-    "document_type": "Document type",
-    "strict": "Fail on missing variables",
-}
-
-
-def _in_field_labels(error: ValidationError) -> ValidationFailed:
-    """A Create File input error named by the labels the Zapier user sees."""
-    problems = []
-    for problem in error.errors(include_url=False, include_input=False):
-        field = str(problem["loc"][0]) if problem["loc"] else ""
-        problems.append(f"{CREATE_FILE_LABELS.get(field, field or 'Input')}: {problem['msg']}")
-    return ValidationFailed("; ".join(problems) + ".")
-
-
 def _caller() -> Caller:
     return Caller(current_principal(), Client.ZAPIER)
 
 
-def _operation(kind: Kind, key: str) -> Operation:
-    operation = CATALOG.get((kind, key))
-    if operation is None:
+def _operation(kind: Kind, key: str) -> ZapierOperation:
+    found = operation(kind, key)
+    if found is None:
         raise OperationNotFound(f"There is no Zapier {kind} named {key!r}.")
-    return operation
+    return found
+
+
+def _run(op: ZapierOperation, arguments: BaseModel) -> Any:
+    return op.capability.run(services(), _caller(), arguments)
 
 
 def _json(model: BaseModel) -> dict[str, Any]:
     return model.model_dump(mode="json")
 
 
-def _array(result: BaseModel | list[BaseModel]) -> list[dict[str, Any]]:
-    return [_json(item) for item in (result if isinstance(result, list) else [result])]
+def _in_field_labels(error: ValidationError, fields: type[BaseModel]) -> ValidationFailed:
+    """An input error named by the labels the Zapier user sees."""
+    problems = []
+    for problem in error.errors(include_url=False, include_input=False):
+        name = str(problem["loc"][0]) if problem["loc"] else ""
+        field = fields.model_fields.get(name)
+        label = field.title if field is not None and field.title else name or "Input"
+        problems.append(f"{label}: {problem['msg']}")
+    return ValidationFailed("; ".join(problems) + ".")
 
 
 @blueprint.get("/me")
@@ -130,44 +89,56 @@ def me() -> dict[str, Any]:
 
 @blueprint.get("/triggers/<key>")
 def trigger(path: OperationPath) -> Response:
-    operation = _operation(Kind.TRIGGER, path.key)
+    """A page of items, newest first; the next page's cursor in ``X-Next-Cursor``."""
+    op = _operation(Kind.TRIGGER, path.key)
     try:
         limit = int(request.args.get("limit") or 50)
     except ValueError:
         raise InvalidLimit("limit must be a whole number.") from None
-    listing = operation.input.model_validate(
+    query = op.input.model_validate(
         {
-            "page": request.args.get("page", 0) or 0,
+            "cursor": request.args.get("cursor") or None,
             # Zapier sends -1 for "no limit": the most a page holds.
             "limit": MAX_PAGE_SIZE if limit < 1 else min(limit, MAX_PAGE_SIZE),
         }
     )
-    return jsonify(_array(operation.run(services(), _caller(), listing)))
+    page: Page[Any] = _run(op, query)
+    response = jsonify([_json(item) for item in page.items])
+    response.headers[NEXT_CURSOR_HEADER] = page.next_cursor or ""
+    return response
 
 
-@blueprint.post("/creates/create_file")
-def create_file() -> tuple[dict[str, Any], int]:
-    operation = _operation(Kind.CREATE, "create_file")
+@blueprint.post("/creates/<key>")
+def create(path: OperationPath) -> dict[str, Any]:
+    op = _operation(Kind.CREATE, path.key)
     try:
-        request_data = ZapierCreateFile.model_validate(request.get_json(silent=True) or {})
+        fields = ZapierCreateFile.model_validate(request.get_json(silent=True) or {})
     except ValidationError as error:
-        raise _in_field_labels(error) from None
-    [created] = _array(operation.run(services(), _caller(), request_data.as_operation_input()))
-    return created, 200
+        raise _in_field_labels(error, ZapierCreateFile) from None
+    return _json(_run(op, fields.as_capability_input()))
 
 
 @blueprint.get("/searches/<key>")
 def search(path: OperationPath) -> Response:
-    operation = _operation(Kind.SEARCH, path.key)
-    query = operation.input.model_validate(request.args.to_dict())
-    return jsonify(_array(operation.run(services(), _caller(), query)))
+    """Every match, as an array; none is an empty array, not an error."""
+    op = _operation(Kind.SEARCH, path.key)
+    try:
+        query = op.input.model_validate(request.args.to_dict())
+    except ValidationError as error:
+        raise _in_field_labels(error, op.input) from None
+    if op.capability.gives is Gives.MATCHES:
+        return jsonify([_json(item) for item in _run(op, query)])
+    try:
+        return jsonify([_json(_run(op, query))])
+    except NotFound:
+        return jsonify([])
 
 
 @blueprint.post("/hooks")
 def subscribe() -> tuple[dict[str, Any], int]:
     """REST hook subscribe: Zapier posts its target URL and the event of an instant trigger."""
     hook = ZapierHook.model_validate(request.get_json(silent=True) or {})
-    if not any(op.event == hook.event for op in CATALOG.values()):
+    if instant_trigger(hook.event) is None:
         raise EventNotOffered(f"No Zapier trigger fires on {hook.event.value!r}.")
     principal = current_principal()
     created = services().hooks.create(
@@ -185,15 +156,13 @@ def unsubscribe(path: HookPath) -> dict[str, Any]:
     return {"id": path.hook_id, "deleted": True}
 
 
-def _delivered_item(event: EventInfo) -> dict[str, Any]:
-    """A REST hook payload in the shape of the polling items, so ``perform`` returns it as is."""
-    for operation in CATALOG.values():
-        if operation.event == event.type and operation.from_event is not None:
-            return _json(operation.from_event(event))
-    return {"id": event.id, "type": event.type.value, **event.data}
-
-
-PLATFORMS[PLATFORM] = Receivers(payload=_delivered_item)
+def delivered_item(event: EventInfo) -> dict[str, Any]:
+    """A REST hook payload in the shape of the trigger's polling items, so ``perform`` returns
+    it as is. Zapier subscribes only to the events of its instant triggers."""
+    op = instant_trigger(event.type)
+    if op is None or op.capability.item_of is None:
+        raise LookupError(f"No Zapier trigger fires on {event.type.value!r}.")
+    return _json(op.capability.item_of(event))
 
 
 def _in_zapiers_words(error: AuthenticationFailed) -> Response:

@@ -21,11 +21,13 @@ import multiprocessing
 import queue
 import resource
 import signal
+import sys
 import threading
 from multiprocessing.connection import Connection
 from typing import Any, NamedTuple
 
 from ..errors import BridgeError, RenderLimitExceeded, RenderUnavailable
+from ..logs import configure as configure_logs
 
 SANDBOX = "connector.rendering.sandbox"
 _CONTEXT = multiprocessing.get_context("forkserver")
@@ -96,6 +98,10 @@ class _RenderProcess:
     def alive(self) -> bool:
         return self._process.is_alive()
 
+    def kill(self) -> None:
+        """End the process; a thread waiting on it sees it end (only it may close the pipe)."""
+        self._process.kill()
+
     def stop(self) -> None:
         self._process.kill()
         self._process.join(_START_SECONDS)
@@ -148,7 +154,7 @@ class RenderPool:
             answer = process.call(task, args, seconds)
             replace = answer.retire
         except _Late:
-            raise _over_time(seconds) from None
+            raise _shutting_down() if self._closed else _over_time(seconds) from None
         except _Ended as ended:
             raise self._ended(ended.exitcode, seconds) from None
         finally:
@@ -163,9 +169,16 @@ class RenderPool:
         """Stop every process, idle or not; renders still running answer 503."""
         with self._lock:
             self._closed = True
-            processes, self._live = self._live, set()
-        for process in processes:
-            process.stop()
+            busy = set(self._live)
+        while True:
+            try:
+                idle = self._idle.get_nowait()
+            except queue.Empty:
+                break
+            busy.discard(idle)
+            self._give_back(idle, replace=True)
+        for process in busy:
+            process.kill()
 
     def _take(self) -> _RenderProcess:
         while True:
@@ -239,22 +252,27 @@ def _shutting_down() -> RenderUnavailable:
 
 
 def _serve(connection: Connection, memory_bytes: int) -> None:
-    """A render process: answer tasks until the web worker goes away."""
+    """A render process: answer tasks until the web worker goes away. It logs as the service
+    does (JSON lines), and ends quietly when its web worker has."""
+    configure_logs()
     sandbox = importlib.import_module(SANDBOX)
     sandbox.start_process(memory_bytes)
     size_at_start = _peak_kb()
-    connection.send(_READY)
-    while True:
-        try:
+    try:
+        connection.send(_READY)
+        while True:
             task, args = connection.recv()
-        except EOFError:
-            return
-        answer = _answer(sandbox, task, args)
-        retire = answer.retire or _peak_kb() > size_at_start + RECYCLE_GROWTH_KB
-        connection.send(answer._replace(retire=retire))
-        # Nothing of the task may outlive it here: a failed render's traceback holds its frames,
-        # and with them everything it allocated.
-        del answer, args
+            answer = _answer(sandbox, task, args)
+            retire = answer.retire or _peak_kb() > size_at_start + RECYCLE_GROWTH_KB
+            connection.send(answer._replace(retire=retire))
+            # Nothing of the task may outlive it here: a failed render's traceback holds its
+            # frames, and with them everything it allocated.
+            del answer, args
+    except (EOFError, OSError):  # the web worker closed the pipe, or is gone
+        return
+    except Exception:
+        log.exception("render process failed")
+        sys.exit(1)  # not an uncaught error: multiprocessing would print it as plain text
 
 
 def _answer(sandbox: Any, task: str, args: tuple[Any, ...]) -> _Answer:

@@ -15,7 +15,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -71,8 +71,6 @@ class Receivers:
     not_found_means_gone: bool = False
 
 
-# Each platform bridge registers how its receivers are spoken to (e.g. Zapier's flat objects).
-PLATFORMS: dict[str, Receivers] = {"api": Receivers()}
 NOT_FOUND_GONE_AFTER = timedelta(minutes=4)
 
 
@@ -109,10 +107,14 @@ class DeliveryWorker:
         lease: timedelta = timedelta(seconds=60),
         concurrency: int = 16,
         poll_seconds: float = 0.1,
+        receivers: Mapping[str, Receivers],
         housekeeping: Callable[[], None] = lambda: None,
         count_outcome: Callable[[str], None] = lambda _: None,
     ) -> None:
+        """``receivers``: how each platform's receivers are spoken to, by the platform's name
+        (as hooks record it); a hook of any other platform is an error, not an API delivery."""
         self._db = db
+        self._receivers = receivers
         self._clock = clock
         self._allow_private = allow_private_targets
         self._lease = lease
@@ -251,9 +253,14 @@ class DeliveryWorker:
             )
             return [self._job(delivery) for delivery in deliveries]
 
-    @staticmethod
-    def _job(delivery: Delivery) -> _Job:
-        receivers = PLATFORMS.get(delivery.hook.platform, PLATFORMS["api"])
+    def _job(self, delivery: Delivery) -> _Job:
+        platform = delivery.hook.platform
+        if platform not in self._receivers:
+            raise LookupError(
+                f"Hook {delivery.hook_id} is for the platform {platform!r}, which this process "
+                f"was not assembled with ({', '.join(self._receivers)})."
+            )
+        receivers = self._receivers[platform]
         body = json.dumps(receivers.payload(EventInfo.of(delivery.event)), separators=(",", ":"))
         return _Job(
             delivery_id=delivery.id,

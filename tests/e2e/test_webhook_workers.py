@@ -12,7 +12,11 @@ from collections import defaultdict
 import pytest
 import requests
 
+from connector.clients import Client
+from connector.documents import NewDocument
+from connector.rendering import Format
 from connector.templates import TemplateFields
+from connector.webhooks.subscriptions import NewHook
 
 from ..helpers import bridge_command, key_header
 
@@ -115,3 +119,28 @@ def test_serve_delivers_by_itself(start_server, services, account, standard_key,
     assert received.json["data"]["id"] == created["id"]
     assert received.headers["webhook-signature"].startswith("v1,")
     assert hook["secret"].startswith("whsec_")
+
+
+def test_a_separate_worker_speaks_to_each_platform_in_its_shape(
+    start_worker, services, account, standard_key, receiver
+) -> None:
+    for platform in ("zapier", "n8n"):
+        services.hooks.create(
+            account.id,
+            standard_key.id,
+            NewHook(target_url=f"{receiver.url}/{platform}", events=["document.created"]),
+            platform,
+        )
+    template = services.templates.create(account.id, TemplateFields(name="T", body="x"))
+    document = services.documents.create(
+        account.id, NewDocument(template_id=template.id, format=Format.TXT), Client.OTHER
+    )
+    start_worker()
+
+    by_path = {received.path: received.json for received in receiver.wait_for(2, timeout=60)}
+
+    # Zapier: the item as its New Document trigger polls it. n8n: the event as Get Many lists it.
+    assert by_path["/zapier"]["id"] == document.id
+    assert by_path["/zapier"]["filename"] == "T.txt" and "type" not in by_path["/zapier"]
+    assert by_path["/n8n"]["type"] == "document.created"
+    assert by_path["/n8n"]["data"]["id"] == document.id

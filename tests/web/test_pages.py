@@ -10,6 +10,8 @@ from pydantic import HttpUrl
 
 from connector.accounts import NewUser, Role
 from connector.app import create_app
+from connector.clients import Client
+from connector.documents import NewDocument
 from connector.templates import TemplateFields
 from connector.webhooks.subscriptions import NewHook
 
@@ -231,17 +233,18 @@ def test_integrations_show_platform_event_host_key_and_last_delivery(
     services.hooks.create(
         account.id,
         key.id,
-        NewHook(target_url=receiver.url + "/hooks/catch/123/secret", events=["template.created"]),
+        NewHook(target_url=receiver.url + "/hooks/catch/123/secret", events=["document.created"]),
         "zapier",
     )
-    services.templates.create(account.id, TemplateFields(name="Invoice", body="<p>{{ n }}</p>"))
+    template = services.templates.create(account.id, TemplateFields(name="Invoice", body="n"))
+    services.documents.create(account.id, NewDocument(template_id=template.id), Client.ZAPIER)
     services.delivery.run_once()
     client = sign_in(admin_user)
 
     page = client.get(PAGE).text
 
     section = page[page.index('id="integrations-title"') :]
-    assert "Zapier" in section and "template.created" in section
+    assert "Zapier" in section and "document.created" in section
     assert "127.0.0.1" in section and "/hooks/catch/123/secret" not in section
     assert "Zapier production" in section
     assert "200 · 2026-11-20 10:03 UTC" in section and "Active" in section

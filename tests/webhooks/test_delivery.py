@@ -7,12 +7,17 @@ import hashlib
 import hmac
 from datetime import timedelta
 
+import pytest
+
 from connector.paging import PageQuery
+from connector.platforms import API
 from connector.templates import TemplateFields
 from connector.webhooks.delivery import SCHEDULE_SECONDS, DeliveryWorker
 from connector.webhooks.subscriptions import NewHook
 
 from ..helpers import key_header
+
+API_ONLY = {API.name: API.receivers}
 
 
 def make_event(services, account, name="Invoice"):
@@ -155,7 +160,9 @@ def test_a_success_ends_a_failure_streak(services, account, hook, receiver, cloc
 
 
 def test_targets_are_checked_again_at_delivery(services, account, hook, receiver) -> None:
-    strict = DeliveryWorker(services.db, services.clock, allow_private_targets=False)
+    strict = DeliveryWorker(
+        services.db, services.clock, allow_private_targets=False, receivers=API_ONLY
+    )
     make_event(services, account)
 
     strict.run_once()
@@ -171,7 +178,11 @@ def test_a_lease_keeps_a_second_worker_off_until_it_expires(
 ) -> None:
     make_event(services, account)
     second = DeliveryWorker(
-        services.db, services.clock, allow_private_targets=True, lease=timedelta(seconds=30)
+        services.db,
+        services.clock,
+        allow_private_targets=True,
+        lease=timedelta(seconds=30),
+        receivers=API_ONLY,
     )
     leased = second._lease_due()  # taken, then the worker "dies" before sending
 
@@ -206,7 +217,11 @@ def test_a_receiver_that_does_not_answer_in_time_is_a_failed_attempt(
 ) -> None:
     receiver.delay_seconds = 2
     impatient = DeliveryWorker(
-        services.db, services.clock, allow_private_targets=True, lease=timedelta(seconds=1)
+        services.db,
+        services.clock,
+        allow_private_targets=True,
+        lease=timedelta(seconds=1),
+        receivers=API_ONLY,
     )
     make_event(services, account)
 
@@ -228,3 +243,24 @@ def test_a_quiet_day_breaks_a_failure_streak(services, account, hook, receiver, 
     services.delivery.run_once()
 
     assert services.hooks.get(account.id, hook.id).disabled_at is None
+
+
+def test_a_hook_of_a_platform_the_worker_was_not_assembled_with_is_an_error(
+    services, account, standard_key, receiver
+) -> None:
+    services.hooks.create(
+        account.id,
+        standard_key.id,
+        NewHook(target_url=receiver.url + "/hook", events=["template.created"]),
+        "zapier",
+    )
+    make_event(services, account)
+    api_only = DeliveryWorker(
+        services.db, services.clock, allow_private_targets=True, receivers=API_ONLY
+    )
+
+    with pytest.raises(LookupError, match="'zapier'"):
+        api_only.run_once()
+    api_only.stop()
+
+    assert receiver.requests == []  # not sent in the API's shape instead

@@ -97,7 +97,7 @@ def test_connect_triggers_create_search_and_hooks(
 
     assert connected["result"]["label"] == "Acme Ltd · n8n workflows"
     assert [t["id"] for t in templates["result"]] == [invoice.id]
-    assert dropdown["result"] == [{"id": invoice.id, "name": "Invoice"}]
+    assert [(t["id"], t["name"]) for t in dropdown["result"]] == [(invoice.id, "Invoice")]
     assert pdf["ok"], pdf
     assert pdf["result"]["document"]["format"] == "pdf"
     assert pdf["result"]["file"]["text"].startswith("%PDF")
@@ -182,3 +182,17 @@ def test_over_the_rate_zapier_is_told_when_to_retry(
     assert throttled["ok"] is False and throttled["name"] == "ThrottledError"
     shown = json.loads(throttled["message"])
     assert isinstance(shown["delay"], int) and 1 <= shown["delay"] <= 60
+
+
+def test_the_template_dropdown_pages_through_every_template(
+    app_dir, services, account, standard_key
+) -> None:
+    made = {
+        services.templates.create(account.id, TemplateFields(name=f"T{n}", body="x")).id
+        for n in range(105)
+    }
+
+    shown = run(app_dir[0], standard_key.value, "allPages", {"key": "templates", "limit": 50})
+
+    ids = [template["id"] for template in shown["result"]]
+    assert len(ids) == 105 and set(ids) == made

@@ -51,14 +51,18 @@ def test_triggers_are_bare_arrays_newest_first_and_empty_when_nothing(
 
     templates = client.get("/zapier/triggers/new_template", headers=headers).json
     dropdown = client.get("/zapier/triggers/templates", headers=headers).json
-    paged = client.get("/zapier/triggers/new_template?page=1&limit=2", headers=headers).json
+    first = client.get("/zapier/triggers/templates?limit=2", headers=headers)
+    cursor = first.headers["X-Next-Cursor"]
+    second = client.get(f"/zapier/triggers/templates?limit=2&cursor={cursor}", headers=headers)
     unlimited = client.get("/zapier/triggers/new_template?limit=-1", headers=headers).json
 
     assert [t["name"] for t in templates] == ["Third", "Second", "First"]
     assert set(templates[0]) == {"id", "name", "variables", "created_at"}
     assert templates[0]["variables"] == ["x"]
-    assert dropdown == [{"id": t["id"], "name": t["name"]} for t in templates]
-    assert [t["name"] for t in paged] == ["First"]
+    assert dropdown == templates  # the dropdown shows the same items' names
+    assert [t["name"] for t in first.json] == ["Third", "Second"]
+    assert [t["name"] for t in second.json] == ["First"]
+    assert second.headers["X-Next-Cursor"] == ""  # the last page
     assert len(unlimited) == 3
 
 

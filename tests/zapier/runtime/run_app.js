@@ -14,6 +14,21 @@ const app = require(path.resolve(appDir, 'index.js'));
 const hydrators = require(path.resolve(appDir, 'hydrators.js'));
 const appTester = zapier.createAppTester(app);
 const authData = { api_key: process.env.TEMPLATETO_API_KEY };
+// Zapier keeps a paging trigger's cursor on its own servers, out of reach here: triggers run in
+// the runtime with a z whose cursor is kept in this process instead.
+let storedCursor = null;
+const cursor = {
+  get: async () => storedCursor,
+  set: async (value) => {
+    if (typeof value !== 'string') throw new TypeError('cursor value must be a string');
+    storedCursor = value;
+  },
+};
+const perform = (key, meta) =>
+  appTester((z, bundle) => app.triggers[key].operation.perform({ ...z, cursor }, bundle), {
+    authData,
+    meta,
+  });
 
 const schemaErrors = () => {
   const errors = schema.validateAppDefinition(recurseCleanFuncs(app)).errors.map((e) => e.stack);
@@ -47,10 +62,17 @@ const run = async () => {
     case 'auth':
       return appTester(app.authentication.test, { authData });
     case 'trigger':
-      return appTester(app.triggers[input.key].operation.perform, {
-        authData,
-        meta: { page: 0, limit: 10 },
-      });
+      return perform(input.key, { page: 0, limit: 10 });
+    case 'allPages': {
+      // As a dropdown's "load more" does: pages until one comes back empty.
+      const items = [];
+      for (let page = 0; page < 1000; page += 1) {
+        const batch = await perform(input.key, { page, limit: input.limit });
+        if (batch.length === 0) return items;
+        items.push(...batch);
+      }
+      throw new Error('no end to the pages');
+    }
     case 'performList':
       return appTester(app.triggers[input.key].operation.performList, {
         authData,
