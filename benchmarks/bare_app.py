@@ -1,12 +1,10 @@
 """The baseline of ``benchmarks.throughput``: a bare Flask route answering the same JSON as
-``GET /v1/me``, served by gunicorn with exactly the options ``templateto-bridge serve`` uses.
+``GET /v1/me``, under gunicorn with exactly ``templateto-bridge serve``'s options.
 
-    python -m benchmarks.bare_app --port 8001 --workers 2 --threads 4
+    python -m benchmarks.bare_app --port 8001 --workers 2 --threads 8
 
-The options are not copied: :func:`connector.serving.serve` builds them and starts its
-``BridgeServer``, which here is swapped for one that loads this app instead of ours. So the
-worker class (gthread), workers, threads, timeouts, logging and access log are the service's,
-whatever they become, and only the application differs. No webhook delivery thread.
+The options are not copied: ``connector.serving.serve`` builds them and starts its
+``BridgeServer``, here swapped for one that loads this app instead of ours.
 """
 
 from __future__ import annotations
@@ -45,22 +43,11 @@ class BareServer(serving.BridgeServer):
         return app
 
 
-def main() -> None:
+if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=4)
+    for option in ("--port", "--workers", "--threads"):
+        parser.add_argument(option, type=int, required=True)
     arguments = parser.parse_args()
     serving.BridgeServer = BareServer  # type: ignore[misc]  # serve() starts this name
-    serving.serve(
-        load_settings(),
-        host="127.0.0.1",
-        port=arguments.port,
-        workers=arguments.workers,
-        threads=arguments.threads,
-        deliver=False,
-    )
-
-
-if __name__ == "__main__":
-    main()
+    serving.serve(load_settings(), host="127.0.0.1", port=arguments.port,
+                  workers=arguments.workers, threads=arguments.threads, deliver=False)  # fmt: skip

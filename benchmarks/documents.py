@@ -14,6 +14,7 @@ from pathlib import Path
 
 from sqlalchemy import insert
 
+from benchmarks import live
 from connector import schema
 from connector.app import create_app
 from connector.config import load_settings
@@ -23,6 +24,7 @@ from connector.templates import TemplateFields
 
 TARGET = 1.5
 ROUNDS = 300
+SIZES = (1_000, 100_000)
 START = datetime(2026, 1, 1, tzinfo=UTC)
 
 
@@ -31,7 +33,6 @@ def fill(
     account_id: str,
     template_ids: list[str],
     count: int,
-    *,
     newest_at: datetime | None = None,
     lasting: timedelta = timedelta(days=1),
 ) -> None:
@@ -67,7 +68,7 @@ def main() -> None:
         schema.upgrade(services.db.engine)
         client = app.test_client()
         accounts = {}
-        for size in (1_000, 100_000):
+        for size in SIZES:
             account = services.accounts.create(f"{size} documents")
             templates = [
                 services.templates.create(account.id, TemplateFields(name=f"T{n}", body="x")).id
@@ -88,19 +89,17 @@ def main() -> None:
             "first page (50)": lambda t: "/v1/documents?limit=50",
             "first page, one template": lambda t: f"/v1/documents?limit=50&template_id={t}",
         }
-        print("| list | 1,000 documents | 100,000 documents | ratio | target |")
-        print("|---|---|---|---|---|")
+        rows = []
         for name, path in cases.items():
-            samples: dict[int, list[float]] = {1_000: [], 100_000: []}
+            samples: dict[int, list[float]] = {size: [] for size in SIZES}
             for _ in range(ROUNDS):  # interleaved, so both see the same machine load
                 for size, (headers, template_id) in accounts.items():
                     samples[size].append(timed(path(template_id), headers))
-            small, large = (statistics.median(samples[s]) for s in (1_000, 100_000))
-            print(
-                f"| {name} | {small * 1e3:.2f} ms | {large * 1e3:.2f} ms | "
-                f"{large / small:.2f} | ≤ {TARGET} |"
-            )
+            small, large = (statistics.median(samples[size]) for size in SIZES)
+            ms = f"{small * 1e3:.2f} ms", f"{large * 1e3:.2f} ms"
+            rows.append([name, *ms, f"{large / small:.2f}", f"≤ {TARGET}"])
         services.close()
+    live.table("list | 1,000 documents | 100,000 documents | ratio | target", rows)
 
 
 if __name__ == "__main__":
