@@ -8,23 +8,17 @@ from __future__ import annotations
 
 import hashlib
 import statistics
-import tempfile
-from pathlib import Path
 
 from benchmarks import live
-from connector import schema
-from connector.config import load_settings
-from connector.services import Services
 
-ROUNDS = 200
-CALLS_PER_ROUND = 2_000
-TARGET_RATIO = 5.0
+ROUNDS, CALLS_PER_ROUND, TARGET_RATIO = 200, 2_000, 5.0
 
 
 def main() -> None:
-    with tempfile.TemporaryDirectory() as data_dir:
-        services = Services.build(load_settings(data_dir=Path(data_dir), database_url=""))
-        schema.upgrade(services.db.engine)
+    with (
+        live.workspace("sqlite") as (work, database_url),
+        live.bridge_services(database_url, work / "data") as services,
+    ):
         account = services.accounts.create("Benchmark Ltd")
         value = services.keys.create(account.id, "Benchmark").value
         authenticate = services.authenticator.authenticate
@@ -45,7 +39,6 @@ def main() -> None:
             warm, floor, rounds=ROUNDS, calls=CALLS_PER_ROUND
         )
         cold_median = statistics.median(live.per_call_seconds(cold, 50) for _ in range(20))
-        services.close()
 
     ratio, cold_ratio = warm_median / floor_median, cold_median / floor_median
     live.table("measurement | median per call | ratio to floor", [

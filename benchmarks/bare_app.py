@@ -18,17 +18,10 @@ from connector import serving
 from connector.config import load_settings
 
 MARKER = "bare Flask"
-ME = {
-    "account_id": "acc_4d9rQm2Xk7LwPz81vBnS",
-    "account_name": MARKER,
-    "key_id": "key_8hJk2LmN4pQr6sTu0vWx",
-    "key_name": "Benchmark",
-    "key_hint": "tt_live_…Ab3d",
-    "permission": "standard",
-    "key_created_at": "2026-11-20T10:03:00Z",
-    "key_rolled_at": None,
-    "label": f"{MARKER} · Benchmark",
-}
+ME = {"account_id": "acc_4d9rQm2Xk7LwPz81vBnS", "account_name": MARKER,
+      "key_id": "key_8hJk2LmN4pQr6sTu0vWx", "key_name": "Benchmark", "key_hint": "tt_live_…Ab3d",
+      "permission": "standard", "key_created_at": "2026-11-20T10:03:00Z", "key_rolled_at": None,
+      "label": f"{MARKER} · Benchmark"}  # fmt: skip
 
 app = Flask(__name__)
 

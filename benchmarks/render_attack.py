@@ -13,7 +13,6 @@ import random
 import statistics
 import threading
 import time
-from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 from benchmarks import live
@@ -70,11 +69,38 @@ def main() -> None:
                 time.sleep(BUSY_PAUSE)
 
         with live.served(services.settings, work / "server.log") as server:
-            quiet = observe(server, [(me, BYSTANDER_CLIENTS)], seconds)
-            attacked = observe(server, [(me, BYSTANDER_CLIENTS), (attack, ATTACK_CLIENTS)], seconds)
+            quiet, _ = observe(server, [(me, BYSTANDER_CLIENTS)], seconds)
+            loads = [(me, BYSTANDER_CLIENTS), (attack, ATTACK_CLIENTS)]
+            attacked, peak_mb = observe(server, loads, seconds)
             timeouts = server.log.read_text().count("WORKER TIMEOUT")
-            idle_worker_mb = max(live.rss_mb(pid) for pid in server.workers())
-    report(quiet, attacked, timeouts, idle_worker_mb, seconds)
+            worker_mb = max(live.rss_mb(pid) for pid in server.workers())
+    print(
+        f"serve defaults on SQLite; {seconds:g} s per phase; bystander: {BYSTANDER_CLIENTS} "
+        f"clients, GET /v1/me every {BYSTANDER_PAUSE * 1e3:g} ms; attack: {ATTACK_CLIENTS} "
+        f"clients in flight for {ATTACKERS} accounts\n"
+    )
+    rows = []
+    for name, outcomes in (("no attack", quiet), ("8 attacks in flight", attacked)):
+        bystander = [o for o in outcomes if o.operation == "/v1/me"]
+        ms = [o.seconds * 1e3 for o in bystander if o.status == 200]
+        errors = [o for o in bystander if o.status != 200]  # the last: under attack
+        p99 = live.percentile(ms, 0.99)
+        latencies = (f"{value:.1f} ms" for value in (statistics.median(ms), p99, max(ms)))
+        rows.append([name, len(ms), f"{len(errors)} {live.answers(errors)}", *latencies])
+    live.table("phase | /v1/me answers | errors | p50 | p99 | max", rows)
+    print(f"\nattack answers: {live.answers(o for o in attacked if o.operation == 'attack')}\n")
+    ceiling = MEMORY_LIMIT_MB + worker_mb
+    live.verdict(
+        f"under attack, 0 errors and a p99 under {P99_TARGET_MS:g} ms",
+        not errors and p99 < P99_TARGET_MS,
+        f"{len(errors)} errors, p99 {p99:.1f} ms",
+    )
+    live.verdict(
+        "no process over the render memory limit plus a web worker's size",
+        peak_mb <= ceiling,
+        f"at most {peak_mb:.0f} MB; {MEMORY_LIMIT_MB} + {worker_mb:.0f} = {ceiling:.0f} MB",
+    )
+    live.verdict("no worker killed by gunicorn for a timeout", not timeouts, f"{timeouts} killed")
 
 
 def observe(
@@ -98,47 +124,6 @@ def observe(
         outcomes = [outcome for run in runs for outcome in run.result()[0]]
     done.set()
     return outcomes, peak[0]
-
-
-def report(
-    quiet: tuple[list[live.Outcome], float],
-    attacked: tuple[list[live.Outcome], float],
-    timeouts: int,
-    idle_worker_mb: float,
-    seconds: float,
-) -> None:
-    print(
-        f"serve defaults on SQLite; {seconds:g} s per phase; bystander: {BYSTANDER_CLIENTS} "
-        f"clients, GET /v1/me every {BYSTANDER_PAUSE * 1e3:g} ms; attack: {ATTACK_CLIENTS} "
-        f"clients in flight for {ATTACKERS} accounts\n"
-    )
-    rows = []
-    for name, (outcomes, _) in (("no attack", quiet), ("8 attacks in flight", attacked)):
-        bystander = [o for o in outcomes if o.operation == "/v1/me"]
-        ms = [o.seconds * 1e3 for o in bystander if o.status == 200]
-        errors = [o for o in bystander if o.status != 200]  # the last: under attack
-        p99 = live.percentile(ms, 0.99)
-        latencies = (f"{value:.1f} ms" for value in (statistics.median(ms), p99, max(ms)))
-        rows.append([name, len(ms), f"{len(errors)} {live.answers(errors)}", *latencies])
-    live.table("phase | /v1/me answers | errors | p50 | p99 | max", rows)
-    attacks = Counter(o.answer for o in attacked[0] if o.operation == "attack")
-    peak, ceiling = attacked[1], MEMORY_LIMIT_MB + idle_worker_mb
-    print(
-        f"\nattack answers: {dict(sorted(attacks.items()))}\nlargest resident size of any "
-        f"server process under attack: {peak:.0f} MB (ceiling: the {MEMORY_LIMIT_MB} MB render "
-        f"limit + a web worker's {idle_worker_mb:.0f} MB = {ceiling:.0f} MB); gunicorn worker "
-        f"timeouts: {timeouts}"
-    )
-    available = _verdict(p99 < P99_TARGET_MS and not errors)
-    print(
-        f"under attack: {len(errors)} errors, p99 {p99:.1f} ms: {available} the target (0 errors, "
-        f"p99 under {P99_TARGET_MS:g} ms); memory {_verdict(peak <= ceiling)} its ceiling; "
-        f"timeouts {_verdict(timeouts == 0)} none"
-    )
-
-
-def _verdict(ok: bool) -> str:
-    return "meets" if ok else "MISSES"
 
 
 if __name__ == "__main__":

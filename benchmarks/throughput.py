@@ -10,6 +10,7 @@ docs/benchmarks.md, "Throughput".
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 from dataclasses import dataclass
@@ -26,11 +27,7 @@ BALANCED_SHARE = 0.65  # of the workers' CPU in a round, for the busiest worker 
 class Round:
     load: live.Load
     cpu_per_request: float  # seconds of the server's CPU (all its processes) per request
-    busiest_worker_share: float  # of the CPU its workers used in the round
-
-    @property
-    def balanced(self) -> bool:
-        return self.busiest_worker_share <= BALANCED_SHARE
+    balanced: bool  # no worker used over BALANCED_SHARE of the workers' CPU
 
 
 def main() -> None:
@@ -75,13 +72,17 @@ def main() -> None:
 def measure(
     server: live.Server, arguments: argparse.Namespace, headers: dict[str, str], seconds: int
 ) -> Round:
-    before = server.cpu_by_process()
+    def cpu_seconds() -> dict[int, float]:  # by process: user and system time
+        ticks = {pid: int(stat[11]) + int(stat[12]) for pid, stat in server.group().items()}
+        return {pid: tick / os.sysconf("SC_CLK_TCK") for pid, tick in ticks.items()}
+
+    before = cpu_seconds()
     url, connections = f"{server.url}/v1/me", arguments.connections
     load = live.wrk(url, seconds=seconds, connections=connections, headers=headers)
-    used = {pid: cpu - before.get(pid, 0.0) for pid, cpu in server.cpu_by_process().items()}
-    workers = [cpu for pid, cpu in used.items() if pid != server.pid]
-    share = max(workers) / sum(workers) if sum(workers) else 1.0
-    return Round(load, sum(used.values()) / load.requests, share)
+    used = {pid: cpu - before.get(pid, 0.0) for pid, cpu in cpu_seconds().items()}
+    workers = [cpu for pid, cpu in used.items() if pid != server.process.pid]
+    balanced = sum(workers) > 0 and max(workers) / sum(workers) <= BALANCED_SHARE
+    return Round(load, sum(used.values()) / load.requests, balanced)
 
 
 def report(arguments: argparse.Namespace, ours: list[Round], bare: list[Round]) -> None:

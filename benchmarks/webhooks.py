@@ -8,38 +8,27 @@ from an event's commit to its first delivery attempt with an idle worker.
 from __future__ import annotations
 
 import statistics
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import requests
 from requests.adapters import HTTPAdapter
 
 from benchmarks import live
-from connector import schema
-from connector.config import load_settings
-from connector.services import Services
 from connector.templates import TemplateFields
 from connector.webhooks.subscriptions import NewHook
 
-SUBSCRIPTIONS = 1_000
-CONCURRENCY = 16
-LATENCY_SAMPLES = 50
-FANOUT_TARGET = 1.5
-LATENCY_TARGET_MS = 200
+SUBSCRIPTIONS, CONCURRENCY, LATENCY_SAMPLES = 1_000, 16, 50
+FANOUT_TARGET, LATENCY_TARGET_MS = 1.5, 200
 
 
 def main() -> None:
-    with tempfile.TemporaryDirectory() as data_dir, live.Receiver().running() as receiver:
-        settings = load_settings(
-            data_dir=Path(data_dir),
-            database_url="",
-            allow_private_hook_targets=True,
-            delivery_concurrency=CONCURRENCY,
-        )
-        services = Services.build(settings)
-        schema.upgrade(services.db.engine)
+    settings = {"allow_private_hook_targets": True, "delivery_concurrency": CONCURRENCY}
+    with (
+        live.workspace("sqlite") as (work, database_url),
+        live.Receiver().running() as receiver,
+        live.bridge_services(database_url, work / "data", **settings) as services,
+    ):
         account = services.accounts.create("Benchmark")
         key = services.keys.create(account.id, "Benchmark")
         subscription = NewHook(target_url=f"{receiver.url}/hook", events=["template.created"])
@@ -80,7 +69,6 @@ def main() -> None:
                 time.sleep(0.001)
             delays.append(min(min(times) for times in receiver.arrivals.values()) - committed)
             time.sleep(0.2)  # let the worker go idle again
-        services.close()
 
     fanout, baseline = statistics.median(fanouts), statistics.median(baselines)
     latency = f"{statistics.median(delays) * 1e3:.1f} ms"
