@@ -197,12 +197,13 @@ class Tally:
             finding.problems.update(problems)
             finding.count += 1
 
-    def add_check(self, result: Any, operation: str) -> None:
+    def add_check(self, result: Any, operation: str, status: int) -> None:
         failure = result.failure
         self.checks.add(result.name)
         if failure is not None:
             first = f"{operation}: {(failure.message or '').strip().partition(chr(10))[0][:160]}"
-            self.check_failures.setdefault(f"{result.name}: {failure.title}", [0, first])[0] += 1
+            key = f"{result.name}: {failure.title}, answered {status}"
+            self.check_failures.setdefault(key, [0, first])[0] += 1
 
 
 # --- raw sockets, to a real server -------------------------------------------------------------
@@ -509,7 +510,7 @@ def run_schemathesis(app: Any, seeded: Seeded, tally: Tally, count: int, seed: i
         replay = case.as_curl_command(base_url="http://127.0.0.1:8000")
         tally.add(Answer(source, route, replay, *answer))
         for result in results:
-            tally.add_check(result, route)
+            tally.add_check(result, route, response.status_code)
 
     def call(case: Any) -> None:
         protect(case, seeded)

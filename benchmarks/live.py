@@ -298,7 +298,8 @@ class _ReceiverHandler(BaseHTTPRequestHandler):
             if document:
                 receiver.documents[document] += 1
             receiver.bad_signatures += not valid
-        time.sleep(receiver.delay)
+        if receiver.delay:
+            time.sleep(receiver.delay)
         self.send_response(204)
         self.send_header("Content-Length", "0")
         self.end_headers()

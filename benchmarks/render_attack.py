@@ -86,7 +86,9 @@ def main() -> None:
         errors = [o for o in bystander if o.status != 200]  # the last: under attack
         p99 = live.percentile(ms, 0.99)
         latencies = (f"{value:.1f} ms" for value in (statistics.median(ms), p99, max(ms)))
-        rows.append([name, len(ms), f"{len(errors)} {live.answers(errors)}", *latencies])
+        rows.append(
+            [name, len(ms), f"{len(errors)} ({live.answers(errors)})" if errors else 0, *latencies]
+        )
     live.table("phase | /v1/me answers | errors | p50 | p99 | max", rows)
     print(f"\nattack answers: {live.answers(o for o in attacked if o.operation == 'attack')}\n")
     ceiling = MEMORY_LIMIT_MB + worker_mb
