@@ -1,12 +1,10 @@
 """The baseline of ``benchmarks.throughput``: a bare Flask route answering the same JSON as
-``GET /v1/me``, served by gunicorn with exactly the options ``templateto-bridge serve`` uses.
+``GET /v1/me``, under gunicorn with exactly ``templateto-bridge serve``'s options.
 
-    python -m benchmarks.bare_app --port 8001 --workers 2 --threads 4
+    python -m benchmarks.bare_app --port 8001 --workers 2 --threads 8
 
-The options are not copied: :func:`connector.serving.serve` builds them and starts its
-``BridgeServer``, which here is swapped for one that loads this app instead of ours. So the
-worker class (gthread), workers, threads, timeouts, logging and access log are the service's,
-whatever they become, and only the application differs. No webhook delivery thread.
+The options are not copied: ``connector.serving.serve`` builds them and starts its
+``BridgeServer``, here swapped for one that loads this app instead of ours.
 """
 
 from __future__ import annotations
@@ -20,17 +18,10 @@ from connector import serving
 from connector.config import load_settings
 
 MARKER = "bare Flask"
-ME = {
-    "account_id": "acc_4d9rQm2Xk7LwPz81vBnS",
-    "account_name": MARKER,
-    "key_id": "key_8hJk2LmN4pQr6sTu0vWx",
-    "key_name": "Benchmark",
-    "key_hint": "tt_live_…Ab3d",
-    "permission": "standard",
-    "key_created_at": "2026-11-20T10:03:00Z",
-    "key_rolled_at": None,
-    "label": f"{MARKER} · Benchmark",
-}
+ME = {"account_id": "acc_4d9rQm2Xk7LwPz81vBnS", "account_name": MARKER,
+      "key_id": "key_8hJk2LmN4pQr6sTu0vWx", "key_name": "Benchmark", "key_hint": "tt_live_…Ab3d",
+      "permission": "standard", "key_created_at": "2026-11-20T10:03:00Z", "key_rolled_at": None,
+      "label": f"{MARKER} · Benchmark"}  # fmt: skip
 
 app = Flask(__name__)
 
@@ -45,22 +36,11 @@ class BareServer(serving.BridgeServer):
         return app
 
 
-def main() -> None:
+if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=4)
+    for option in ("--port", "--workers", "--threads"):
+        parser.add_argument(option, type=int, required=True)
     arguments = parser.parse_args()
     serving.BridgeServer = BareServer  # type: ignore[misc]  # serve() starts this name
-    serving.serve(
-        load_settings(),
-        host="127.0.0.1",
-        port=arguments.port,
-        workers=arguments.workers,
-        threads=arguments.threads,
-        deliver=False,
-    )
-
-
-if __name__ == "__main__":
-    main()
+    serving.serve(load_settings(), host="127.0.0.1", port=arguments.port,
+                  workers=arguments.workers, threads=arguments.threads, deliver=False)  # fmt: skip

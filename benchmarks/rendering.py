@@ -1,27 +1,22 @@
-"""Our render path against python-liquid and xhtml2pdf called directly, in the same run.
+"""Our render path (a render slot, a render process and back) against python-liquid and
+xhtml2pdf called directly in this process, in the same run.
 
     python -m benchmarks.rendering
 
-TXT: a 50-line invoice with a text body. PDF: the demo's one-page invoice. Ours is the
-service's path: a render slot, the data pickled to a render process of the pool and the file
-back, and in that process the template cache, the limits, the embedded font and the resource
-policy. The direct baseline parses once and renders the same HTML (with the same embedded font)
-in this process; the ratio is what our path adds.
+Method: docs/benchmarks.md, "Rendering".
 """
 
 from __future__ import annotations
 
 import io
 import json
-import statistics
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 from liquid import Environment
 from xhtml2pdf import pisa
 
+from benchmarks import live
 from connector.cli import DEMO_FILES
 from connector.rendering import Format, Renderer, RenderLimits, TemplateSource
 from connector.rendering.pdf import FONTS, _with_font
@@ -35,24 +30,6 @@ TEXT_INVOICE = (
     " = {{ line.quantity | times: line.unit_price }}\n{% endfor %}\n"
     "Total: {{ invoice.total }} {{ invoice.currency }}\n"
 )
-
-
-def median_seconds(function: Callable[[], object], rounds: int, calls: int) -> float:
-    samples = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        for _ in range(calls):
-            function()
-        samples.append((time.perf_counter() - start) / calls)
-    return statistics.median(samples)
-
-
-def interleaved(ours: Callable[[], object], direct: Callable[[], object], rounds: int, calls: int):
-    ours_samples, direct_samples = [], []
-    for _ in range(rounds):
-        ours_samples.append(median_seconds(ours, 1, calls))
-        direct_samples.append(median_seconds(direct, 1, calls))
-    return statistics.median(ours_samples), statistics.median(direct_samples)
 
 
 def main() -> None:
@@ -92,28 +69,26 @@ def measure(renderer: Renderer) -> None:
     assert renderer.render(account, text_template, fifty_lines, Format.TXT).content.decode() == (
         parsed_text.render(**fifty_lines)
     )
-    txt_ours, txt_direct = interleaved(
+    txt_ours, txt_direct = live.interleaved(
         lambda: renderer.render(account, text_template, fifty_lines, Format.TXT),
         lambda: parsed_text.render(**fifty_lines),
         rounds=30,
         calls=50,
     )
-    pdf_ours, pdf_direct = interleaved(
+    pdf_ours, pdf_direct = live.interleaved(
         lambda: renderer.render(account, pdf_template, data, Format.PDF),
         direct_pdf,
         rounds=15,
         calls=3,
     )
-    print("| render | ours (median) | direct (median) | ratio | target |")
-    print("|---|---|---|---|---|")
-    for name, ours, direct in (
-        ("TXT, 50-line invoice", txt_ours, txt_direct),
-        ("PDF, 1-page invoice", pdf_ours, pdf_direct),
-    ):
-        print(
-            f"| {name} | {ours * 1e3:.2f} ms | {direct * 1e3:.2f} ms | "
-            f"{ours / direct:.2f} | ≤ {TARGETS[name[:3]]} |"
+    rows = [
+        [name, f"{ours * 1e3:.2f} ms", f"{direct * 1e3:.2f} ms", f"{ours / direct:.2f}", target]
+        for name, ours, direct, target in (
+            ("TXT, 50-line invoice", txt_ours, txt_direct, f"≤ {TARGETS['TXT']}"),
+            ("PDF, 1-page invoice", pdf_ours, pdf_direct, f"≤ {TARGETS['PDF']}"),
         )
+    ]
+    live.table("render | ours (median) | direct (median) | ratio | target", rows)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Bad input found by generated requests (docs/bad-input.md): each a clear 4xx, never a 500."""
+"""Bad input found by generated requests (docs/benchmarks.md, "Bad input"): each a clear 4xx,
+never a 500."""
 
 from __future__ import annotations
 

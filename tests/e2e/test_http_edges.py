@@ -1,4 +1,5 @@
-"""What a live server does with HTTP that breaks the rules (docs/bad-input.md, findings 5 and 7)."""
+"""What a live server does with HTTP that breaks the rules: a pooled connection survives an early
+413, and malformed headers get an answer (CHANGELOG, bad input)."""
 
 from __future__ import annotations
 
