@@ -17,7 +17,7 @@ from gunicorn.app.base import BaseApplication
 from prometheus_client import multiprocess
 
 from .config import Settings
-from .errors import ConfigError
+from .errors import ConfigError, RenderUnavailable
 from .logs import LOGGING, JsonAccessLogger
 from .metrics import MULTIPROCESS_DIR
 from .refusals import JsonRefusingWorker
@@ -38,7 +38,16 @@ def _start_rendering(worker: Any) -> None:
     # processes are up (a second or two) waits for them.
     services = _services_of(worker)
     if services is not None:
-        threading.Thread(target=services.renderer.start, name="render-start", daemon=True).start()
+        threading.Thread(
+            target=_start_renderer, args=(services,), name="render-start", daemon=True
+        ).start()
+
+
+def _start_renderer(services: Services) -> None:
+    try:
+        services.renderer.start()
+    except RenderUnavailable as error:  # stopping meanwhile; else the first render retries
+        log.warning("render processes not started", extra={"reason": error.message})
 
 
 def _start_rendering_and_delivery(worker: Any) -> None:

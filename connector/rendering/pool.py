@@ -69,12 +69,12 @@ class _RenderProcess:
         self._process = _CONTEXT.Process(
             target=_serve, args=(child_end, memory_bytes), name="render", daemon=True
         )
-        self._process.start()
-        child_end.close()
         # Ready once it says so: a task sent before would wait, and its time run, meanwhile.
         try:
+            self._process.start()
+            child_end.close()
             ready = self._connection.poll(_START_SECONDS) and self._connection.recv() == _READY
-        except (EOFError, OSError):
+        except (EOFError, OSError):  # the fork server is gone: the service is stopping
             ready = False
         if not ready:
             self.stop()
@@ -103,8 +103,9 @@ class _RenderProcess:
         self._process.kill()
 
     def stop(self) -> None:
-        self._process.kill()
-        self._process.join(_START_SECONDS)
+        if self._process.pid is not None:  # started
+            self._process.kill()
+            self._process.join(_START_SECONDS)
         self._connection.close()
 
 
