@@ -64,8 +64,16 @@ class Principal:
     grace_until: datetime | None = None
 
     @property
+    def in_grace_period(self) -> bool:
+        return self.grace_until is not None
+
+    @property
     def label(self) -> str:
-        return f"{self.account_name} · {self.key_name}"
+        """The connection label: account and key, and when a rolled value stops working."""
+        label = f"{self.account_name} · {self.key_name}"
+        if self.grace_until is not None:
+            label += f" (rolled: this value stops working {format_time(self.grace_until)})"
+        return label
 
     @property
     def is_admin(self) -> bool:

@@ -139,7 +139,14 @@ class Connection(BaseModel):
     key_id: str
     key_name: str
     key_hint: str
-    label: str = Field(description="Account and key name: Acme Ltd · Zapier production.")
+    label: str = Field(
+        description="Account and key name: Acme Ltd · Zapier production; for a rolled value in "
+        "its grace period, also when it stops working."
+    )
+    in_grace_period: bool = Field(
+        description="True when this value was rolled and works only until grace_until."
+    )
+    grace_until: datetime | None = Field(description="When this rolled value stops working.")
 
 
 class DocumentItem(BaseModel):

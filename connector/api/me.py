@@ -27,7 +27,14 @@ class Me(BaseModel):
     permission: Permission
     key_created_at: datetime
     key_rolled_at: datetime | None
-    label: str = Field(description="Account and key name, for a connection label.")
+    label: str = Field(
+        description="Account and key name, for a connection label; for a rolled value in its "
+        "grace period, also when it stops working."
+    )
+    in_grace_period: bool = Field(
+        description="True when this value was rolled and works only until grace_until."
+    )
+    grace_until: datetime | None = Field(description="When this rolled value stops working.")
 
 
 @blueprint.get("/me", responses={200: Me})

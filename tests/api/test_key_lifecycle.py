@@ -97,6 +97,11 @@ def test_grace_period_keeps_the_old_value_working_with_a_warning_until_it_ends(
     assert during.status_code == 200
     assert "2026-11-20T11:03:00Z" in during.headers["X-Api-Key-Warning"]
     assert during.headers["Sunset"] == "Fri, 20 Nov 2026 11:03:00 GMT"
+    assert during.json["in_grace_period"] is True
+    assert during.json["grace_until"] == "2026-11-20T11:03:00Z"
+    assert during.json["label"] == (
+        "Acme Ltd · n8n workflows (rolled: this value stops working 2026-11-20 11:03 UTC)"
+    )
     fresh = client.get("/v1/me", headers=key_header(rolled["value"]))
     assert "X-Api-Key-Warning" not in fresh.headers
 
@@ -212,4 +217,6 @@ def test_me_describes_account_and_key(client, account, admin_key) -> None:
         "key_created_at": "2026-11-20T10:03:00Z",
         "key_rolled_at": None,
         "label": "Acme Ltd · Zapier production",
+        "in_grace_period": False,
+        "grace_until": None,
     }

@@ -40,6 +40,8 @@ def test_credential_test_names_the_account_and_key(client, headers, standard_key
         "key_name": "n8n workflows",
         "key_hint": standard_key.hint,
         "label": "Acme Ltd · n8n workflows",
+        "in_grace_period": False,
+        "grace_until": None,
     }
 
 

@@ -38,6 +38,8 @@ def test_auth_test_is_a_flat_object_with_a_label(client, headers, standard_key) 
         "key_name": "n8n workflows",
         "key_hint": standard_key.hint,
         "label": "Acme Ltd · n8n workflows",
+        "in_grace_period": False,
+        "grace_until": None,
     }
 
 
