@@ -30,6 +30,7 @@ from .errors import (
 )
 from .events import EventType, record
 from .models import Account, ApiKey, AuthGeneration, KeyFailure, KeyValue, new_id
+from .revocations import announce
 from .webhooks.subscriptions import delete_hooks_of_key
 
 RECOGNISABLE_FOR = timedelta(days=90)
@@ -150,8 +151,9 @@ class KeyManager:
 
     ``account_id`` scopes every lookup: a key of another account is "not found". The CLI, which
     acts as the operator, passes ``None`` to reach any account's key by id.
-    ``on_revoke`` runs after a roll or delete commits; the app passes the authenticator's
-    ``forget_all`` so this process stops accepting the old value at once.
+    ``on_revoke`` runs after a roll or delete commits and before it returns; the app passes the
+    revocation signal's ``bump``, so that no process of this machine accepts the old value once
+    the caller has the answer.
     """
 
     def __init__(
@@ -324,13 +326,15 @@ class KeyManager:
 
     @staticmethod
     def _revoked(session: Session, now: datetime) -> None:
-        """Tell every process that cached keys may be stale, and forget values past the 90 days
-        they stay recognisable (the row stays for its failure history)."""
+        """Tell every process that cached keys may be stale (other machines through
+        :func:`~connector.revocations.announce`), and forget values past the 90 days they stay
+        recognisable (the row stays for its failure history)."""
         session.execute(
             update(AuthGeneration)
             .where(AuthGeneration.id == 1)
             .values(generation=AuthGeneration.generation + 1)
         )
+        announce(session)
         session.execute(
             update(KeyValue)
             .where(KeyValue.retired_at < now - RECOGNISABLE_FOR, KeyValue.fingerprint.is_not(None))

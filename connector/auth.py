@@ -1,11 +1,10 @@
 """Authenticate an ``X-Api-Key`` value: a :class:`Principal`, or an :class:`AuthenticationFailed`
 whose class says why, with a message that says what happened and what to do.
 
-The path of a known value is one SHA-256 and one dict lookup. A cache miss checks the value's
-shape and checksum with no I/O, then does one indexed lookup by SHA-256. Every roll and delete
-bumps a generation counter in the database; each process polls it at most every
-``POLL_SECONDS`` while serving cached keys, so a revoked value stops working in the process that
-revoked it at once (``forget_all``) and in every other process within a second.
+The path of a known value is one SHA-256, one shared-memory read and one dict lookup. A cache
+miss checks the value's shape and checksum with no I/O, then does one indexed lookup by SHA-256.
+A roll or delete empties every process's cache before it answers (:mod:`connector.revocations`
+says how), so an old value is refused by the first request sent after the answer.
 """
 
 from __future__ import annotations
@@ -34,9 +33,12 @@ from .errors import (
     AuthenticationFailed,
 )
 from .models import Account, ApiKey, AuthGeneration, KeyValue
+from .revocations import RevocationSignal
 from .usage import UsageRecorder
 
-POLL_SECONDS = 0.5
+# The safety net behind the revocation signal and listener: how often a process serving cached
+# keys also reads the database's generation counter.
+POLL_SECONDS = 5.0
 LAST_USED_EVERY_SECONDS = 60.0
 # Even without a roll, a cached answer is re-read now and then, so that e.g. a value past its
 # 90 recognisable days stops being described as rolled.
@@ -118,9 +120,12 @@ class Authenticator:
         db: Database,
         usage: UsageRecorder,
         repeats: RefusalRepeats,
+        signal: RevocationSignal,
         clock: Clock | None = None,
     ) -> None:
         self._db = db
+        self._signal = signal
+        self._signal_seen = signal.read()
         self._usage = usage
         self._clock = clock or Clock()
         self._cache: dict[str, _Entry] = {}
@@ -190,6 +195,10 @@ class Authenticator:
             raise ApiKeyMissing(
                 "No API key was sent. Send your TemplateTo API key in the X-Api-Key header.",
             )
+        signal = self._signal.read()
+        if signal != self._signal_seen:
+            self._signal_seen = signal
+            self.forget_all()
         entry = self._cache.get(digest)
         if entry is not None and time.monotonic() >= self._next_poll:
             self._poll_generation()
@@ -199,7 +208,7 @@ class Authenticator:
         return entry
 
     def forget_all(self) -> None:
-        """Drop every cached answer, e.g. right after this process rolled or deleted a key."""
+        """Drop every cached answer: a key was rolled or deleted."""
         with self._lock:
             self._cache.clear()
             self._epoch += 1

@@ -29,6 +29,7 @@ from .rendering import PdfConverter, Renderer, RenderLimits
 from .rendering.pool import RenderPool
 from .rendering.slots import RenderSlots
 from .rendering.upstream import UpstreamPdfConverter
+from .revocations import RevocationListener, RevocationSignal
 from .storage import LocalFileStore
 from .templates import TemplateStore
 from .usage import UsageRecorder
@@ -57,6 +58,9 @@ class Services:
     api_limits: ApiLimits
     sign_in_limits: SignInLimits
     metrics: Metrics
+    revocations: RevocationSignal
+    # Other machines' rolls and deletes, heard by a serving process (PostgreSQL only).
+    revocation_listener: RevocationListener | None
     # Made by build() when no one passed a directory for the render slots: removed on close.
     own_slots_dir: Path | None = None
 
@@ -82,7 +86,9 @@ class Services:
         limits = limit_storage(settings.redis_url)
         metrics = Metrics(db, clock)
         usage = UsageRecorder(db)
-        authenticator = Authenticator(db, usage, RefusalRepeats(limits), clock)
+        assert settings.runtime_dir is not None  # filled by load_settings
+        revocations = RevocationSignal(settings.runtime_dir)
+        authenticator = Authenticator(db, usage, RefusalRepeats(limits), revocations, clock)
         own_slots_dir = None
         if render_slots_dir is None:
             render_slots_dir = own_slots_dir = Path(tempfile.mkdtemp(prefix="bridge-render-"))
@@ -103,7 +109,7 @@ class Services:
             db=db,
             usage=usage,
             authenticator=authenticator,
-            keys=KeyManager(db, clock, on_revoke=authenticator.forget_all),
+            keys=KeyManager(db, clock, on_revoke=revocations.bump),
             accounts=Accounts(db, clock),
             templates=templates,
             renderer=renderer,
@@ -128,16 +134,25 @@ class Services:
             ),
             sign_in_limits=SignInLimits(limits),
             metrics=metrics,
+            revocations=revocations,
+            revocation_listener=(
+                RevocationListener(settings.database_url, authenticator.forget_all)
+                if RevocationListener.needed_for(settings.database_url)
+                else None
+            ),
             own_slots_dir=own_slots_dir,
         )
 
     def close(self) -> None:
-        """Stop delivering and rendering, write buffered usage and release database
+        """Stop delivering, rendering and listening, write buffered usage and release database
         connections."""
         self.delivery.stop()
+        if self.revocation_listener is not None:
+            self.revocation_listener.stop()
         self.renderer.close()
         self.usage.close()
         self.db.dispose()
+        self.revocations.close()
         if self.own_slots_dir is not None:
             shutil.rmtree(self.own_slots_dir, ignore_errors=True)
 

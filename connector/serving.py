@@ -33,11 +33,13 @@ def _services_of(worker: Any) -> Services | None:
     return extensions.get(EXTENSION)
 
 
-def _start_rendering(worker: Any) -> None:
+def _start_worker(worker: Any) -> None:
     # In the background: the worker answers at once, and a render that comes before the render
     # processes are up (a second or two) waits for them.
     services = _services_of(worker)
     if services is not None:
+        if services.revocation_listener is not None:
+            services.revocation_listener.start()
         threading.Thread(
             target=_start_renderer, args=(services,), name="render-start", daemon=True
         ).start()
@@ -50,8 +52,8 @@ def _start_renderer(services: Services) -> None:
         log.warning("render processes not started", extra={"reason": error.message})
 
 
-def _start_rendering_and_delivery(worker: Any) -> None:
-    _start_rendering(worker)
+def _start_worker_with_delivery(worker: Any) -> None:
+    _start_worker(worker)
     services = _services_of(worker)
     if services is not None:
         services.delivery.start()
@@ -92,7 +94,7 @@ def serve(
     (leases keep them from sending the same delivery twice)."""
     _ensure_address_free(host, port)
     log.info("serving", extra={"url": f"http://{host}:{port}", "data_dir": str(settings.data_dir)})
-    hooks = {"post_worker_init": _start_rendering_and_delivery if deliver else _start_rendering}
+    hooks = {"post_worker_init": _start_worker_with_delivery if deliver else _start_worker}
     # Every worker counts into files here, so /metrics adds up all of them whichever answers.
     made_metrics_dir = MULTIPROCESS_DIR not in os.environ
     if made_metrics_dir:

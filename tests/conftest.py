@@ -140,13 +140,13 @@ def start_server(
     """Start ``templateto-bridge serve`` processes on free loopback ports; stop them after."""
     started: list[RunningServer] = []
 
-    def start(workers: int = 1) -> RunningServer:
+    def start(workers: int = 1, **extra_env: str) -> RunningServer:
         port = free_port()
         log_path = tmp_path / f"server-{port}.log"
         with log_path.open("w") as log_file:
             process = subprocess.Popen(
                 bridge_command("serve", "--port", str(port), "--workers", str(workers)),
-                env={**server_env, "BRIDGE_PUBLIC_URL": f"http://127.0.0.1:{port}"},
+                env={**server_env, "BRIDGE_PUBLIC_URL": f"http://127.0.0.1:{port}", **extra_env},
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
             )
