@@ -216,6 +216,13 @@ class ApiKeyNotAdmin(PermissionDenied):
     code = "api_key_not_admin"
 
 
+class ApiKeyInGracePeriod(PermissionDenied):
+    """A rolled value still in its grace period does ordinary work only: a leaked admin value
+    must not mint itself new keys."""
+
+    code = "api_key_in_grace_period"
+
+
 class AdminRequired(PermissionDenied):
     code = "admin_required"
 

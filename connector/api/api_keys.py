@@ -65,7 +65,7 @@ def list_keys(query: ListQuery) -> dict:
 @blueprint.post("", responses={201: IssuedApiKey})
 def create_key(body: NewKey) -> tuple[dict, int]:
     """Create a key. The response holds its full value: the only time it is ever shown."""
-    principal = require_admin()
+    principal = require_admin(to_change=True)
     issued = services().keys.create(principal.account_id, body.name, body.permission)
     return issued.model_dump(mode="json"), 201
 
@@ -90,7 +90,7 @@ def roll_key(path: KeyPath) -> dict:
     """Give the key a new value, keeping its id and name. The old value is refused at once, or
     keeps working for ``grace_seconds`` (at most 7 days) with a warning header on every
     response. The response holds the new value: the only time it is ever shown."""
-    principal = require_admin()
+    principal = require_admin(to_change=True)
     roll = _roll_request()
     issued = services().keys.roll(
         principal.account_id, path.key_id, timedelta(seconds=roll.grace_seconds)
@@ -118,7 +118,7 @@ def _roll_request() -> Roll:
 def delete_key(path: KeyPath) -> dict:
     """Delete the key: every integration using it stops working. The record stays, marked
     deleted, so failures of its old value can still be explained."""
-    principal = require_admin()
+    principal = require_admin(to_change=True)
     return services().keys.delete(principal.account_id, path.key_id).model_dump(mode="json")
 
 

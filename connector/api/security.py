@@ -10,6 +10,7 @@ from flask_openapi3 import APIBlueprint, Tag
 
 from ..auth import Principal, grace_warning, key_in_query
 from ..errors import (
+    ApiKeyInGracePeriod,
     ApiKeyNotAdmin,
     AuthenticationFailed,
     TooManyRequests,
@@ -89,12 +90,21 @@ def current_principal() -> Principal:
     return g.principal
 
 
-def require_admin() -> Principal:
+def require_admin(*, to_change: bool = False) -> Principal:
+    """The request's principal, when its key may read (or, ``to_change``, create, roll or
+    delete) API keys."""
     principal = current_principal()
     if not principal.is_admin:
         raise ApiKeyNotAdmin(
             f"The API key {principal.key_name!r} has the standard permission; managing API keys "
             "needs a key with the admin permission. Ask an admin to create one on the API keys "
             "page.",
+        )
+    if to_change and principal.grace_until is not None:
+        raise ApiKeyInGracePeriod(
+            f"This value of the API key {principal.key_name!r} was rolled and works only for "
+            "ordinary requests until its grace period ends. Use the key's new value to manage "
+            "API keys.",
+            details={"key_id": principal.key_id, "key_name": principal.key_name},
         )
     return principal

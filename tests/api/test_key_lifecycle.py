@@ -220,3 +220,36 @@ def test_me_describes_account_and_key(client, account, admin_key) -> None:
         "in_grace_period": False,
         "grace_until": None,
     }
+
+
+def test_a_value_in_its_grace_period_cannot_manage_keys(
+    client, services, account, admin_key
+) -> None:
+    new_value = client.post(
+        f"/v1/api-keys/{admin_key.id}/roll",
+        json={"grace_seconds": 600},
+        headers=key_header(admin_key.value),
+    ).json["value"]
+    old = key_header(admin_key.value)
+
+    attempts = [
+        client.post(
+            f"/v1/api-keys/{admin_key.id}/roll", json={"grace_seconds": 604800}, headers=old
+        ),
+        client.post("/v1/api-keys", json={"name": "Minted"}, headers=old),
+        client.delete(f"/v1/api-keys/{admin_key.id}", headers=old),
+    ]
+    for refused in attempts:
+        assert refused.status_code == 403
+        error = refused.json["error"]
+        assert error["code"] == "api_key_in_grace_period"
+        assert "'Zapier production'" in error["message"]
+        assert "new value" in error["message"]
+        assert "X-Api-Key-Warning" in refused.headers
+    assert [key.name for key in services.keys.list(account.id)] == ["Zapier production"]
+    # Ordinary work goes on until the grace period ends, reading keys included.
+    assert client.get("/v1/api-keys", headers=old).status_code == 200
+    assert client.get("/v1/templates", headers=old).status_code == 200
+    # The new value manages keys as before.
+    minted = client.post("/v1/api-keys", json={"name": "Minted"}, headers=key_header(new_value))
+    assert minted.status_code == 201
