@@ -19,7 +19,7 @@ from werkzeug.datastructures import MultiDict
 
 from . import keys
 from .api_keys import RECOGNISABLE_FOR, Permission
-from .clients import RefusalRepeats, classify
+from .clients import Client, RefusalRepeats, classify
 from .clock import Clock, format_time, iso
 from .db import Database
 from .errors import (
@@ -147,9 +147,44 @@ class Authenticator:
         except AuthenticationFailed as refusal:
             refusal.repeat = self._repeats.is_repeat(client, digest, path)
             raise
-        now = self._clock.time()
         repeat = entry.failure is not None and self._repeats.is_repeat(client, digest, path)
-        if entry.report_as is not None and not repeat:
+        if not repeat:
+            self._note_old_value(entry, client, path)
+        if entry.failure is not None:
+            # A fresh exception each time: a shared instance would collect tracebacks across
+            # requests and threads.
+            failure = entry.failure
+            fresh = type(failure)(failure.message, details=failure.details)
+            fresh.repeat = repeat
+            raise fresh
+        now = self._clock.time()
+        if now - entry.last_used_noted >= LAST_USED_EVERY_SECONDS:
+            entry.last_used_noted = now
+            self._usage.note_used(entry.key_id, self._clock.now())
+        assert entry.principal is not None
+        return entry.principal
+
+    def note_limited(
+        self, presented: str | None, *, user_agent: str, path: str, identify: bool
+    ) -> None:
+        """Count a use of a retired value that an abuse limit answered before authentication,
+        so that the failure report shows every call. Known from this process's cache; with
+        ``identify`` (the value is over its own limit: one value sent again and again, not a
+        spray of guesses) a value not known yet is looked up once and remembered."""
+        if not presented:
+            return
+        digest = keys.fingerprint(presented)
+        entry = self._cache.get(digest)
+        if entry is None and identify:
+            try:
+                entry = self._load(presented, digest, remember_unknown=True)
+            except AuthenticationFailed:
+                return
+        if entry is not None:
+            self._note_old_value(entry, classify(user_agent), path)
+
+    def _note_old_value(self, entry: _Entry, client: Client, path: str) -> None:
+        if entry.report_as is not None:
             self._usage.note_old_value(
                 value_id=entry.value_id,
                 key_id=entry.key_id,
@@ -158,18 +193,6 @@ class Authenticator:
                 path=_printable(path),
                 at=self._clock.now(),
             )
-        if entry.failure is not None:
-            # A fresh exception each time: a shared instance would collect tracebacks across
-            # requests and threads.
-            failure = entry.failure
-            fresh = type(failure)(failure.message, details=failure.details)
-            fresh.repeat = repeat
-            raise fresh
-        if now - entry.last_used_noted >= LAST_USED_EVERY_SECONDS:
-            entry.last_used_noted = now
-            self._usage.note_used(entry.key_id, self._clock.now())
-        assert entry.principal is not None
-        return entry.principal
 
     def vouches_for(self, presented: str | None) -> bool:
         """Whether ``presented`` is a working key this process checked a moment ago: known
@@ -208,9 +231,15 @@ class Authenticator:
         return entry
 
     def forget_all(self) -> None:
-        """Drop every cached answer: a key was rolled or deleted."""
+        """A key was rolled or deleted: every cached answer is re-read before it is used again.
+        Refusals stay known for :meth:`note_limited` (a revocation never makes a refused value
+        work again); the rest are dropped."""
         with self._lock:
-            self._cache.clear()
+            self._cache = {
+                digest: entry for digest, entry in self._cache.items() if entry.principal is None
+            }
+            for entry in self._cache.values():
+                entry.valid_until = float("-inf")
             self._epoch += 1
 
     def _poll_generation(self) -> None:
@@ -221,12 +250,12 @@ class Authenticator:
                 select(AuthGeneration.generation).where(AuthGeneration.id == 1)
             )
         with self._lock:
-            if generation != self._generation:
-                self._cache.clear()
-                self._epoch += 1
-                self._generation = generation
+            changed = generation != self._generation
+            self._generation = generation
+        if changed:
+            self.forget_all()
 
-    def _load(self, presented: str, digest: str) -> _Entry:
+    def _load(self, presented: str, digest: str, *, remember_unknown: bool = False) -> _Entry:
         problem = keys.diagnose(presented)
         if problem is keys.FormatProblem.EMPTY:
             raise ApiKeyMissing(
@@ -254,14 +283,20 @@ class Authenticator:
                 .where(KeyValue.fingerprint == digest)
             ).one_or_none()
         if row is None:
+            if remember_unknown:
+                self._remember(digest, epoch, _Entry("", 0, None, self._unknown(), None, 0.0))
             raise self._unknown()
         entry = self._describe(row.KeyValue, row.ApiKey, row.Account)
+        self._remember(digest, epoch, entry)
+        return entry
+
+    def _remember(self, digest: str, epoch: int, entry: _Entry) -> None:
         with self._lock:
+            # Not when a revocation came in meanwhile: the entry may describe the state before.
             if self._epoch == epoch:
                 if len(self._cache) >= MAX_CACHED:
                     self._cache.clear()
                 self._cache[digest] = entry
-        return entry
 
     def _describe(self, value: KeyValue, key: ApiKey, account: Account) -> _Entry:
         now = self._clock.now()

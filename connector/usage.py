@@ -27,7 +27,7 @@ from .models import ApiKey, KeyFailure, KeyValue
 
 log = logging.getLogger(__name__)
 
-FLUSH_DELAY_SECONDS = 2.0
+FLUSH_DELAY_SECONDS = 1.0
 OLD_VALUE_EVENT_EVERY = timedelta(hours=1)
 
 

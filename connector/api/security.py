@@ -13,6 +13,7 @@ from ..errors import (
     ApiKeyInGracePeriod,
     ApiKeyNotAdmin,
     AuthenticationFailed,
+    FailedAuthKeyLimited,
     TooManyRequests,
 )
 from ..refusals import require_json_body
@@ -44,10 +45,16 @@ def _authenticate() -> None:
     if not authenticator.vouches_for(presented):
         try:
             limits.check_refusals(address, presented)
-        except TooManyRequests:
+        except TooManyRequests as limited:
             # n8n's repeat of a refusal is the same attempt as the one the limit let through.
             if not authenticator.expects_repeat(presented, user_agent=user_agent, path=path):
                 metrics.authenticated("limited")
+                authenticator.note_limited(
+                    presented,
+                    user_agent=user_agent,
+                    path=path,
+                    identify=isinstance(limited, FailedAuthKeyLimited),
+                )
                 raise
     try:
         principal = authenticator.authenticate(presented, user_agent=user_agent, path=path)

@@ -151,3 +151,44 @@ def test_when_redis_is_unreachable_requests_are_served(settings, clock, account,
     assert [a.status_code for a in answers] == [200] * 5
     assert "abuse limits are not counted" in caplog.text
     app.extensions["templateto"].close()
+
+
+def reported_count(services, key_id: str) -> int:
+    services.usage.flush()
+    return sum(report.count for report in services.keys.failures(None, key_id))
+
+
+def test_every_use_of_an_old_value_is_counted_the_limited_ones_too(
+    client, services, account
+) -> None:
+    old = services.keys.create(account.id, "Zapier production")
+    services.keys.roll(None, old.id)
+    headers = key_header(old.value, "Zapier")
+
+    answers = [client.get("/zapier/me", headers=headers).status_code for _ in range(4)]
+    # Another key's roll empties the caches: the limited value stays known.
+    other = services.keys.create(account.id, "Reporting")
+    services.keys.roll(None, other.id)
+    answers += [client.get("/zapier/me", headers=headers).status_code for _ in range(4)]
+
+    assert answers == [401, 401] + [429] * 6
+    assert reported_count(services, old.id) == 8
+
+
+def test_a_process_that_never_saw_a_limited_value_still_counts_it(settings, clock, account):
+    """With Redis, another process may meet a value already over its limit."""
+    shared = settings.model_copy(update={"redis_url": "redis://127.0.0.1:6379/0"})
+    first, second = create_app(shared, clock=clock), create_app(shared, clock=clock)
+    services = first.extensions["templateto"]
+    old = services.keys.create(account.id, "Zapier production")
+    services.keys.roll(None, old.id)
+    headers = key_header(old.value, "Zapier")
+
+    answers = [first.test_client().get("/zapier/me", headers=headers) for _ in range(2)]
+    answers += [second.test_client().get("/zapier/me", headers=headers) for _ in range(3)]
+
+    assert [a.status_code for a in answers] == [401, 401, 429, 429, 429]
+    second.extensions["templateto"].usage.flush()
+    assert reported_count(services, old.id) == 5
+    for app in (first, second):
+        app.extensions["templateto"].close()
