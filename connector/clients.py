@@ -5,9 +5,15 @@ from __future__ import annotations
 import enum
 import hashlib
 import logging
+from datetime import timedelta
+from typing import Any
 
-from limits.errors import StorageError
-from limits.storage import Storage
+from sqlalchemy import CursorResult, delete, select
+from sqlalchemy.exc import SQLAlchemyError
+
+from .clock import Clock
+from .db import Database
+from .models import RefusalRepeat
 
 REPEAT_WITHIN_SECONDS = 5
 log = logging.getLogger(__name__)
@@ -39,40 +45,52 @@ class RefusalRepeats:
 
     A refusal is remembered by what identifies the request (the key's fingerprint, the path);
     the next identical refusal from the same client within ``REPEAT_WITHIN_SECONDS`` is its
-    repeat, and the one after that is a new attempt again. Remembered in the abuse limits'
-    storage, so that with Redis a repeat answered by another worker or machine is still known;
-    when that storage cannot be reached, every refusal counts."""
+    repeat, and the one after that is a new attempt again. Remembered in the database, so that
+    a repeat answered by another worker or machine is still known; when the database cannot be
+    reached, every refusal counts."""
 
-    def __init__(self, storage: Storage, window: int = REPEAT_WITHIN_SECONDS) -> None:
-        self._storage = storage
-        self._window = window
+    def __init__(self, db: Database, clock: Clock, window: int = REPEAT_WITHIN_SECONDS) -> None:
+        self._db = db
+        self._clock = clock
+        self._window = timedelta(seconds=window)
 
     def expects(self, client: Client, key_fingerprint: str, path: str) -> bool:
         """Whether the next identical refusal would be a repeat (without counting it as one)."""
         if client not in RETRIES_REFUSED_ONCE:
             return False
+        remembered = _remembered_as(client, key_fingerprint, path)
         try:
-            return bool(self._storage.get(_remembered_as(client, key_fingerprint, path)))
-        except StorageError:
+            with self._db.transaction() as session:
+                until = session.scalar(
+                    select(RefusalRepeat.remembered_until).where(
+                        RefusalRepeat.request == remembered
+                    )
+                )
+        except SQLAlchemyError:
             return False
+        return until is not None and until > self._clock.now()
 
     def is_repeat(self, client: Client, key_fingerprint: str, path: str) -> bool:
         if client not in RETRIES_REFUSED_ONCE:
             return False
         remembered = _remembered_as(client, key_fingerprint, path)
+        now = self._clock.now()
         try:
-            if self._storage.get(remembered):
-                self._storage.clear(remembered)
-                return True
-            self._storage.incr(remembered, self._window)
-        except StorageError as error:
-            log.warning(
-                "refusal repeats are not told apart: %s", type(error.storage_error).__name__
-            )
+            with self._db.transaction() as session:
+                taken: CursorResult[Any] = session.execute(  # type: ignore[assignment]
+                    delete(RefusalRepeat).where(
+                        RefusalRepeat.request == remembered, RefusalRepeat.remembered_until > now
+                    )
+                )
+                if taken.rowcount == 1:
+                    return True
+                session.execute(delete(RefusalRepeat).where(RefusalRepeat.remembered_until <= now))
+                session.add(RefusalRepeat(request=remembered, remembered_until=now + self._window))
+        except SQLAlchemyError as error:
+            log.warning("refusal repeats are not told apart: %s", type(error).__name__)
         return False
 
 
 def _remembered_as(client: Client, key_fingerprint: str, path: str) -> str:
     # Any path a client sends, at a fixed length.
-    request = hashlib.sha256(f"{key_fingerprint} {path}".encode()).hexdigest()[:32]
-    return f"refusal-repeat/{client.value}/{request}"
+    return hashlib.sha256(f"{client.value} {key_fingerprint} {path}".encode()).hexdigest()

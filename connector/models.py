@@ -107,8 +107,6 @@ class ApiKey(Base):
     rolled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    # When the last api_key.old_value_used event was recorded: at most one an hour per key.
-    old_value_event_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     account: Mapped[Account] = relationship()
     values: Mapped[list[KeyValue]] = relationship(
@@ -158,9 +156,32 @@ class KeyFailure(Base):
     value: Mapped[KeyValue] = relationship()
 
 
+class OldValueAlert(Base):
+    """When api_key.old_value_used was last recorded for a key in one situation: at most once
+    an hour each, so a failing Zap cannot flood anyone, yet a new situation is told at once."""
+
+    __tablename__ = "api_key_old_value_alerts"
+
+    key_id: Mapped[str] = mapped_column(
+        ForeignKey("api_keys.id", ondelete="CASCADE"), primary_key=True
+    )
+    situation: Mapped[str] = mapped_column(String(32), primary_key=True)
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class RefusalRepeat(Base):
+    """A refusal a client repeats by itself (n8n's), remembered for a few seconds so that its
+    repeat is known whichever worker or machine answers it."""
+
+    __tablename__ = "refusal_repeats"
+
+    request: Mapped[str] = mapped_column(String(64), primary_key=True)
+    remembered_until: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
 class AuthGeneration(Base):
-    """A single counter bumped by every roll and delete. Each process polls it to drop its cache
-    of authenticated keys, so a revoked value stops working everywhere within a second."""
+    """A single counter bumped by every roll and delete: the safety net that each process polls
+    behind the revocation signal and listener (:mod:`connector.revocations`)."""
 
     __tablename__ = "auth_generation"
 

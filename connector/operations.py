@@ -21,6 +21,7 @@ from .errors import TemplateDataInvalidJson, TemplateDataNotObject
 from .events import EventInfo, EventType
 from .paging import Limit, PageQuery
 from .rendering import Format
+from .usage import SITUATION_OF_REASON, Situation
 
 if TYPE_CHECKING:
     from .services import Services
@@ -189,8 +190,15 @@ class OldValueUse(BaseModel):
     key_id: str
     key_name: str
     value_hint: str
-    reason: str = Field(description="rolled, deleted or grace_period.")
+    situation: Situation = Field(
+        description="used_during_grace_period (the value still worked), refused_after_roll "
+        "(no grace period, or it ended) or used_after_delete."
+    )
+    reason: str = Field(description="rolled, deleted or grace_period, as in failure reports.")
     rolled_at: datetime | None
+    works_until: datetime | None = Field(
+        default=None, description="When the rolled value stops (or stopped) working."
+    )
     deleted_at: datetime | None
     client: str = Field(description="zapier, n8n or other.")
     failure_count: int
@@ -199,7 +207,9 @@ class OldValueUse(BaseModel):
 
     @classmethod
     def of(cls, event: EventInfo) -> OldValueUse:
-        return cls.model_validate({**event.data, "id": event.id})
+        # Events recorded before situations existed name only their reason.
+        situation = SITUATION_OF_REASON[event.data["reason"]]
+        return cls.model_validate({"situation": situation, **event.data, "id": event.id})
 
 
 Item = TypeVar("Item", bound=BaseModel)
@@ -411,8 +421,10 @@ LIST_OLD_VALUE_USES = Capability(
         "key_id": "key_UcYa1m6TcUD7y7fEHr8b",
         "key_name": "Zapier production",
         "value_hint": "tt_live_…qous",
+        "situation": "refused_after_roll",
         "reason": "rolled",
         "rolled_at": "2026-11-20T10:03:00Z",
+        "works_until": None,
         "deleted_at": None,
         "client": "zapier",
         "failure_count": 12,

@@ -33,14 +33,14 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(connection).get_current_revision()
 
 
-def upgrade(engine: Engine) -> tuple[str | None, str]:
-    """Bring the schema to the newest revision; returns (before, after)."""
+def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str]:
+    """Bring the schema to ``revision`` (the newest by default); returns (before, after)."""
     before = current_revision(engine)
     config = _config()
     with engine.begin() as connection:
         config.attributes["connection"] = connection
-        command.upgrade(config, "head")
-    return before, head_revision()
+        command.upgrade(config, revision)
+    return before, head_revision() if revision == "head" else revision
 
 
 def ensure_current(engine: Engine) -> None:

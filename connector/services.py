@@ -88,7 +88,7 @@ class Services:
         usage = UsageRecorder(db)
         assert settings.runtime_dir is not None  # filled by load_settings
         revocations = RevocationSignal(settings.runtime_dir)
-        authenticator = Authenticator(db, usage, RefusalRepeats(limits), revocations, clock)
+        authenticator = Authenticator(db, usage, RefusalRepeats(db, clock), revocations, clock)
         own_slots_dir = None
         if render_slots_dir is None:
             render_slots_dir = own_slots_dir = Path(tempfile.mkdtemp(prefix="bridge-render-"))

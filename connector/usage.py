@@ -7,6 +7,7 @@ rolled value becomes one upsert per (value, reason, client) per flush, not one w
 
 from __future__ import annotations
 
+import enum
 import logging
 import threading
 from dataclasses import dataclass
@@ -23,12 +24,28 @@ from .clients import Client
 from .clock import iso
 from .db import Database
 from .events import EventType, record
-from .models import ApiKey, KeyFailure, KeyValue
+from .models import ApiKey, KeyFailure, KeyValue, OldValueAlert
 
 log = logging.getLogger(__name__)
 
 FLUSH_DELAY_SECONDS = 1.0
 OLD_VALUE_EVENT_EVERY = timedelta(hours=1)
+
+
+class Situation(enum.StrEnum):
+    """What api_key.old_value_used tells: each is announced on its own."""
+
+    USED_DURING_GRACE_PERIOD = "used_during_grace_period"
+    REFUSED_AFTER_ROLL = "refused_after_roll"
+    USED_AFTER_DELETE = "used_after_delete"
+
+
+# The failure report's reasons, and the situation each stands for.
+SITUATION_OF_REASON = {
+    "grace_period": Situation.USED_DURING_GRACE_PERIOD,
+    "rolled": Situation.REFUSED_AFTER_ROLL,
+    "deleted": Situation.USED_AFTER_DELETE,
+}
 
 
 @dataclass
@@ -130,20 +147,22 @@ class UsageRecorder:
 
     @staticmethod
     def _announce(session: Session, tally_key: _TallyKey, tally: _Tally) -> None:
-        """Record api_key.old_value_used, at most once an hour per key, so a failing Zap
-        cannot flood anyone."""
+        """Record api_key.old_value_used when a key's old values meet a new situation, and at
+        most once an hour per key for the same situation, so a failing Zap cannot flood
+        anyone while the first real refusal after a grace period is never held back."""
         value_id, reason, client = tally_key
+        situation = SITUATION_OF_REASON[reason]
         at = tally.last_seen_at
+        dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+        insert = dialect.insert(OldValueAlert).values(
+            key_id=tally.key_id, situation=situation, recorded_at=at
+        )
         claimed: CursorResult[Any] = session.execute(  # type: ignore[assignment]
-            update(ApiKey)
-            .where(
-                ApiKey.id == tally.key_id,
-                or_(
-                    ApiKey.old_value_event_at.is_(None),
-                    ApiKey.old_value_event_at <= at - OLD_VALUE_EVENT_EVERY,
-                ),
+            insert.on_conflict_do_update(
+                index_elements=["key_id", "situation"],
+                set_={"recorded_at": at},
+                where=OldValueAlert.recorded_at <= at - OLD_VALUE_EVENT_EVERY,
             )
-            .values(old_value_event_at=at)
         )
         if claimed.rowcount != 1:
             return
@@ -164,8 +183,10 @@ class UsageRecorder:
                 "key_id": key.id,
                 "key_name": key.name,
                 "value_hint": keys.display_hint(value.last4),
+                "situation": situation.value,
                 "reason": reason,
                 "rolled_at": iso(value.retired_at) if value.retired_at else None,
+                "works_until": iso(value.works_until) if value.works_until else None,
                 "deleted_at": iso(key.deleted_at) if key.deleted_at else None,
                 "client": client,
                 "failure_count": failure.count,

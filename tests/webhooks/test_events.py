@@ -115,3 +115,43 @@ def test_old_value_use_is_an_event_at_most_once_an_hour_per_key(
     assert newest["failure_count"] == 11
     assert newest["value_hint"] == key.hint
     assert key.value not in str(events)
+
+
+def test_old_value_use_is_an_event_on_each_change_of_situation(
+    client, services, clock, account, admin_key
+) -> None:
+    key = services.keys.create(account.id, "Zapier staging")
+    services.keys.roll(None, key.id, timedelta(minutes=10))
+
+    def use_old_value() -> None:
+        for _ in range(3):
+            client.get("/v1/me", headers=key_header(key.value, "Zapier"))
+        services.usage.flush()
+
+    def situations() -> list[str]:
+        events = client.get(
+            "/v1/events?type=api_key.old_value_used", headers=key_header(admin_key.value)
+        ).json["data"]
+        return [event["data"]["situation"] for event in reversed(events)]
+
+    use_old_value()  # harmless: the grace period
+    clock.advance(minutes=9)
+    use_old_value()
+    assert situations() == ["used_during_grace_period"]
+
+    clock.advance(minutes=2)  # the grace period has ended: the first real refusal is told
+    use_old_value()
+    clock.advance(minutes=5)
+    use_old_value()
+    assert situations() == ["used_during_grace_period", "refused_after_roll"]
+
+    services.keys.delete(None, key.id)
+    use_old_value()
+    clock.advance(minutes=61)
+    use_old_value()  # the same situation, an hour later
+    assert situations() == [
+        "used_during_grace_period",
+        "refused_after_roll",
+        "used_after_delete",
+        "used_after_delete",
+    ]
