@@ -310,3 +310,25 @@ def test_session_cookie_is_secure_when_served_over_https(settings, clock, accoun
 
     assert "Secure" in response.headers["Set-Cookie"]
     services.close()
+
+
+def test_the_page_never_says_a_value_works_when_it_does_not(
+    sign_in, admin_user, services, clock, account, client
+) -> None:
+    key = services.keys.create(account.id, "Zapier production")
+    services.keys.roll(None, key.id, timedelta(hours=1))
+    client.get("/zapier/me", headers=key_header(key.value, "Zapier"))
+    services.usage.flush()
+    page = sign_in(admin_user)
+
+    during = page.get(PAGE).text
+    clock.advance(hours=1)
+    ended = page.get(PAGE).text
+    services.keys.roll(None, key.id)  # a second roll, then a delete: still not working
+    services.keys.delete(None, key.id)
+    deleted = page.get(PAGE).text
+
+    assert "(in its grace period: works until 2026-11-20 11:03 UTC)" in during
+    for later in (ended, deleted):
+        assert "(during its grace period; it no longer works)" in later
+        assert "works until" not in later
