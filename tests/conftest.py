@@ -66,7 +66,10 @@ def database_url(migrated_database: str, tmp_path: Path) -> str:
 def settings(database_url: str, tmp_path: Path) -> Settings:
     # Webhook receivers in tests listen on 127.0.0.1; the SSRF tests turn this off.
     return load_settings(
-        data_dir=tmp_path / "data", database_url=database_url, allow_private_hook_targets=True
+        data_dir=tmp_path / "data",
+        database_url=database_url,
+        runtime_dir=tmp_path / "run",
+        allow_private_hook_targets=True,
     )
 
 
@@ -127,6 +130,7 @@ def server_env(settings: Settings) -> dict[str, str]:
     env.update(
         BRIDGE_DATA_DIR=str(settings.data_dir),
         BRIDGE_DATABASE_URL=settings.database_url,
+        BRIDGE_RUNTIME_DIR=str(settings.runtime_dir),
         BRIDGE_SECRET_KEY=settings.secret_key.get_secret_value(),
         BRIDGE_ALLOW_PRIVATE_HOOK_TARGETS="1",
     )

@@ -3,11 +3,13 @@ message naming the variable."""
 
 from __future__ import annotations
 
+import re
 import stat
+from pathlib import Path
 
 import pytest
 
-from connector.config import load_settings
+from connector.config import Settings, load_settings
 from connector.errors import ConfigError
 
 
@@ -84,3 +86,11 @@ def test_unwritable_data_dir_is_refused(monkeypatch, tmp_path) -> None:
         load_settings()
 
     assert "BRIDGE_DATA_DIR" in str(refused.value)
+
+
+def test_every_setting_is_in_the_deployment_guides_table() -> None:
+    guide = (Path(__file__).parents[1] / "docs" / "deployment.md").read_text()
+    first_cells = re.findall(r"^\| ([^|]*`BRIDGE_[^|]*)\|", guide, re.MULTILINE)
+    documented = {name for cell in first_cells for name in re.findall(r"BRIDGE_[A-Z0-9_]+", cell)}
+
+    assert documented == {f"BRIDGE_{name.upper()}" for name in Settings.model_fields}
