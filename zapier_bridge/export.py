@@ -304,7 +304,7 @@ def _operation_js(op: ZapierOperation) -> str:
         delivered = (
             "hydrators.withFile(z, bundle.cleanedRequest)"
             if op.gives_file
-            else ("bundle.cleanedRequest")
+            else "bundle.cleanedRequest"
         )
         hook = f"""
     type: 'hook',
@@ -336,11 +336,8 @@ def _operation_js(op: ZapierOperation) -> str:
     if op.hidden:
         hook += """
     canPaginate: true,"""
-    requires = (
-        "const { url, throwForError } = require('../common');"
-        if op.instant
-        else ("const { url } = require('../common');")
-    )
+    names = "url, throwForError" if op.instant else "url"
+    requires = f"const {{ {names} }} = require('../common');"
     if op.gives_file:
         requires += "\nconst hydrators = require('../hydrators');"
     return f"""'use strict';
