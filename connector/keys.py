@@ -29,16 +29,16 @@ class FormatProblem(enum.Enum):
 
     EMPTY = "the X-Api-Key header is empty"
     PLACEHOLDER = (
-        "the X-Api-Key header holds a template placeholder instead of a key: the integration did "
-        "not fill in the key. Reconnect the account or re-enter the key in the credential"
+        "the X-Api-Key header holds a placeholder, not a key: the integration did not fill it "
+        "in. Re-enter the key"
     )
     WHITESPACE = "the key has spaces or line breaks before or after it. Copy it again without them"
     QUOTED = "the key is wrapped in quotes. Send the key alone, without quotes"
     BEARER = "the header starts with 'Bearer'. Send the key alone in the X-Api-Key header"
     WRONG_PREFIX = f"the value does not start with '{PREFIX}', as every TemplateTo API key does"
     WRONG_LENGTH = (
-        f"the value has the wrong length: a TemplateTo API key is {KEY_LENGTH} characters "
-        "long. It may have been cut off or joined with other text when it was copied"
+        f"a TemplateTo API key is {KEY_LENGTH} characters long; this one was cut off or joined "
+        "with other text when it was copied"
     )
     INVALID_CHARACTERS = (
         f"the value contains characters other than letters and digits after '{PREFIX}'"

@@ -17,7 +17,12 @@ from pydantic import BaseModel, BeforeValidator, Field, model_validator
 from .auth import Principal
 from .clients import Client
 from .documents import DocumentInfo, NewDocument
-from .errors import TemplateDataInvalidJson, TemplateDataNotObject
+from .errors import (
+    TemplateDataInvalidJson,
+    TemplateDataNamesClash,
+    TemplateDataNotObject,
+    excerpt,
+)
 from .events import EventInfo, EventType
 from .paging import Limit, PageQuery
 from .rendering import Format
@@ -127,6 +132,30 @@ def data_from_json_text(text: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise TemplateDataNotObject('Template data must be a JSON object, such as {"name": "Ada"}.')
     return data
+
+
+def data_from_pairs(pairs: dict[str, Any]) -> dict[str, Any]:
+    """Template data from a form's name-value pairs, where a name with dots fills a nested
+    object: ``order.number`` is the ``number`` of ``order``, as the template reads it."""
+    data: dict[str, Any] = {}
+    for name, value in pairs.items():
+        *parents, last = name.split(".")
+        inside = data
+        for depth, parent in enumerate(parents):
+            inside = inside.setdefault(parent, {})
+            if not isinstance(inside, dict):
+                raise _clash(".".join(parents[: depth + 1]), name)
+        if isinstance(inside.get(last), dict):
+            raise _clash(name, next(other for other in pairs if other.startswith(f"{name}.")))
+        inside[last] = value
+    return data
+
+
+def _clash(whole: str, part: str) -> TemplateDataNamesClash:
+    return TemplateDataNamesClash(
+        f"Template data has both {excerpt(whole)} and {excerpt(part)}: a name with dots fills a "
+        "value inside another. Rename or remove one of them."
+    )
 
 
 # --- what they give: flat objects a workflow can map ------------------------------------------

@@ -147,6 +147,7 @@ def _run(
             "logconfig_dict": LOGGING,
             "logger_class": JsonAccessLogger,
             "timeout": 60,
+            "keepalive": settings.keepalive_seconds,
             # On SIGTERM a worker finishes what it has: a PDF may wait for a slot, then render.
             "graceful_timeout": math.ceil(settings.render_pdf_seconds + WAIT_SECONDS) + 1,
             "worker_exit": _worker_exit,

@@ -65,6 +65,7 @@ def test_environment_variables_are_read(monkeypatch, tmp_path) -> None:
         ("BRIDGE_SECRET_KEY", "short", "at least 32 characters"),
         ("BRIDGE_MAX_BODY_BYTES", "0", "greater than 0"),
         ("BRIDGE_MAX_BODY_BYTES", "lots", "integer"),
+        ("BRIDGE_KEEPALIVE_SECONDS", "0", "greater than or equal to 1"),
     ],
 )
 def test_bad_values_are_refused_naming_the_variable(monkeypatch, variable, value, words) -> None:

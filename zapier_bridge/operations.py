@@ -8,7 +8,7 @@ import enum
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from connector.operations import (
     CREATE_DOCUMENT,
@@ -25,6 +25,7 @@ from connector.operations import (
     TemplateData,
     TemplateId,
     WorkflowInput,
+    data_from_pairs,
 )
 from connector.rendering import Format
 
@@ -57,6 +58,13 @@ class ZapierCreateFile(WorkflowInput):
     document_type: DocumentType = Format.PDF
     strict: FailOnMissing = False
 
+    @field_validator("data", mode="before")
+    @classmethod
+    def _dotted_names_fill_nested_objects(cls, value: Any) -> Any:
+        # Name-value pairs cannot nest: "order.number" fills the number of order. (JSON text
+        # nests itself, and keeps its names as they are.)
+        return data_from_pairs(value) if isinstance(value, dict) else value
+
     def as_capability_input(self) -> CreateFile:
         return CreateFile(
             template_id=self.template,
@@ -84,6 +92,11 @@ class ZapierOperation:
     @property
     def input(self) -> type[BaseModel]:
         return self.fields or self.capability.input
+
+    @property
+    def gives_file(self) -> bool:
+        """Whether its items are documents, which come with their file."""
+        return "file_url" in self.capability.item.model_fields
 
     @property
     def path(self) -> str:

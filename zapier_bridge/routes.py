@@ -8,13 +8,16 @@ from typing import Any
 
 from flask import Response, jsonify, request
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from connector.api.errors import error_response
 from connector.api.security import current_principal, key_protected_blueprint
 from connector.clients import Client
 from connector.errors import (
     ApiKeyDeleted,
+    ApiKeyMissing,
     ApiKeyRolled,
+    ApiKeyUnknown,
     AuthenticationFailed,
     BridgeError,
     EventNotOffered,
@@ -23,6 +26,7 @@ from connector.errors import (
     OperationNotFound,
     TemplateNotFound,
     ValidationFailed,
+    excerpt,
 )
 from connector.events import EventInfo, EventType
 from connector.operations import MAX_PAGE_SIZE, Caller, Connection, Gives, Page
@@ -33,8 +37,6 @@ from .operations import Kind, ZapierCreateFile, ZapierOperation, instant_trigger
 
 blueprint = key_protected_blueprint("zapier", __name__, "/zapier", "Zapier")
 PLATFORM = "zapier"
-# Zapier shows at most 250 characters of an error: the useful part comes first.
-MAX_MESSAGE = 250
 NEXT_CURSOR_HEADER = "X-Next-Cursor"
 
 
@@ -58,7 +60,7 @@ def _caller() -> Caller:
 def _operation(kind: Kind, key: str) -> ZapierOperation:
     found = operation(kind, key)
     if found is None:
-        raise OperationNotFound(f"There is no Zapier {kind} named {key!r}.")
+        raise OperationNotFound(f"There is no Zapier {kind} named {excerpt(key)}.")
     return found
 
 
@@ -71,14 +73,25 @@ def _json(model: BaseModel) -> dict[str, Any]:
 
 
 def _in_field_labels(error: ValidationError, fields: type[BaseModel]) -> ValidationFailed:
-    """An input error named by the labels the Zapier user sees."""
+    """An input error named by the labels the Zapier user sees, in few words: every field of a
+    form may be wrong at once, and Zapier shows 250 characters."""
     problems = []
     for problem in error.errors(include_url=False, include_input=False):
         name = str(problem["loc"][0]) if problem["loc"] else ""
         field = fields.model_fields.get(name)
         label = field.title if field is not None and field.title else name or "Input"
-        problems.append(f"{label}: {problem['msg']}")
+        problems.append(f"{label} {_in_few_words(problem)}")
     return ValidationFailed("; ".join(problems) + ".")
+
+
+def _in_few_words(problem: ErrorDetails) -> str:
+    if problem["type"] in ("missing", "string_too_short"):
+        return "is required"
+    if problem["type"].startswith("bool_"):
+        return "must be true or false"
+    if problem["type"] == "enum":
+        return f"must be {problem.get('ctx', {}).get('expected')}"
+    return f"is wrong: {problem['msg']}"
 
 
 @blueprint.get("/me")
@@ -169,35 +182,41 @@ def _in_zapiers_words(error: AuthenticationFailed) -> Response:
     """401s that say what happened and what to do in Zapier: reconnect the account."""
     if isinstance(error, ApiKeyRolled):
         message = (
-            f"This API key ('{error.key_name}') was rolled on {error.when}. Reconnect your "
-            "TemplateTo account in Zapier with the new key."
+            f"This API key ({excerpt(error.key_name)}) was rolled on {error.when}. Reconnect "
+            "your TemplateTo account in Zapier with the new key."
         )
     elif isinstance(error, ApiKeyDeleted):
         message = (
-            f"This API key ('{error.key_name}') was deleted on {error.when}. Create a new key "
-            "on the API keys page and reconnect your TemplateTo account in Zapier with it."
+            f"This API key ({excerpt(error.key_name)}) was deleted on {error.when}. Create a new "
+            "key on the API keys page and reconnect your TemplateTo account in Zapier with it."
         )
-    else:
-        # The action first: Zapier shows only the start of a long message.
+    elif isinstance(error, ApiKeyUnknown):
         message = (
-            f"Reconnect your TemplateTo account in Zapier with a valid API key. {error.message}"
+            "This API key is not known to this TemplateTo service: it was never issued here, or "
+            "was deleted over 90 days ago. Reconnect your TemplateTo account in Zapier with a "
+            "key from its API keys page."
         )
-    return _within_zapiers_limit(type(error)(message, details=error.details))
+    elif isinstance(error, ApiKeyMissing):
+        message = (
+            "No API key was given. Reconnect your TemplateTo account in Zapier with a key from "
+            "the API keys page."
+        )
+    else:  # its shape or checksum: the message says what is wrong with the key as pasted
+        message = f"{error.message} Then reconnect your TemplateTo account in Zapier."
+    return _in_zapiers_limit(type(error)(message, details=error.details))
 
 
-def _within_zapiers_limit(error: BridgeError) -> Response:
-    """Zapier shows the first 250 characters: our messages lead with what matters."""
+def _in_zapiers_limit(error: BridgeError) -> Response:
+    """Zapier shows the first 250 characters of a message: ours are written to fit, never cut
+    (tests/zapier/test_routes.py checks the longest of each)."""
     if isinstance(error, TemplateNotFound):
         error = TemplateNotFound(
             "This template is not in your TemplateTo account (it may have been deleted). "
             "Choose a template from the Template dropdown again.",
             details=error.details,
         )
-    if len(error.message) <= MAX_MESSAGE:
-        return error_response(error)
-    shortened = type(error)(error.message[: MAX_MESSAGE - 1] + "…", details=error.details)
-    return error_response(shortened)
+    return error_response(error)
 
 
 blueprint.register_error_handler(AuthenticationFailed, _in_zapiers_words)
-blueprint.register_error_handler(BridgeError, _within_zapiers_limit)
+blueprint.register_error_handler(BridgeError, _in_zapiers_limit)

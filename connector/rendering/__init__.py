@@ -20,6 +20,11 @@ class Format(enum.StrEnum):
     PDF = "pdf"
     TXT = "txt"
 
+    @classmethod
+    def _missing_(cls, value: object) -> Format | None:
+        # Any case: a workflow may map "PDF" from an earlier step.
+        return cls.__members__.get(value.upper()) if isinstance(value, str) else None
+
     @property
     def media_type(self) -> str:
         """Flask adds ``charset=utf-8`` to text types itself."""

@@ -25,6 +25,7 @@ from ..errors import (
     TemplateRenderError,
     TemplateSyntaxError,
     ValidationFailed,
+    shortened,
 )
 
 LOOP_ITERATION_LIMIT = 100_000
@@ -129,7 +130,8 @@ def _where(error: LiquidError, source: str) -> tuple[str, dict[str, Any]]:
 
 
 def _reason(error: LiquidError) -> str:
-    return str(error.message).rstrip(".")
+    # It may quote the template (a variable's name): kept short, for the advice after it.
+    return shortened(str(error.message).rstrip("."), 100)
 
 
 _parsed: LRUCache[tuple[str, bool], tuple[BoundTemplate, int]] = LRUCache(
@@ -193,7 +195,7 @@ def render(source: str, data: Mapping[str, Any], *, strict: bool = False) -> str
         # Filters meeting data they cannot handle (NaN, huge numbers, bad base64, ...).
         raise TemplateRenderError(
             f"The template failed to render with this data: {type(error).__name__}: "
-            f"{str(error)[:200]}."
+            f"{shortened(str(error), 100)}."
         ) from None
     # Checked once, at the end: counting every write costs a seventh of a render, and output
     # that grows without bound meets the render process's memory limit first.

@@ -21,6 +21,7 @@ from ..errors import (
     HookDisabled,
     HookLimitReached,
     HookNotFound,
+    excerpt,
 )
 from ..events import DeliveryStatus, EventType
 from ..models import ApiKey, Delivery, DeliveryAttempt, Hook, new_id
@@ -263,6 +264,6 @@ def _find_hook(session: Session, account_id: str, hook_id: str) -> Hook:
     ).one_or_none()
     if hook is None:
         raise HookNotFound(
-            f"There is no webhook subscription {hook_id!r} in this account.",
+            f"There is no webhook subscription {excerpt(hook_id)} in this account.",
         )
     return hook

@@ -8,6 +8,7 @@ import pytest
 
 from connector.clients import Client
 from connector.documents import NewDocument
+from connector.keys import NewKeyValue
 from connector.templates import TemplateFields
 
 from ..helpers import key_header
@@ -196,8 +197,11 @@ def test_a_deleted_key_and_others_say_what_to_do(client, services, clock, standa
     assert deleted["error"]["message"].startswith(
         "This API key ('n8n workflows') was deleted on 2026-11-20 11:03 UTC."
     )
-    assert missing["error"]["message"].startswith("Reconnect your TemplateTo account in Zapier")
-    assert len(missing["error"]["message"]) <= 250
+    assert missing["error"] == {
+        "code": "api_key_missing",
+        "message": "No API key was given. Reconnect your TemplateTo account in Zapier with a key "
+        "from the API keys page.",
+    }
 
 
 def test_unknown_operations_are_404(client, headers) -> None:
@@ -220,12 +224,107 @@ def test_old_value_used_trigger_lists_the_events(client, services, clock, accoun
     assert items[0]["failure_count"] == 1 and items[0]["id"].startswith("evt_")
 
 
-def test_long_messages_fit_in_what_zapier_shows(client, headers) -> None:
-    response = client.get("/zapier/searches/" + "x" * 300, headers=headers)
+def test_every_message_fits_whole_in_what_zapier_shows(
+    client, services, account, standard_key, headers, invoice
+) -> None:
+    """Zapier shows 250 characters of a message: each is written to fit, advice included, at
+    its longest (the longest names and IDs), and never cut."""
+    value = standard_key.value
+    rolled = services.keys.create(account.id, "R" * 100)  # names are at most 100 characters
+    services.keys.roll(None, rolled.id)
+    deleted = services.keys.create(account.id, "D" * 100)
+    services.keys.delete(None, deleted.id)
+    long_variable = services.templates.create(
+        account.id, TemplateFields(name="Long", body="{{ " + "v" * 300 + " }}")
+    )
+    presented = [
+        "",
+        "{{bundle.authData.api_key}}",
+        " " + value,
+        f'"{value}"',
+        "Bearer " + value,
+        value[:-1],
+        "tt_test_" + value[8:],
+        value[:8] + "ä" * 38,
+        value[:20] + ("A" if value[20] != "A" else "B") + value[21:],  # mistyped
+        NewKeyValue.generate().value,  # never issued
+        rolled.value,
+        deleted.value,
+    ]
+    create = "/zapier/creates/create_file"
+    answers = [client.get("/zapier/me")] + [
+        client.get("/zapier/me", headers=key_header(shown, ZAPIER)) for shown in presented
+    ]
+    answers += [
+        client.get("/zapier/searches/" + "x" * 300, headers=headers),
+        client.post(create, json={"template": "tpl_" + "x" * 300}, headers=headers),
+        client.post(
+            create,
+            json={
+                "template": "",
+                "advanced": "maybe",
+                "preserve_line_breaks": "maybe",
+                "document_type": "x" * 300,
+                "strict": "maybe",
+            },
+            headers=headers,
+        ),
+        client.post(
+            create,
+            json={"template": invoice.id, "data": {"o" * 300: 1, "o" * 300 + ".n": 2}},
+            headers=headers,
+        ),
+        client.post(
+            create,
+            json={"template": invoice.id, "advanced": True, "data": "[" * 300},
+            headers=headers,
+        ),
+        client.post(create, json={"template": long_variable.id, "strict": True}, headers=headers),
+        client.delete("/zapier/hooks/hook_" + "x" * 300, headers=headers),
+        client.post(
+            "/zapier/hooks",
+            json={"target_url": "ftp://" + "x" * 300, "event": "document.created"},
+            headers=headers,
+        ),
+    ]
 
-    message = response.json["error"]["message"]
-    assert response.status_code == 404
-    assert len(message) == 250 and message.startswith("There is no Zapier search named")
+    messages = [answer.json["error"]["message"] for answer in answers]
+    assert [answer.status_code >= 400 for answer in answers] == [True] * len(answers)
+    assert [m for m in messages if len(m) > 250 or not m.endswith(".")] == []
+
+
+def test_name_value_data_with_dotted_names_fills_nested_variables(
+    client, services, account, headers
+) -> None:
+    order = services.templates.create(
+        account.id,
+        TemplateFields(name="Order", body="{{ order.number }} for {{ order.customer.name }}"),
+    )
+
+    made = client.post(
+        "/zapier/creates/create_file",
+        json={
+            "template": order.id,
+            "data": {"order.number": "42", "order.customer.name": "Ada"},
+            "document_type": "TXT",
+        },
+        headers=headers,
+    )
+    clash = client.post(
+        "/zapier/creates/create_file",
+        json={"template": order.id, "data": {"order": "42", "order.number": "42"}},
+        headers=headers,
+    )
+
+    assert made.status_code == 200 and made.json["format"] == "txt"
+    text = client.get("/files/" + made.json["file_url"].rsplit("/files/", 1)[1])
+    assert text.get_data(as_text=True) == "42 for Ada\n"
+    assert clash.status_code == 400
+    assert clash.json["error"] == {
+        "code": "template_data_names_clash",
+        "message": "Template data has both 'order' and 'order.number': a name with dots fills a "
+        "value inside another. Rename or remove one of them.",
+    }
 
 
 def test_zapier_inputs_blank_fields_and_bad_limits(client, headers, invoice) -> None:
@@ -253,7 +352,7 @@ def test_zapier_inputs_blank_fields_and_bad_limits(client, headers, invoice) -> 
 
     assert blank.status_code == 200 and blank.json["format"] == "pdf"
     assert wrong.status_code == 422
-    assert wrong.json["error"]["message"].startswith("Document type: ")
+    assert wrong.json["error"]["message"] == "Document type must be 'pdf' or 'txt'."
     assert unknown.json["error"]["message"].startswith(
         "This template is not in your TemplateTo account"
     )

@@ -13,7 +13,8 @@ const input = rawInput ? JSON.parse(rawInput) : {};
 const app = require(path.resolve(appDir, 'index.js'));
 const hydrators = require(path.resolve(appDir, 'hydrators.js'));
 const appTester = zapier.createAppTester(app);
-const authData = { api_key: process.env.TEMPLATETO_API_KEY };
+// No TEMPLATETO_API_KEY: a connection without a key.
+const authData = process.env.TEMPLATETO_API_KEY ? { api_key: process.env.TEMPLATETO_API_KEY } : {};
 // Zapier keeps a paging trigger's cursor on its own servers, out of reach here: triggers run in
 // the runtime with a z whose cursor is kept in this process instead.
 let storedCursor = null;
@@ -29,6 +30,23 @@ const perform = (key, meta) =>
     authData,
     meta,
   });
+
+// A file pointer (z.dehydrateFile) as Zapier follows it: the hydrator's request, with the
+// pointer's inputData (z.stashFile, which the hydrator then calls, needs Zapier's servers).
+const followFile = async (pointer) => {
+  const { method, bundle } = JSON.parse(pointer.split('|||')[1]);
+  if (method !== 'hydrators.downloadFile') throw new Error(`unexpected hydrator ${method}`);
+  const file = await appTester(hydrators.fetchFile, { authData, inputData: bundle });
+  const bytes = await file.buffer();
+  return {
+    status: file.status,
+    contentType: file.headers.get('content-type'),
+    disposition: file.headers.get('content-disposition'),
+    size: bytes.length,
+    // The start is enough to tell a PDF; a TXT is short.
+    text: bytes.subarray(0, 200).toString('utf8'),
+  };
+};
 
 const schemaErrors = () => {
   const errors = schema.validateAppDefinition(recurseCleanFuncs(app)).errors.map((e) => e.stack);
@@ -83,23 +101,35 @@ const run = async () => {
         authData,
         inputData: input,
       });
-      const file = await appTester(hydrators.fetchFile, {
-        authData,
-        inputData: { url: document.file_url },
-      });
-      const bytes = await file.buffer();
+      return { document, file: await followFile(document.file) };
+    }
+    case 'newDocuments': {
+      // Polled (performList), then as a REST hook delivers one (perform): each with its file.
+      const trigger = app.triggers.new_document.operation;
+      const polled = await appTester(trigger.performList, { authData, meta: { page: 0, limit: 10 } });
+      const delivered = await appTester(trigger.perform, { authData, cleanedRequest: input.item });
       return {
-        document,
-        file: {
-          status: file.status,
-          contentType: file.headers.get('content-type'),
-          disposition: file.headers.get('content-disposition'),
-          size: bytes.length,
-          // The start is enough to tell a PDF; a TXT is short.
-          text: bytes.subarray(0, 200).toString('utf8'),
-        },
+        polled: await Promise.all(polled.map(async (item) => ({ item, file: await followFile(item.file) }))),
+        delivered: { item: delivered[0], file: await followFile(delivered[0].file) },
       };
     }
+    case 'definition':
+      return recurseCleanFuncs(app);
+    case 'keyHeaders':
+      // Which addresses the app's beforeRequest gives the key to.
+      return input.urls.map((address) => {
+        const request = app.beforeRequest[0]({ url: address, headers: {} }, null, { authData });
+        return { url: address, key: 'X-Api-Key' in request.headers };
+      });
+    case 'post':
+      // A request the app makes to an address (a file link, say), through its beforeRequest.
+      return appTester(
+        async (z) => {
+          const response = await z.request({ url: input.url, method: 'POST', body: {} });
+          return { status: response.status };
+        },
+        { authData },
+      );
     case 'search':
       return appTester(app.searches[input.key].operation.perform, {
         authData,

@@ -4,12 +4,25 @@ const BASE_URL = "https://bridge.example.com";
 
 const url = (path) => `${BASE_URL}${path}`;
 
-// Requests to this service carry the key in the X-Api-Key header, never in the URL; requests
-// anywhere else (a signed file link on another host, say) never carry it.
+// This service is the base URL's origin (scheme, host and port, as parsed: a look-alike host or
+// an address like http://this-host@other-host is another origin), under the base URL's path.
+const SERVICE = new URL(BASE_URL);
+const SERVICE_PATH = `${SERVICE.pathname.replace(/\/$/, '')}/`;
+const isThisService = (address) => {
+  try {
+    const target = new URL(address);
+    return target.origin === SERVICE.origin && `${target.pathname}/`.startsWith(SERVICE_PATH);
+  } catch (notAUrl) {
+    return false;
+  }
+};
+
+// The key goes only to this service, in the X-Api-Key header, never in a URL; and only when there
+// is one, so that a connection without a key is told "no API key was sent".
 const addApiKey = (request, z, bundle) => {
-  if (String(request.url).startsWith(BASE_URL)) {
-    request.headers = request.headers || {};
-    request.headers['X-Api-Key'] = bundle.authData.api_key;
+  const key = bundle.authData.api_key;
+  if (key && isThisService(request.url)) {
+    request.headers = { ...request.headers, 'X-Api-Key': key };
   }
   return request;
 };
@@ -24,18 +37,26 @@ const errorMessage = (response) => {
   }
 };
 
-// Our errors are {"error": {"code", "message"}}: turn them into the errors Zapier shows.
-// A 401 in a Zap run is ExpiredAuthError (Zapier emails the user to reconnect, pauses runs);
-// the auth test handles its own 401 (it asks with skipThrowForStatus).
-const handleErrors = (response, z) => {
-  if (response.status < 400 || response.request.skipThrowForStatus) {
+// Our errors are {"error": {"code", "message"}}: turn them into the errors Zapier shows. A 401
+// in a Zap run is ExpiredAuthError (Zapier emails the user to reconnect and pauses the Zap); in
+// the auth test, which has no connection yet to expire, it is a plain error.
+const throwForError = (response, z, { testingAuth = false } = {}) => {
+  if (response.status < 400) {
     return response;
   }
   const { code, message } = errorMessage(response);
-  if (response.status === 401) {
+  if (response.status === 401 && !testingAuth) {
     throw new z.errors.ExpiredAuthError(message);
+  }
+  if (response.status === 401) {
+    throw new z.errors.Error(message, 'AuthenticationError', 401);
   }
   throw new z.errors.Error(message, code, response.status);
 };
 
-module.exports = { BASE_URL, url, addApiKey, errorMessage, handleErrors };
+// Every call's errors, except where a call reads the status itself first (skipThrowForStatus)
+// and then calls throwForError.
+const handleErrors = (response, z) =>
+  response.request.skipThrowForStatus ? response : throwForError(response, z);
+
+module.exports = { BASE_URL, url, addApiKey, throwForError, handleErrors };

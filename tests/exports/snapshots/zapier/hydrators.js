@@ -6,4 +6,11 @@ const fetchFile = (z, bundle) => z.request({ url: bundle.inputData.url, raw: tru
 
 const downloadFile = async (z, bundle) => z.stashFile(await fetchFile(z, bundle));
 
-module.exports = { downloadFile, fetchFile };
+// A document with its file, for the next steps of a Zap to attach: a pointer that Zapier
+// downloads when a step needs the file (none once the file has expired).
+const withFile = (z, document) => ({
+  ...document,
+  file: document.file_url ? z.dehydrateFile(downloadFile, { url: document.file_url }) : null,
+});
+
+module.exports = { downloadFile, fetchFile, withFile };

@@ -10,10 +10,10 @@ module.exports = {
   operation: {
     perform: async (z, bundle) => {
     const response = await z.request({ url: url('/zapier/searches/find_document'), params: bundle.inputData });
-    return response.data;
+    return response.data.map((document) => hydrators.withFile(z, document));
   },
     inputFields: [{"key": "id", "label": "ID", "required": true, "helpText": "The item's ID."}],
-    sample: {"id": "doc_4d9rQm2Xk7LwPz81vBnS", "template_id": "tpl_8hJk2LmN4pQr6sTu0vWx", "template_name": "Invoice", "format": "pdf", "file_url": "https://bridge.example.com/files/WyJkb2NfNGQ5clFtMlhrN0x3UHo4MXZCblMiXQ.sig", "filename": "Invoice.pdf", "size": 44928, "created_at": "2026-11-20T10:03:00Z", "expires_at": "2026-11-21T10:03:00Z"},
-    outputFields: [{"key": "id", "label": "Id", "type": "string"}, {"key": "template_id", "label": "Template id", "type": "string"}, {"key": "template_name", "label": "Template name", "type": "string"}, {"key": "format", "label": "Format", "type": "string"}, {"key": "file_url", "label": "File url", "type": "string"}, {"key": "filename", "label": "Filename", "type": "string"}, {"key": "size", "label": "Size", "type": "integer"}, {"key": "created_at", "label": "Created at", "type": "string"}, {"key": "expires_at", "label": "Expires at", "type": "string"}],
+    sample: {"id": "doc_4d9rQm2Xk7LwPz81vBnS", "template_id": "tpl_8hJk2LmN4pQr6sTu0vWx", "template_name": "Invoice", "format": "pdf", "file_url": "https://bridge.example.com/files/WyJkb2NfNGQ5clFtMlhrN0x3UHo4MXZCblMiXQ.sig", "filename": "Invoice.pdf", "size": 44928, "created_at": "2026-11-20T10:03:00Z", "expires_at": "2026-11-21T10:03:00Z", "file": "https://bridge.example.com/files/WyJkb2NfNGQ5clFtMlhrN0x3UHo4MXZCblMiXQ.sig"},
+    outputFields: [{"key": "id", "label": "ID", "type": "string"}, {"key": "template_id", "label": "Template ID", "type": "string"}, {"key": "template_name", "label": "Template name", "type": "string"}, {"key": "format", "label": "Format", "type": "string"}, {"key": "file_url", "label": "File URL", "type": "string"}, {"key": "filename", "label": "Filename", "type": "string"}, {"key": "size", "label": "Size", "type": "integer"}, {"key": "created_at", "label": "Created at", "type": "datetime"}, {"key": "expires_at", "label": "Expires at", "type": "datetime"}, {"key": "file", "label": "File", "type": "file"}],
   },
 };
