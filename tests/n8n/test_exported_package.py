@@ -249,6 +249,7 @@ def test_runs_pair_every_item_and_keep_the_services_words(
         ("deleted", deleted.value),
     ):
         runtime.import_credential(credential(id, server.url, value))
+    runtime.import_credential(credential("nowhere", NOWHERE, standard_key.value))
 
     def templateto(name: str, credential_id: str = "good", **parameters) -> dict:
         return node(package, name, "templateTo", credential_id, **parameters)
@@ -318,6 +319,7 @@ def test_runs_pair_every_item_and_keep_the_services_words(
     )
     regular_output = templateto("Get", **get_each) | {"onError": "continueRegularOutput"}
     listing = templateto("List", resource="template", operation="getAll", limit=10)
+    unreachable = templateto("Unreachable", "nowhere", **list_all)
     runtime.import_workflow(
         workflow(
             "regular-output",
@@ -327,9 +329,11 @@ def test_runs_pair_every_item_and_keep_the_services_words(
                 regular_output,
                 listing,
                 assignments("Listed", source="={{ $('Sources').item.json.label }}"),
+                unreachable | {"onError": "continueRegularOutput"},
             ],
             [
                 ("Start", "Sources list"),
+                ("Start", "Unreachable"),
                 ("Sources list", "Sources"),
                 ("Sources", "Get"),
                 ("Sources", "List"),
@@ -396,6 +400,17 @@ def test_runs_pair_every_item_and_keep_the_services_words(
         "There is no template 'tpl_nope' in this TemplateTo account (it may have been deleted). "
         "Choose one from the node's Template list."
     )
+    [sent_apart] = errors_apart.items("Get", output=1)
+    assert sent_apart == {  # merged, as n8n does, with the input item's fields
+        "label": "second",
+        "template": "tpl_nope",
+        "message": no_such_template,
+        "error": {
+            "code": "template_not_found",
+            "message": no_such_template,
+            "details": {"template_id": "tpl_nope"},
+        },
+    }
     assert errors_apart.items("Failed") == [
         {"source": "second", "code": "template_not_found", "message": no_such_template}
     ]
@@ -414,6 +429,10 @@ def test_runs_pair_every_item_and_keep_the_services_words(
         },
     }
     assert paired_with(errors_inline, "List") == [0, 1, 2]
+    # Not the service's answer: no code, n8n's words.
+    [not_reached] = errors_inline.items("Unreachable")
+    assert list(not_reached) == ["message", "error"] and list(not_reached["error"]) == ["message"]
+    assert "refused the connection" in not_reached["message"]
     assert errors_inline.items("Listed") == [
         {"source": "first"},
         {"source": "second"},
