@@ -95,9 +95,8 @@ function serviceAnswer(error) {
 // $json.message and $json.error.code (n8n itself would keep only its text for the status).
 // Exactly these two keys: n8n then sends the item to the error output, when there is one.
 function failure(error) {
-  const answer = error.context && error.context.data;
-  if (answer && answer.error) return { message: answer.message, error: answer.error };
-  return { message: error.message, error: { message: error.description || error.message } };
+  return serviceAnswer(error)
+    || { message: error.message, error: { message: error.description || error.message } };
 }
 
 // The Template field's list: names containing what the user typed, newest first. The service
@@ -127,6 +126,7 @@ async function testTemplateToKey(credential) {
   const { baseUrl, apiKey } = credential.data;
   let response;
   try {
+    // As n8n's own requests: the service's failure report counts refusals per client.
     response = await this.helpers.request({
       method: 'GET',
       uri: `${serviceUrl(baseUrl)}/me`,

@@ -42,8 +42,9 @@ blueprint = key_protected_blueprint(
 )
 PLATFORM = "n8n"
 
-# A status per way a key can fail, for credential tests that see only the status (the package's
-# own test shows the message): 401 not a key of this service, 403 rolled, 410 deleted.
+# A status per way a key can fail, for credential tests that see only the status (packages
+# exported before theirs showed the message): 401 not a key of this service, 403 rolled,
+# 410 deleted.
 CREDENTIAL_TEST_STATUS: dict[type[AuthenticationFailed], int] = {
     ApiKeyRolled: 403,
     ApiKeyDeleted: 410,
