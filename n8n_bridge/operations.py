@@ -37,6 +37,16 @@ class NodeOperation:
     def lists(self) -> bool:
         return self.capability.gives is Gives.PAGE
 
+    @property
+    def gives_file(self) -> bool:
+        """What it creates is answered as the file itself (Create File)."""
+        return self.method == "POST"
+
+    @property
+    def answer(self) -> str:
+        """How the node reads the answer: a page of items, one item, or a file."""
+        return "file" if self.gives_file else "page" if self.lists else "one"
+
 
 OPERATIONS: tuple[NodeOperation, ...] = (
     NodeOperation(

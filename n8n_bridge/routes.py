@@ -11,12 +11,13 @@ from datetime import datetime
 from typing import Any
 
 from flask import Response, request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, computed_field
 
 from connector.api.documents import file_response
 from connector.api.errors import error_response
 from connector.api.security import current_principal, key_protected_blueprint
 from connector.clients import Client
+from connector.clock import format_time
 from connector.errors import (
     ApiKeyDeleted,
     ApiKeyRolled,
@@ -41,13 +42,28 @@ blueprint = key_protected_blueprint(
 )
 PLATFORM = "n8n"
 
-# n8n's credential test shows only its own text for the status, so each way a key can fail has
-# a status of its own there: 401 "Authorization failed" (not a key of this service), 403
-# "Forbidden" (rolled), 410 "invalid or could not be processed" (deleted).
+# A status per way a key can fail, for credential tests that see only the status (packages
+# exported before theirs showed the message): 401 not a key of this service, 403 rolled,
+# 410 deleted.
 CREDENTIAL_TEST_STATUS: dict[type[AuthenticationFailed], int] = {
     ApiKeyRolled: 403,
     ApiKeyDeleted: 410,
 }
+
+
+class CredentialCheck(Connection):
+    @computed_field(  # type: ignore[prop-decorator]
+        description="For a rolled value in its grace period: until when it works, and what to "
+        "do. The credential test shows it (n8n shows a message only for a failed test)."
+    )
+    @property
+    def warning(self) -> str | None:
+        if self.grace_until is None:
+            return None
+        return (
+            f"This value still works, until {format_time(self.grace_until)} only: the API key "
+            f"'{self.key_name}' was rolled. Paste the key's new value here before then."
+        )
 
 
 class HookPath(BaseModel):
@@ -58,11 +74,12 @@ def _run(op: NodeOperation, arguments: BaseModel) -> Any:
     return op.capability.run(services(), Caller(current_principal(), Client.N8N), arguments)
 
 
-@blueprint.get("/me", responses={200: Connection})
+@blueprint.get("/me", responses={200: CredentialCheck})
 def me() -> dict[str, Any]:
-    """The credential test: who the key is. Refusals: 401 not a key of this service, 403 rolled,
-    410 deleted."""
-    return Connection.model_validate(current_principal(), from_attributes=True).model_dump()
+    """The credential test: who the key is, and for a rolled value in its grace period, until
+    when it works. Refusals: 401 not a key of this service, 403 rolled, 410 deleted."""
+    check = CredentialCheck.model_validate(current_principal(), from_attributes=True)
+    return check.model_dump()
 
 
 def _page_view(op: NodeOperation) -> Callable[..., Any]:
@@ -109,7 +126,7 @@ for _op in OPERATIONS:
     _rule = _op.path.replace("{id}", "<id>")
     if _op.lists:
         blueprint.get(_rule)(_page_view(_op))
-    elif _op.method == "POST":
+    elif _op.gives_file:
         blueprint.post(_rule)(_file_view(_op))
     else:
         blueprint.get(_rule)(_item_view(_op))

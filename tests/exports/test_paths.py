@@ -13,8 +13,8 @@ from werkzeug.exceptions import MethodNotAllowed, NotFound
 from n8n_bridge.export import export as export_n8n
 from zapier_bridge.export import export as export_zapier
 
-# A template literal's ${...} or an expression's encodeURIComponent(...) stand for an ID.
-_PLACEHOLDER = re.compile(r"\$\{[^}]*\}|\\\" \+ encodeURIComponent\(\$parameter\.id\) \+ \\\"")
+# A template literal's ${...} or a route's {id} stand for an ID.
+_PLACEHOLDER = re.compile(r"\$\{[^}]*\}|\{id\}")
 
 
 def calls(directory: Path, pattern: str) -> set[tuple[str, str]]:
@@ -51,16 +51,17 @@ def test_every_call_of_the_zapier_app_is_a_route(app, tmp_path: Path) -> None:
 
 def test_every_call_of_the_n8n_package_is_a_route(app, tmp_path: Path) -> None:
     export_n8n(tmp_path, "https://bridge.example.com")
-    # The node's routing ("method": "GET", "url": "/templates"), the credential test's request,
-    # and the trigger's api(this, 'DELETE', `/hooks/${...}`); all under {baseUrl}/n8n.
-    routed = calls(
-        tmp_path,
-        r'"method": "(?P<method>[A-Z]+)",\s*"url": "(?:=\{\{\\")?'
-        r'(?P<path>/[^"\\]*(?:\\" \+ encodeURIComponent\(\$parameter\.id\) \+ \\"[^"\\]*)?)',
+    # The node's table ("method": "GET", "path": "/templates/{id}"), the template list's and
+    # the credential test's requests, the trigger's api(this, 'DELETE', `/hooks/${...}`); all
+    # under {baseUrl}/n8n.
+    operations = calls(tmp_path, r'"method": "(?P<method>[A-Z]+)",\s*"path": "(?P<path>/[^"]*)"')
+    searched = calls(tmp_path, r"method: '(?P<method>[A-Z]+)', path: '(?P<path>/[^']*)'")
+    tested = calls(
+        tmp_path, r"method: '(?P<method>GET)',\s*uri: `\$\{serviceUrl\(baseUrl\)\}(?P<path>/[^`]*)`"
     )
-    tested = calls(tmp_path, r'"url": "(?P<path>/me)",\s*"method": "(?P<method>GET)"')
     triggered = calls(tmp_path, r"api\(this, '(?P<method>[A-Z]+)', [`'](?P<path>/[^`']*)[`']")
-    found = {(method, f"/n8n{path}") for method, path in routed | tested | triggered}
+    found = {(method, f"/n8n{path}") for method, path in operations | searched | tested | triggered}
 
-    assert len(found) >= 9  # 6 node operations, the dropdown, the test, 3 hook calls
+    assert searched and tested
+    assert len(found) == 10  # 6 node operations (one is the template list's), the test, 3 hooks
     assert_routes(app, found)

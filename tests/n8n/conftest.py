@@ -30,12 +30,13 @@ def n8n_database(n8n_runtime: Path, tmp_path_factory: pytest.TempPathFactory) ->
 
 
 @pytest.fixture
-def n8n(n8n_runtime: Path, n8n_database: Path, tmp_path: Path) -> Callable[[Path], N8n]:
-    """Make an n8n with the community package in ``package_dir`` loaded, in a home of its own."""
+def n8n(n8n_runtime: Path, n8n_database: Path, tmp_path: Path) -> Callable[..., N8n]:
+    """Make an n8n with the community package in ``package_dir`` loaded, in a home of its own
+    (or in ``home``, where the package may already be installed)."""
     homes = itertools.count(1)
 
-    def make(package_dir: Path) -> N8n:
-        home = tmp_path / f"n8n-home-{next(homes)}"
+    def make(package_dir: Path, home: Path | None = None) -> N8n:
+        home = home or tmp_path / f"n8n-home-{next(homes)}"
         return N8n(home, package_dir, node_modules=n8n_runtime, database=n8n_database)
 
     return make

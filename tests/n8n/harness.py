@@ -1,15 +1,17 @@
 """A real n8n 2.8.4, headless on 127.0.0.1 for the tests, with one community node package loaded.
 
 The package is installed the way n8n installs community packages: linked into
-``<home>/.n8n/nodes/node_modules/<package name>``. n8n then reads the package's ``"n8n"`` section in
+``<home>/.n8n/nodes/node_modules/<package name>`` (or already there, installed by npm as a user
+would: then it is used as it is). n8n then reads the package's ``"n8n"`` section in
 package.json (so a wrong path there fails here, as it would for a user), and node types are named
 ``<package name>.<node name>`` (see :func:`node_type`), exactly as in a user's workflows; credential
 types keep their bare ``name``.
 
 Headless commands (``import:*``, ``execute``) cover actions; triggers, the credential test and
-dropdowns need the server (:meth:`N8n.running`), driven over the editor's own REST API as the
-instance owner. Nothing leaves 127.0.0.1: every feature that would call n8n's or npm's servers is
-switched off, and every endpoint n8n could still be told to call points at a closed local port.
+lists loaded from the service need the server (:meth:`N8n.running`), driven over the editor's
+own REST API as the instance owner. Nothing leaves 127.0.0.1: every feature that would call
+n8n's or npm's servers is switched off, and every endpoint n8n could still be told to call points
+at a closed local port.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ __all__ = [
     "N8nServer",
     "migrated_database",
     "node_items",
+    "node_subtitle",
     "node_type",
     "parse_flatted",
 ]
@@ -153,6 +156,40 @@ def parse_flatted(text: str) -> Any:
     return value(0)
 
 
+# The subtitle the editor shows under a node on the canvas, by n8n's own expression engine: the
+# node file's class (named as the file, as n8n requires) with the given parameters.
+_SUBTITLE_JS = """
+const { Workflow } = require('n8n-workflow');
+const [file, parameters] = JSON.parse(process.argv[1]);
+const name = require('path').basename(file).split('.')[0];
+const type = new (require(file)[name])();
+const node = { id: 'n', name, type: name, typeVersion: 1, position: [0, 0], parameters };
+const nodeTypes = {
+  getByName: () => type, getByNameAndVersion: () => type, getKnownTypes: () => ({}),
+};
+const workflow = new Workflow({ nodes: [node], connections: {}, active: false, nodeTypes });
+const subtitle = workflow.expression.getSimpleParameterValue(
+  node, type.description.subtitle, 'internal', {},
+);
+process.stdout.write(JSON.stringify(subtitle === undefined ? null : subtitle));
+"""
+
+
+def node_subtitle(node_file: Path, parameters: dict, node_modules: Path = NODE_MODULES) -> Any:
+    """What the editor shows under the node in ``node_file`` with these parameters."""
+    completed = subprocess.run(
+        ["node", "-e", _SUBTITLE_JS, json.dumps([str(node_file.resolve()), parameters])],
+        env={**os.environ, "NODE_PATH": str(node_modules)},
+        capture_output=True,
+        text=True,
+        timeout=COMMAND_TIMEOUT,
+        check=False,
+    )
+    if completed.returncode != 0:
+        raise N8nError(f"evaluating the subtitle of {node_file} failed:\n{completed.stderr}")
+    return json.loads(completed.stdout)
+
+
 def migrated_database(directory: Path, node_modules: Path = NODE_MODULES) -> Path:
     """An n8n database with every migration applied, to start each home from.
 
@@ -195,7 +232,7 @@ class N8n:
             raise ValueError(f"n8n loads community packages named n8n-nodes-*, not {name!r}")
         link = home / ".n8n" / "nodes" / "node_modules" / name
         link.parent.mkdir(parents=True, exist_ok=True)
-        if not link.is_symlink():
+        if link != package_dir and not link.is_symlink():
             link.symlink_to(package_dir.resolve(), target_is_directory=True)
         if database is not None and not (home / ".n8n" / "database.sqlite").exists():
             _copy_database(database, home / ".n8n" / "database.sqlite")
@@ -308,36 +345,43 @@ class N8nServer:
         response = self.rest("POST", "/credentials/test", {"credentials": credential})
         return self._data(response)
 
-    def load_options(
+    def search_list(
         self,
         node_type: str,
         property_name: str,
+        method_name: str,
         credentials: dict,
         current_parameters: dict,
-        load_options: dict | None = None,
-        *,
-        version: float = 1,
-    ) -> list[dict]:
-        """A dropdown's options (``[{"name", "value"}]``), asked for as the editor asks.
-
-        ``credentials``: the node's ``{type: {"id", "name"}}``, or one credential as imported.
-        Without ``load_options`` the property's own ``loadOptions``/``loadOptionsMethod`` is used.
-        """
+        filter: str = "",
+        pagination_token: str | None = None,
+    ) -> dict:
+        """A resource locator's list as the editor asks for it (typing ``filter``, scrolling on
+        with ``pagination_token``): ``{"results": [{"name", "value"}], "paginationToken"}``."""
         payload: dict[str, Any] = {
-            "nodeTypeAndVersion": {"name": node_type, "version": version},
+            "nodeTypeAndVersion": {"name": node_type, "version": 1},
             "path": f"parameters.{property_name}",
+            "methodName": method_name,
             "currentNodeParameters": current_parameters,
             "credentials": _node_credentials(credentials),
+            "filter": filter,
         }
-        if load_options is not None:
-            payload["loadOptions"] = load_options
-        else:
-            options = self._property(node_type, version, property_name).get("typeOptions", {})
-            if "loadOptionsMethod" in options:
-                payload["methodName"] = options["loadOptionsMethod"]
-            if "loadOptions" in options:
-                payload["loadOptions"] = options["loadOptions"]
-        return self._data(self.rest("POST", "/dynamic-node-parameters/options", payload))
+        if pagination_token is not None:
+            payload["paginationToken"] = pagination_token
+        return self._data(
+            self.rest("POST", "/dynamic-node-parameters/resource-locator-results", payload)
+        )
+
+    def node_types(self) -> dict[str, dict]:
+        """Every node type the editor offers (the AI agents' tool versions included), by name:
+        the description n8n loaded, with its codex."""
+        response = self.session.get(f"{self.url}/types/nodes.json", timeout=HTTP_TIMEOUT)
+        if response.status_code != 200:
+            raise N8nError(f"/types/nodes.json answered {response.status_code}")
+        return {description["name"]: description for description in response.json()}
+
+    def activation_error(self, workflow_id: str) -> str | None:
+        """What the editor shows for a workflow n8n could not activate (None when it could)."""
+        return self._data(self.rest("GET", f"/active-workflows/error/{workflow_id}"))
 
     def activate(self, workflow_id: str) -> None:
         """Publish the workflow's current version as the editor's toggle does: triggers register."""
@@ -392,22 +436,6 @@ class N8nServer:
                 f"{response.text[:2000]}\n{_tail(self.log())}"
             )
         return response.json()["data"]
-
-    def _property(self, node_type: str, version: float, name: str) -> dict:
-        described = self._data(
-            self.rest(
-                "POST", "/node-types", {"nodeInfos": [{"name": node_type, "version": version}]}
-            )
-        )
-        if not described:
-            raise N8nError(f"n8n does not know node type {node_type!r}\n{_tail(self.log())}")
-        for prop in described[0]["properties"]:
-            if prop["name"] == name and prop.get("typeOptions", {}).keys() & {
-                "loadOptions",
-                "loadOptionsMethod",
-            }:
-                return prop
-        raise N8nError(f"{node_type} has no property {name!r} with loadOptions")
 
     def _wait_until_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout

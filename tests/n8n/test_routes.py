@@ -42,7 +42,24 @@ def test_credential_test_names_the_account_and_key(client, headers, standard_key
         "label": "Acme Ltd · n8n workflows",
         "in_grace_period": False,
         "grace_until": None,
+        "warning": None,
     }
+
+
+def test_credential_test_warns_that_a_grace_period_value_stops_working(
+    client, services, account
+) -> None:
+    key = services.keys.create(account.id, "n8n production")
+    services.keys.roll(None, key.id, timedelta(hours=1))
+
+    me = client.get("/n8n/me", headers=key_header(key.value, N8N))
+
+    assert me.status_code == 200
+    assert me.json["in_grace_period"] is True
+    assert me.json["warning"] == (
+        "This value still works, until 2026-11-20 11:03 UTC only: the API key 'n8n production' "
+        "was rolled. Paste the key's new value here before then."
+    )
 
 
 def test_credential_test_has_a_status_per_failure_class(
