@@ -32,7 +32,7 @@ def main() -> None:
             return authenticate(value, user_agent="Zapier", path="/v1/me")
 
         def cold() -> object:
-            services.authenticator.forget_all()
+            services.authenticator.forget(None)
             return authenticate(value, user_agent="Zapier", path="/v1/me")
 
         warm_median, floor_median = live.interleaved(

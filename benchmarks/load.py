@@ -219,8 +219,8 @@ def mixed(found: Deployment, arguments: argparse.Namespace) -> bool:
 # --- a key rolled under load ------------------------------------------------------------------
 def roll(found: Deployment, work: Path) -> bool:
     """Clients call ``GET /v1/me`` with a key on two "machines": two ``serve`` processes that
-    share PostgreSQL but not memory (each its own runtime directory), half of the clients on a
-    new connection per request, half on kept-alive ones. ROLLS times, the key is rolled with no
+    share PostgreSQL but not memory (each its own runtime directory), each request at random on
+    a new connection or a kept-alive one. ROLLS times, the key is rolled with no
     grace period on the first; the clients keep sending the old value a while, then the new one.
     Expected: no request sent to the first machine after the roll returned succeeds; the
     second refuses the old value within 100 ms (p99) of the return."""

@@ -157,11 +157,14 @@ class KeyManager:
     """
 
     def __init__(
-        self, db: Database, clock: Clock | None = None, on_revoke: Callable[[], None] | None = None
+        self,
+        db: Database,
+        clock: Clock | None = None,
+        on_revoke: Callable[[str], None] | None = None,
     ) -> None:
         self._db = db
         self._clock = clock or Clock()
-        self._on_revoke = on_revoke or (lambda: None)
+        self._on_revoke = on_revoke or (lambda key_id: None)
 
     def create(
         self, account_id: str, name: str, permission: Permission = Permission.STANDARD
@@ -237,11 +240,11 @@ class KeyManager:
                 KeyValue(fingerprint=fresh.fingerprint, last4=fresh.last4, issued_at=now)
             )
             key.rolled_at = now
-            self._revoked(session, now)
+            self._revoked(session, key.id, now)
             info = ApiKeyInfo.of(key, now)
             record(session, key.account_id, EventType.API_KEY_ROLLED, _event_data(info), now)
             issued = IssuedApiKey(**info.model_dump(), value=fresh.value)
-        self._on_revoke()
+        self._on_revoke(key_id)
         return issued
 
     def delete(self, account_id: str | None, key_id: str) -> ApiKeyInfo:
@@ -257,11 +260,11 @@ class KeyManager:
                     value.retired_at = now
                 if value.works_until is not None and value.works_until > now:
                     value.works_until = now
-            self._revoked(session, now)
+            self._revoked(session, key.id, now)
             delete_hooks_of_key(session, key.id)
             info = ApiKeyInfo.of(key, now)
             record(session, key.account_id, EventType.API_KEY_DELETED, _event_data(info), now)
-        self._on_revoke()
+        self._on_revoke(key_id)
         return info
 
     def failures(self, account_id: str | None, key_id: str) -> builtins.list[FailureReport]:
@@ -325,7 +328,7 @@ class KeyManager:
             ) from None
 
     @staticmethod
-    def _revoked(session: Session, now: datetime) -> None:
+    def _revoked(session: Session, key_id: str, now: datetime) -> None:
         """Tell every process that cached keys may be stale (other machines through
         :func:`~connector.revocations.announce`), and forget values past the 90 days they stay
         recognisable (the row stays for its failure history)."""
@@ -334,7 +337,7 @@ class KeyManager:
             .where(AuthGeneration.id == 1)
             .values(generation=AuthGeneration.generation + 1)
         )
-        announce(session)
+        announce(session, key_id)
         session.execute(
             update(KeyValue)
             .where(KeyValue.retired_at < now - RECOGNISABLE_FOR, KeyValue.fingerprint.is_not(None))

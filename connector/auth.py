@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 
+from cachetools import TTLCache
 from sqlalchemy import select
 from werkzeug.datastructures import MultiDict
 
@@ -39,6 +40,7 @@ from .usage import UsageRecorder
 # The safety net behind the revocation signal and listener: how often a process serving cached
 # keys also reads the database's generation counter.
 POLL_SECONDS = 5.0
+IDENTIFY_PER_SECOND = 20
 LAST_USED_EVERY_SECONDS = 60.0
 # Even without a roll, a cached answer is re-read now and then, so that e.g. a value past its
 # 90 recognisable days stops being described as rolled.
@@ -122,10 +124,17 @@ class Authenticator:
         repeats: RefusalRepeats,
         signal: RevocationSignal,
         clock: Clock | None = None,
+        *,
+        poll_seconds: float = POLL_SECONDS,
     ) -> None:
         self._db = db
         self._signal = signal
         self._signal_seen = signal.read()
+        self._poll_seconds = poll_seconds
+        # Values over an abuse limit that turned out unknown, and how many such values this
+        # process may still look up this second: a spray of guesses costs bounded lookups.
+        self._unknown_limited: TTLCache[str, bool] = TTLCache(maxsize=10_000, ttl=REFRESH_SECONDS)
+        self._identify_second, self._identified = 0, 0
         self._usage = usage
         self._clock = clock or Clock()
         self._cache: dict[str, _Entry] = {}
@@ -147,7 +156,9 @@ class Authenticator:
         except AuthenticationFailed as refusal:
             refusal.repeat = self._repeats.is_repeat(client, digest, path)
             raise
-        repeat = entry.failure is not None and self._repeats.is_repeat(client, digest, path)
+        repeat = entry.failure is not None and self._repeats.is_repeat(
+            client, digest, path, shared=entry.report_as is not None
+        )
         if not repeat:
             self._note_old_value(entry, client, path)
         if entry.failure is not None:
@@ -164,35 +175,47 @@ class Authenticator:
         assert entry.principal is not None
         return entry.principal
 
-    def note_limited(
-        self, presented: str | None, *, user_agent: str, path: str, identify: bool
-    ) -> None:
+    def note_limited(self, presented: str | None, *, user_agent: str, path: str) -> None:
         """Count a use of a retired value that an abuse limit answered before authentication,
-        so that the failure report shows every call. Known from this process's cache; with
-        ``identify`` (the value is over its own limit: one value sent again and again, not a
-        spray of guesses) a value not known yet is looked up once and remembered."""
+        so that the failure report shows every call. Known from this process's cache (a
+        revocation keeps refusals there); a value not known yet is looked up once, within
+        ``IDENTIFY_PER_SECOND`` lookups a second, and remembered either way."""
         if not presented:
             return
         digest = keys.fingerprint(presented)
         entry = self._cache.get(digest)
-        if entry is None and identify:
+        if entry is None and digest not in self._unknown_limited and self._may_identify():
             try:
-                entry = self._load(presented, digest, remember_unknown=True)
+                entry = self._load(presented, digest)
             except AuthenticationFailed:
+                self._unknown_limited[digest] = True
                 return
         if entry is not None:
             self._note_old_value(entry, classify(user_agent), path)
 
+    def _may_identify(self) -> bool:
+        second = int(time.monotonic())
+        with self._lock:
+            if second != self._identify_second:
+                self._identify_second, self._identified = second, 0
+            self._identified += 1
+            return self._identified <= IDENTIFY_PER_SECOND
+
     def _note_old_value(self, entry: _Entry, client: Client, path: str) -> None:
-        if entry.report_as is not None:
-            self._usage.note_old_value(
-                value_id=entry.value_id,
-                key_id=entry.key_id,
-                reason=entry.report_as,
-                client=client,
-                path=_printable(path),
-                at=self._clock.now(),
-            )
+        reason = entry.report_as
+        if reason is None:
+            return
+        grace_until = entry.principal.grace_until if entry.principal is not None else None
+        if grace_until is not None and grace_until <= self._clock.now():
+            reason = "rolled"  # a cached grace-period answer, met by a limit after it ended
+        self._usage.note_old_value(
+            value_id=entry.value_id,
+            key_id=entry.key_id,
+            reason=reason,
+            client=client,
+            path=_printable(path),
+            at=self._clock.now(),
+        )
 
     def vouches_for(self, presented: str | None) -> bool:
         """Whether ``presented`` is a working key this process checked a moment ago: known
@@ -218,10 +241,8 @@ class Authenticator:
             raise ApiKeyMissing(
                 "No API key was sent. Send your TemplateTo API key in the X-Api-Key header.",
             )
-        signal = self._signal.read()
-        if signal != self._signal_seen:
-            self._signal_seen = signal
-            self.forget_all()
+        if self._signal.read() != self._signal_seen:
+            self._catch_up()
         entry = self._cache.get(digest)
         if entry is not None and time.monotonic() >= self._next_poll:
             self._poll_generation()
@@ -230,32 +251,52 @@ class Authenticator:
             entry = self._load(presented, digest)
         return entry
 
-    def forget_all(self) -> None:
-        """A key was rolled or deleted: every cached answer is re-read before it is used again.
-        Refusals stay known for :meth:`note_limited` (a revocation never makes a refused value
-        work again); the rest are dropped."""
+    def _catch_up(self) -> None:
+        """Forget the keys revoked since this process last looked. The count is marked seen
+        only once they are forgotten, under the lock: a thread that finds it unchanged can
+        trust the cache."""
         with self._lock:
-            self._cache = {
-                digest: entry for digest, entry in self._cache.items() if entry.principal is None
-            }
-            for entry in self._cache.values():
+            count, key_ids = self._signal.revoked_since(self._signal_seen)
+            if count != self._signal_seen:
+                self._forget(key_ids)
+                self._signal_seen = count
+
+    def forget(self, key_ids: frozenset[str] | None) -> None:
+        """These keys (None: every key) were rolled or deleted: their cached answers are re-read
+        before they are used again."""
+        with self._lock:
+            self._forget(key_ids)
+
+    def _forget(self, key_ids: frozenset[str] | None) -> None:
+        # Refusals stay, re-read before they answer, for note_limited: a revocation never
+        # makes a refused value work again.
+        kept = {}
+        for digest, entry in self._cache.items():
+            if key_ids is not None and entry.key_id not in key_ids:
+                kept[digest] = entry
+            elif entry.principal is None:
                 entry.valid_until = float("-inf")
-            self._epoch += 1
+                kept[digest] = entry
+        self._cache = kept
+        self._epoch += 1
 
     def _poll_generation(self) -> None:
         # Claimed first, so that the threads finding the poll due at once do not all query.
-        self._next_poll = time.monotonic() + POLL_SECONDS
+        self._next_poll = time.monotonic() + self._poll_seconds
         with self._db.transaction() as session:
             generation = session.scalar(
                 select(AuthGeneration.generation).where(AuthGeneration.id == 1)
             )
+        reattached = self._signal.reattach_if_replaced()
         with self._lock:
-            changed = generation != self._generation
+            changed = generation != self._generation or reattached
             self._generation = generation
-        if changed:
-            self.forget_all()
+            if reattached:
+                self._signal_seen = self._signal.read()
+            if changed:
+                self._forget(None)
 
-    def _load(self, presented: str, digest: str, *, remember_unknown: bool = False) -> _Entry:
+    def _load(self, presented: str, digest: str) -> _Entry:
         problem = keys.diagnose(presented)
         if problem is keys.FormatProblem.EMPTY:
             raise ApiKeyMissing(
@@ -283,8 +324,6 @@ class Authenticator:
                 .where(KeyValue.fingerprint == digest)
             ).one_or_none()
         if row is None:
-            if remember_unknown:
-                self._remember(digest, epoch, _Entry("", 0, None, self._unknown(), None, 0.0))
             raise self._unknown()
         entry = self._describe(row.KeyValue, row.ApiKey, row.Account)
         self._remember(digest, epoch, entry)

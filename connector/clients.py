@@ -5,10 +5,12 @@ from __future__ import annotations
 import enum
 import hashlib
 import logging
+import threading
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import CursorResult, delete, select
+from cachetools import TTLCache
+from sqlalchemy import CursorResult, delete
 from sqlalchemy.exc import SQLAlchemyError
 
 from .clock import Clock
@@ -45,35 +47,42 @@ class RefusalRepeats:
 
     A refusal is remembered by what identifies the request (the key's fingerprint, the path);
     the next identical refusal from the same client within ``REPEAT_WITHIN_SECONDS`` is its
-    repeat, and the one after that is a new attempt again. Remembered in the database, so that
-    a repeat answered by another worker or machine is still known; when the database cannot be
-    reached, every refusal counts."""
+    repeat, and the one after that is a new attempt again. Refusals of a known old value
+    (``shared``: they go into failure reports) are remembered in the database, so that a repeat
+    answered by another worker or machine is still known; any other refusal (a value that is not
+    a key of ours: anyone can send those by the thousand) only in this process's memory, as is
+    every answer to :meth:`expects` (asked on the abuse limits' path, which must stay free of
+    queries). When the database cannot be reached, every refusal counts."""
 
     def __init__(self, db: Database, clock: Clock, window: int = REPEAT_WITHIN_SECONDS) -> None:
         self._db = db
         self._clock = clock
         self._window = timedelta(seconds=window)
+        self._recent: TTLCache[str, bool] = TTLCache(maxsize=10_000, ttl=window)
+        self._lock = threading.Lock()
 
     def expects(self, client: Client, key_fingerprint: str, path: str) -> bool:
         """Whether the next identical refusal would be a repeat (without counting it as one)."""
         if client not in RETRIES_REFUSED_ONCE:
             return False
-        remembered = _remembered_as(client, key_fingerprint, path)
-        try:
-            with self._db.transaction() as session:
-                until = session.scalar(
-                    select(RefusalRepeat.remembered_until).where(
-                        RefusalRepeat.request == remembered
-                    )
-                )
-        except SQLAlchemyError:
-            return False
-        return until is not None and until > self._clock.now()
+        with self._lock:
+            return _remembered_as(client, key_fingerprint, path) in self._recent
 
-    def is_repeat(self, client: Client, key_fingerprint: str, path: str) -> bool:
+    def is_repeat(
+        self, client: Client, key_fingerprint: str, path: str, *, shared: bool = False
+    ) -> bool:
         if client not in RETRIES_REFUSED_ONCE:
             return False
         remembered = _remembered_as(client, key_fingerprint, path)
+        with self._lock:
+            repeat = self._recent.pop(remembered, False)
+            if not repeat:
+                self._recent[remembered] = True
+        if shared:
+            repeat = self._shared_is_repeat(remembered)
+        return repeat
+
+    def _shared_is_repeat(self, remembered: str) -> bool:
         now = self._clock.now()
         try:
             with self._db.transaction() as session:

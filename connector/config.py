@@ -6,10 +6,8 @@ message naming the variable, instead of failing on the first request that needs 
 
 from __future__ import annotations
 
-import hashlib
 import os
 import secrets
-import tempfile
 from pathlib import Path
 
 import limits
@@ -53,8 +51,15 @@ class Settings(BaseSettings):
     )
     runtime_dir: Path | None = Field(
         default=None,
-        description="Where this machine's processes of one deployment share the revocation "
-        "signal; default: a directory per database and user under the system's temporary one.",
+        description="Where this machine's processes of one deployment share the revocations "
+        "of keys (mode 700); default: run/ in the data directory.",
+    )
+    revocation_poll_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        le=3600,
+        description="How often a serving process also reads the database's revocation counter "
+        "(a safety net).",
     )
     public_url: HttpUrl = Field(
         default=HttpUrl("http://127.0.0.1:8000"),
@@ -227,13 +232,6 @@ def _stored_secret_key(data_dir: Path) -> str:
     return key
 
 
-def default_runtime_dir(database_url: str) -> Path:
-    """Where one deployment's processes on this machine meet: named by the user they run as and
-    the database they share (hashed: the URL may hold a password)."""
-    deployment = hashlib.sha256(database_url.encode()).hexdigest()[:16]
-    return Path(tempfile.gettempdir()) / f"templateto-bridge-{os.getuid()}" / deployment
-
-
 def load_settings(**overrides: object) -> Settings:
     """Read the environment (``overrides`` win), create the data directory, and fill the
     database URL and secret key defaults. Raises :class:`ConfigError` with a readable message."""
@@ -259,7 +257,7 @@ def load_settings(**overrides: object) -> Settings:
         update={
             "data_dir": data_dir,
             "database_url": database_url,
-            "runtime_dir": settings.runtime_dir or default_runtime_dir(database_url),
+            "runtime_dir": (settings.runtime_dir or data_dir / "run").expanduser().resolve(),
             "secret_key": SecretStr(secret_key),
         }
     )

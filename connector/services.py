@@ -88,7 +88,14 @@ class Services:
         usage = UsageRecorder(db)
         assert settings.runtime_dir is not None  # filled by load_settings
         revocations = RevocationSignal(settings.runtime_dir)
-        authenticator = Authenticator(db, usage, RefusalRepeats(db, clock), revocations, clock)
+        authenticator = Authenticator(
+            db,
+            usage,
+            RefusalRepeats(db, clock),
+            revocations,
+            clock,
+            poll_seconds=settings.revocation_poll_seconds,
+        )
         own_slots_dir = None
         if render_slots_dir is None:
             render_slots_dir = own_slots_dir = Path(tempfile.mkdtemp(prefix="bridge-render-"))
@@ -136,7 +143,7 @@ class Services:
             metrics=metrics,
             revocations=revocations,
             revocation_listener=(
-                RevocationListener(settings.database_url, authenticator.forget_all)
+                RevocationListener(settings.database_url, authenticator.forget)
                 if RevocationListener.needed_for(settings.database_url)
                 else None
             ),

@@ -7,7 +7,7 @@ from pydantic import BaseModel
 from ..paging import PageQuery
 from ..services import services
 from ..webhooks.subscriptions import CreatedHook, DeliveryInfo, DeliveryPage, HookInfo, NewHook
-from .security import current_principal, key_protected_blueprint
+from .security import SUBSCRIBE, current_principal, key_protected_blueprint, require_current_value
 
 blueprint = key_protected_blueprint(
     "hooks",
@@ -33,7 +33,7 @@ class HookList(BaseModel):
 @blueprint.post("", responses={201: CreatedHook})
 def create_hook(body: NewHook) -> tuple[dict, int]:
     """Subscribe a URL to events. The answer's secret (shown once) verifies deliveries."""
-    principal = current_principal()
+    principal = require_current_value(SUBSCRIBE)
     hook = services().hooks.create(principal.account_id, principal.key_id, body, "api")
     return hook.model_dump(mode="json"), 201
 

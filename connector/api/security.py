@@ -13,7 +13,6 @@ from ..errors import (
     ApiKeyInGracePeriod,
     ApiKeyNotAdmin,
     AuthenticationFailed,
-    FailedAuthKeyLimited,
     TooManyRequests,
 )
 from ..refusals import require_json_body
@@ -45,16 +44,11 @@ def _authenticate() -> None:
     if not authenticator.vouches_for(presented):
         try:
             limits.check_refusals(address, presented)
-        except TooManyRequests as limited:
+        except TooManyRequests:
             # n8n's repeat of a refusal is the same attempt as the one the limit let through.
             if not authenticator.expects_repeat(presented, user_agent=user_agent, path=path):
                 metrics.authenticated("limited")
-                authenticator.note_limited(
-                    presented,
-                    user_agent=user_agent,
-                    path=path,
-                    identify=isinstance(limited, FailedAuthKeyLimited),
-                )
+                authenticator.note_limited(presented, user_agent=user_agent, path=path)
                 raise
     try:
         principal = authenticator.authenticate(presented, user_agent=user_agent, path=path)
@@ -97,21 +91,31 @@ def current_principal() -> Principal:
     return g.principal
 
 
+SUBSCRIBE = "subscribe to events"
+
+
+def require_current_value(action: str) -> Principal:
+    """The request's principal, unless it used a rolled value: one in its grace period does
+    ordinary work only, so that a leaked value cannot mint keys or subscribe to events that
+    would outlive it. ``action`` completes "Use the key's new value to …"."""
+    principal = current_principal()
+    if principal.grace_until is not None:
+        raise ApiKeyInGracePeriod(
+            f"This value of the API key {principal.key_name!r} was rolled and works only for "
+            f"ordinary requests until its grace period ends. Use the key's new value to {action}.",
+            details={"key_id": principal.key_id, "key_name": principal.key_name},
+        )
+    return principal
+
+
 def require_admin(*, to_change: bool = False) -> Principal:
     """The request's principal, when its key may read (or, ``to_change``, create, roll or
     delete) API keys."""
-    principal = current_principal()
+    principal = require_current_value("manage API keys") if to_change else current_principal()
     if not principal.is_admin:
         raise ApiKeyNotAdmin(
             f"The API key {principal.key_name!r} has the standard permission; managing API keys "
             "needs a key with the admin permission. Ask an admin to create one on the API keys "
             "page.",
-        )
-    if to_change and principal.grace_until is not None:
-        raise ApiKeyInGracePeriod(
-            f"This value of the API key {principal.key_name!r} was rolled and works only for "
-            "ordinary requests until its grace period ends. Use the key's new value to manage "
-            "API keys.",
-            details={"key_id": principal.key_id, "key_name": principal.key_name},
         )
     return principal

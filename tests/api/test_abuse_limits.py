@@ -179,7 +179,7 @@ def test_every_use_of_an_old_value_is_counted_the_limited_ones_too(
     headers = key_header(old.value, "Zapier")
 
     answers = [client.get("/zapier/me", headers=headers).status_code for _ in range(4)]
-    # Another key's roll empties the caches: the limited value stays known.
+    # Another key's roll: the limited value stays known.
     other = services.keys.create(account.id, "Reporting")
     services.keys.roll(None, other.id)
     answers += [client.get("/zapier/me", headers=headers).status_code for _ in range(4)]
@@ -208,3 +208,29 @@ def test_a_process_that_never_saw_a_limited_value_still_counts_it(settings, cloc
     assert reported_count(services, old.id) == 5
     for app in (first, second):
         app.extensions["templateto"].close()
+
+
+def test_uses_refused_by_the_address_limit_are_counted_too(settings, clock, account) -> None:
+    """Zapier's shared address may be over its limit because of someone else's bad key."""
+    strict = settings.model_copy(
+        update={
+            "failed_auth_limit_per_key_value": "100/minute",
+            "failed_auth_limit_per_address": "2/minute",
+        }
+    )
+    app = create_app(strict, clock=clock)
+    services, client = app.extensions["templateto"], app.test_client()
+    old = services.keys.create(account.id, "Zapier production")
+    services.keys.roll(None, old.id)
+    for bad in ("tt_live_" + "1" * 38, "tt_live_" + "2" * 38):
+        assert client.get("/zapier/me", headers=key_header(bad, "Zapier")).status_code == 401
+    headers = key_header(old.value, "Zapier")
+
+    first = [client.get("/zapier/me", headers=headers).status_code for _ in range(3)]
+    other = services.keys.create(account.id, "Reporting")
+    services.keys.roll(None, other.id)
+    then = [client.get("/zapier/me", headers=headers).status_code for _ in range(2)]
+
+    assert first + then == [429] * 5
+    assert reported_count(services, old.id) == 5
+    services.close()

@@ -124,7 +124,7 @@ def test_old_values_are_recognisable_for_90_days_only(client, services, clock, a
     )
 
     clock.advance(days=1)
-    services.authenticator.forget_all()
+    services.authenticator.forget(None)
 
     assert refusal(client.get("/v1/me", headers=key_header(admin_key.value)))["code"] == (
         "api_key_unknown"

@@ -222,7 +222,7 @@ def test_me_describes_account_and_key(client, account, admin_key) -> None:
     }
 
 
-def test_a_value_in_its_grace_period_cannot_manage_keys(
+def test_a_value_in_its_grace_period_cannot_manage_keys_or_subscribe(
     client, services, account, admin_key
 ) -> None:
     new_value = client.post(
@@ -238,13 +238,19 @@ def test_a_value_in_its_grace_period_cannot_manage_keys(
         ),
         client.post("/v1/api-keys", json={"name": "Minted"}, headers=old),
         client.delete(f"/v1/api-keys/{admin_key.id}", headers=old),
+        # A subscription belongs to the key and would outlive the value: not from a rolled one.
+        client.post(
+            "/v1/hooks",
+            json={"target_url": "http://127.0.0.1:9/hook", "events": ["document.created"]},
+            headers=old,
+        ),
     ]
     for refused in attempts:
         assert refused.status_code == 403
         error = refused.json["error"]
         assert error["code"] == "api_key_in_grace_period"
         assert "'Zapier production'" in error["message"]
-        assert "new value" in error["message"]
+        assert "Use the key's new value to " in error["message"]
         assert "X-Api-Key-Warning" in refused.headers
     assert [key.name for key in services.keys.list(account.id)] == ["Zapier production"]
     # Ordinary work goes on until the grace period ends, reading keys included.

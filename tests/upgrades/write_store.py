@@ -55,7 +55,6 @@ def write(out: Path) -> None:
     new_in_grace = services.keys.roll(None, in_grace.id, timedelta(days=7))
     new_rolled = services.keys.roll(None, rolled.id)
     services.keys.delete(None, deleted.id)
-    services.authenticator.forget_all()
     for value in (rolled.value, deleted.value):  # refused, and counted in failure reports
         with contextlib.suppress(AuthenticationFailed):
             services.authenticator.authenticate(value, user_agent="Zapier", path="/zapier/me")

@@ -6,6 +6,8 @@ Revises: 0008
 Create Date: 2026-12-06
 """
 
+import sqlite3
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -18,6 +20,11 @@ TIMESTAMP = sa.DateTime(timezone=True)
 
 
 def upgrade() -> None:
+    # Checked before anything changes: it drops a column in place (below).
+    if op.get_bind().dialect.name == "sqlite" and sqlite3.sqlite_version_info < (3, 35):
+        raise RuntimeError(
+            f"this upgrade needs SQLite 3.35 or newer; this Python has {sqlite3.sqlite_version}"
+        )
     op.create_table(
         "api_key_old_value_alerts",
         sa.Column(
