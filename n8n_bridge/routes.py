@@ -15,7 +15,12 @@ from pydantic import BaseModel, Field, computed_field
 
 from connector.api.documents import file_response
 from connector.api.errors import error_response
-from connector.api.security import current_principal, key_protected_blueprint
+from connector.api.security import (
+    SUBSCRIBE,
+    current_principal,
+    key_protected_blueprint,
+    require_current_value,
+)
 from connector.clients import Client
 from connector.clock import format_time
 from connector.errors import (
@@ -177,7 +182,7 @@ def create_hook(body: TriggerHook) -> tuple[dict[str, Any], int]:
             f"The TemplateTo Trigger does not offer {body.event.value!r}; choose one of "
             f"{', '.join(event.value for event in TRIGGER_EVENTS)}.",
         )
-    principal = current_principal()
+    principal = require_current_value(SUBSCRIBE)
     created = services().hooks.create(
         principal.account_id,
         principal.key_id,

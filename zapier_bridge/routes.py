@@ -11,7 +11,12 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from connector.api.errors import error_response
-from connector.api.security import current_principal, key_protected_blueprint
+from connector.api.security import (
+    SUBSCRIBE,
+    current_principal,
+    key_protected_blueprint,
+    require_current_value,
+)
 from connector.clients import Client
 from connector.errors import (
     ApiKeyDeleted,
@@ -153,7 +158,7 @@ def subscribe() -> tuple[dict[str, Any], int]:
     hook = ZapierHook.model_validate(request.get_json(silent=True) or {})
     if instant_trigger(hook.event) is None:
         raise EventNotOffered(f"No Zapier trigger fires on {hook.event.value!r}.")
-    principal = current_principal()
+    principal = require_current_value(SUBSCRIBE)
     created = services().hooks.create(
         principal.account_id,
         principal.key_id,
