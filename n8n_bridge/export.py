@@ -15,7 +15,7 @@ import click
 from pydantic.fields import FieldInfo
 
 from connector import __version__
-from connector.exports import write_files
+from connector.exports import BaseUrl, write_files
 from connector.operations import TRIGGER_EVENTS, Browse
 
 from .operations import OPERATIONS, NodeOperation
@@ -535,12 +535,12 @@ def export(out: Path, base_url: str = "") -> list[Path]:
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path))
 @click.option(
     "--base-url",
-    default="",
+    type=BaseUrl(),
     help="Prefills the credential's Base URL, e.g. https://bridge.example.com",
 )
-def export_command(out: Path, base_url: str) -> None:
+def export_command(out: Path, base_url: str | None) -> None:
     """Write the n8n community node package (package.json and dist/) to OUT."""
-    written = export(out, base_url)
+    written = export(out, base_url or "")
     click.echo(
         f"Wrote {len(written)} files to {out}. Then: cd {out} && npm publish (or npm pack, and "
         "install the .tgz in n8n under Settings > Community nodes or ~/.n8n/nodes)"
