@@ -9,7 +9,7 @@ import os
 import re
 import signal
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
@@ -32,7 +32,7 @@ from .logs import configure as configure_logs
 from .paging import PageQuery
 from .platforms import API, Platform
 from .services import Services
-from .templates import TemplateFields, TemplateInfo
+from .templates import TemplateFields, TemplateInfo, TemplateSummary
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -260,8 +260,8 @@ def demo(host: str, port: int) -> None:
                 f"templateto-bridge users set-password --email {DEMO_ADMIN}"
             )
             click.echo(f"  API keys page: {public_url}generate/api-keys")
-            templates = services.templates.list(existing.id, PageQuery()).data
-            click.echo(f"  templates: {', '.join(f'{t.name} {t.id}' for t in templates)}")
+            newest_first = services.templates.list(existing.id, PageQuery()).data
+            click.echo(f"  templates: {_names_and_ids(reversed(newest_first))}")
             for key in services.keys.list(existing.id):
                 click.echo(f"  {_describe_key(key)}")
             click.echo(
@@ -275,18 +275,22 @@ def demo(host: str, port: int) -> None:
             account.id, NewUser(email=DEMO_ADMIN, password=password, role=Role.ADMIN)
         )
         key = services.keys.create(account.id, "Demo admin", Permission.ADMIN)
-        invoice, *others = _create_demo_templates(services, account.id)
+        templates = _create_demo_templates(services, account.id)
         click.echo(f"Demo account {account.name!r} ({account.id})")
         click.echo(f"  admin user {user.email}, password {password}")
         click.echo(f"  API keys page: {public_url}generate/api-keys")
-        click.echo(f"  templates: {', '.join(f'{t.name} {t.id}' for t in (invoice, *others))}")
+        click.echo(f"  templates: {_names_and_ids(templates)}")
         click.echo(f"  admin API key {key.id}:\n\n    {key.value}\n")
         click.echo("Copy the key now: it is shown once. Render the demo invoice:")
         click.echo(
             f"  curl -H 'X-Api-Key: {key.value}' -H 'Content-Type: application/json' "
             f"-d @{DEMO_FILES / 'invoice-data.json'} -o invoice.pdf "
-            f"{public_url}render/pdf/{invoice.id}"
+            f"{public_url}render/pdf/{templates[0].id}"
         )
+
+
+def _names_and_ids(templates: Iterable[TemplateSummary]) -> str:
+    return ", ".join(f"{template.name} {template.id}" for template in templates)
 
 
 def _create_demo_templates(services: Services, account_id: str) -> list[TemplateInfo]:

@@ -296,6 +296,7 @@ def test_demo_creates_an_account_key_and_user_once_and_prints_their_ids(run, ser
     assert "admin user admin@demo.example, password " in first.output
     assert first.output.count("tt_live_") == 2  # the value, and the curl line that uses it
     assert f"({account.id}) already exists" in second.output
+    assert f"Invoice {templates[0].id}" in second.output
     assert "tt_live_…" in second.output and "keys roll" in second.output
     # Its password was shown once: the way back in is named.
     assert (
@@ -477,3 +478,20 @@ def test_templates_import_refuses_empty_and_binary_files(run, tmp_path, content,
     assert result.exit_code == 1
     assert words in result.output
     assert "Traceback" not in result.output
+
+
+def test_the_docs_push_the_zapier_app_as_the_export_says(run, tmp_path) -> None:
+    printed = run(
+        "export", "zapier", "--out", str(tmp_path / "app"), "--base-url", "https://b.example.com"
+    ).output
+    root = Path(__file__).parents[1]
+    guide = (root / "docs" / "zapier.md").read_text(encoding="utf-8")
+    readme = (root / "README.md").read_text(encoding="utf-8")
+
+    # `zapier push` alone fails on an app Zapier does not know yet: register (or link) first.
+    for steps in (printed, guide, readme):
+        assert "zapier push" not in steps or (
+            "zapier register" in steps
+            and steps.index("zapier register") < steps.index("zapier push")
+        )
+    assert "zapier push" in printed and "zapier push" in guide
