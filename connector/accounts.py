@@ -6,14 +6,23 @@ import enum
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, TypeAdapter
+import email_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    WithJsonSchema,
+)
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from .clock import Clock
 from .db import Database
-from .errors import AccountNotFound, EmailTaken
+from .errors import AccountNotFound, EmailTaken, UserNotFound
 from .models import Account, User, new_id
 
 AccountName = Annotated[
@@ -23,6 +32,31 @@ AccountName = Annotated[
     ),
 ]
 Password = Annotated[str, Field(min_length=10, max_length=200)]
+
+# An email here is the name a user signs in with; nothing is ever mailed to it. A self-hosted
+# service's users have internal addresses (admin@acme.test, me@intranet.local, root@localhost),
+# which email-validator refuses unless told: its documented ways are globally_deliverable=False
+# (no dot needed) and taking a name off SPECIAL_USE_DOMAIN_NAMES. Left on it: .invalid, .onion.
+for _internal in ("arpa", "local", "localhost", "test"):
+    if _internal in email_validator.SPECIAL_USE_DOMAIN_NAMES:
+        email_validator.SPECIAL_USE_DOMAIN_NAMES.remove(_internal)
+
+
+def _sign_in_email(value: str) -> str:
+    try:
+        return email_validator.validate_email(
+            value, check_deliverability=False, globally_deliverable=False
+        ).normalized.lower()
+    except email_validator.EmailNotValidError as error:
+        raise ValueError(f"not a valid email address: {error}") from None
+
+
+Email = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, max_length=254),
+    AfterValidator(_sign_in_email),
+    WithJsonSchema({"type": "string", "format": "email"}),
+]
 
 
 class Role(enum.StrEnum):
@@ -54,9 +88,13 @@ _NOBODY = generate_password_hash("no user has this password")
 
 
 class NewUser(BaseModel):
-    email: EmailStr
+    email: Email
     password: Password
     role: Role = Role.EDITOR
+
+
+class NewPassword(BaseModel):
+    password: Password
 
 
 class Accounts:
@@ -96,7 +134,7 @@ class Accounts:
             return AccountInfo.model_validate(account) if account else None
 
     def add_user(self, account_id: str, new_user: NewUser) -> UserInfo:
-        email = new_user.email.lower()
+        email = new_user.email
         with self._db.transaction() as session:
             if session.get(Account, account_id) is None:
                 raise AccountNotFound(f"There is no account {account_id!r}.")
@@ -126,6 +164,18 @@ class Accounts:
         with self._db.transaction() as session:
             user = session.get(User, user_id)
             return UserInfo.model_validate(user) if user is not None else None
+
+    def set_password(self, email: str, password: str) -> UserInfo:
+        """Give the user with this email a new password, ending their web sessions."""
+        new_hash = generate_password_hash(NewPassword(password=password).password)
+        with self._db.transaction() as session:
+            user = session.scalars(select(User).where(User.email == email.strip().lower())).first()
+            if user is None:
+                raise UserNotFound(f"There is no user with the email {email.strip().lower()}.")
+            user.password_hash = new_hash
+            user.session_generation = User.session_generation + 1
+            session.flush()
+            return UserInfo.model_validate(user)
 
     def end_sessions(self, user_id: str) -> None:
         """End every web session of the user, wherever it was signed in."""

@@ -305,7 +305,8 @@ class KeyManager:
             query = query.with_for_update()
         key = session.scalars(query).one_or_none()
         if key is None:
-            raise ApiKeyNotFound(f"There is no API key {key_id!r} in this account.")
+            where = "" if account_id is None else " in this account"
+            raise ApiKeyNotFound(f"There is no API key {key_id!r}{where}.")
         return key
 
     @staticmethod

@@ -9,6 +9,7 @@ from typing import Any
 
 from flask_openapi3 import Info, OpenAPI
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.routing import Map
 
 from . import __version__, refusals
 from .api import register_api
@@ -33,9 +34,20 @@ def platforms() -> tuple[Platform, ...]:
     return (API, zapier, n8n)
 
 
+class ExactPaths(Map):
+    """Routes match a path as sent. Werkzeug would answer one with "//" by a redirect to the
+    path with the slashes merged: an HTML 308 whose Location is built from the Host header.
+    Such a path is a JSON 404 instead, like any other that names nothing."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **{**kwargs, "merge_slashes": False})
+
+
 class BridgeApp(OpenAPI):
     """Flask asks of every hook and view, on every request, whether it is a coroutine function
     (``inspect`` work that cost more than some hooks themselves): ask once per function."""
+
+    url_map_class = ExactPaths
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -57,6 +69,7 @@ def create_app(
     render_slots_dir: Path | None = None,
 ) -> BridgeApp:
     settings = settings or load_settings()
+    assert settings.public_url is not None  # filled by load_settings
     app = BridgeApp(
         __name__,
         info=Info(

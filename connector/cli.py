@@ -9,7 +9,7 @@ import os
 import re
 import signal
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
@@ -24,27 +24,35 @@ from sqlalchemy.exc import OperationalError
 from . import __version__, schema
 from . import keys as keys_format
 from .accounts import NewUser, Role
-from .api_keys import ApiKeyInfo, IssuedApiKey, Permission
+from .api_keys import MAX_GRACE, ApiKeyInfo, IssuedApiKey, Permission
 from .app import platforms
-from .config import Settings, load_settings
-from .errors import BridgeError, ConfigError, SchemaOutdated
+from .config import DEFAULT_HOST, DEFAULT_PORT, Settings, load_settings
+from .errors import ApiKeyMissing, BridgeError, ConfigError, SchemaOutdated
 from .logs import configure as configure_logs
+from .paging import PageQuery
 from .platforms import API, Platform
 from .services import Services
-from .templates import TemplateFields
+from .templates import TemplateFields, TemplateInfo, TemplateSummary
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 API_KEY_VARIABLE = "TEMPLATETO_API_KEY"
 DEMO_ACCOUNT = "Demo Ltd"
+DEMO_ADMIN = "admin@demo.example"
 DEMO_FILES = Path(__file__).with_name("demo")
 _DURATION = re.compile(r"^(\d+)([smhd]?)$")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
-def _settings(**overrides: object) -> Settings:
+def _settings(
+    *,
+    listen: tuple[str, int] = (DEFAULT_HOST, DEFAULT_PORT),
+    require_database: bool = True,
+    **overrides: object,
+) -> Settings:
+    """The settings; every command but ``init`` needs a database that exists."""
     try:
-        return load_settings(**overrides)
+        return load_settings(listen=listen, require_database=require_database, **overrides)
     except ConfigError as error:
         raise click.ClickException(str(error)) from None
 
@@ -110,11 +118,28 @@ def _describe_issued(key: IssuedApiKey) -> str:
     )
 
 
-def _duration(text: str) -> timedelta:
-    match = _DURATION.match(text.strip().lower())
-    if not match:
-        raise click.BadParameter("use seconds or a number with s, m, h or d, e.g. 3600, 1h, 7d")
-    return timedelta(seconds=int(match[1]) * _UNITS[match[2]])
+class Duration(click.ParamType):
+    """Seconds, or a number with s, m, h or d: 3600, 90m, 24h, 7d; at most ``longest``."""
+
+    name = "duration"
+
+    def __init__(self, longest: timedelta) -> None:
+        self.longest = longest
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, timedelta):
+            return value
+        match = _DURATION.match(str(value).strip().lower())
+        if not match:
+            self.fail(
+                f"{value!r}: use seconds or a number with s, m, h or d, e.g. 3600, 1h, 7d",
+                param,
+                ctx,
+            )
+        period = timedelta(seconds=int(match[1]) * _UNITS[match[2]])
+        if period > self.longest:
+            self.fail(f"{value!r}: at most {self.longest.days} days", param, ctx)
+        return period
 
 
 def _secret_from_stdin_or_prompt(prompt: str, *, confirm: bool = False) -> str:
@@ -126,6 +151,21 @@ def _secret_from_stdin_or_prompt(prompt: str, *, confirm: bool = False) -> str:
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 
 
+def listen_options(command: Callable[..., None]) -> Callable[..., None]:
+    """--host and --port: where ``serve`` listens, and what links start with by default."""
+    command = click.option(
+        "--port",
+        default=DEFAULT_PORT,
+        show_default=True,
+        type=click.IntRange(1, 65535),
+        help="The port `serve` listens on. Links start with http://HOST:PORT unless "
+        "BRIDGE_PUBLIC_URL is set.",
+    )(command)
+    return click.option(
+        "--host", default=DEFAULT_HOST, show_default=True, help="The address `serve` listens on."
+    )(command)
+
+
 @click.group()
 @click.version_option(__version__)
 def main() -> None:
@@ -135,7 +175,7 @@ def main() -> None:
 @main.command()
 def init() -> None:
     """Create the database schema, or upgrade it to this version."""
-    settings = _settings()
+    settings = _settings(require_database=False)
     built = Services.build(settings)
     try:
         before, after = schema.upgrade(built.db.engine)
@@ -150,8 +190,7 @@ def init() -> None:
 
 
 @main.command()
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@listen_options
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
 @click.option(
     "--threads",
@@ -168,11 +207,12 @@ def init() -> None:
 )
 def serve(host: str, port: int, workers: int, threads: int, no_delivery: bool) -> None:
     """Serve the API with gunicorn, delivering webhooks in a background thread of each worker
-    unless --no-delivery."""
+    unless --no-delivery. Links it makes (download links, pages) start with BRIDGE_PUBLIC_URL,
+    by default http://HOST:PORT."""
     from .serving import serve as run_server
 
     configure_logs()
-    with _services() as services:
+    with _services(_settings(listen=(host, port))) as services:
         settings = services.settings
     try:
         run_server(
@@ -196,9 +236,9 @@ def serve(host: str, port: int, workers: int, threads: int, no_delivery: bool) -
 def worker(concurrency: int | None) -> None:
     """Deliver webhooks until stopped (SIGTERM or Ctrl-C). Run as many as needed: on
     PostgreSQL they share the outbox without sending a delivery twice."""
-    overrides = {} if concurrency is None else {"delivery_concurrency": concurrency}
+    settings = _settings() if concurrency is None else _settings(delivery_concurrency=concurrency)
     configure_logs()
-    with _services(_settings(**overrides), platforms()) as services:
+    with _services(settings, platforms()) as services:
         signal.signal(signal.SIGTERM, lambda *_: services.delivery.stop_soon())
         click.echo("Delivering webhooks.", err=True)
         with contextlib.suppress(KeyboardInterrupt):
@@ -206,14 +246,23 @@ def worker(concurrency: int | None) -> None:
 
 
 @main.command()
-def demo() -> None:
-    """Create a demo account with an admin user and an admin key, unless one exists."""
-    with _services() as services:
+@listen_options
+def demo(host: str, port: int) -> None:
+    """Create a demo account with an admin user, an admin key and three templates, unless one
+    exists, and print their ids."""
+    with _services(_settings(listen=(host, port))) as services:
+        public_url = services.settings.public_url
         existing = services.accounts.find_by_name(DEMO_ACCOUNT)
         if existing is not None:
-            keys = services.keys.list(existing.id)
             click.echo(f"Demo account {existing.name!r} ({existing.id}) already exists.")
-            for key in keys:
+            click.echo(
+                f"  admin user {DEMO_ADMIN}; for a new password: "
+                f"templateto-bridge users set-password --email {DEMO_ADMIN}"
+            )
+            click.echo(f"  API keys page: {public_url}generate/api-keys")
+            newest_first = services.templates.list(existing.id, PageQuery()).data
+            click.echo(f"  templates: {_names_and_ids(reversed(newest_first))}")
+            for key in services.keys.list(existing.id):
                 click.echo(f"  {_describe_key(key)}")
             click.echo(
                 "Key values are shown only once. For a fresh value: "
@@ -223,40 +272,41 @@ def demo() -> None:
         account = services.accounts.create(DEMO_ACCOUNT)
         password = os.urandom(9).hex()
         user = services.accounts.add_user(
-            account.id, NewUser(email="admin@demo.example", password=password, role=Role.ADMIN)
+            account.id, NewUser(email=DEMO_ADMIN, password=password, role=Role.ADMIN)
         )
         key = services.keys.create(account.id, "Demo admin", Permission.ADMIN)
-        invoice = _create_demo_templates(services, account.id)
-        render_url = f"{services.settings.public_url}render/pdf/{invoice}"
+        templates = _create_demo_templates(services, account.id)
         click.echo(f"Demo account {account.name!r} ({account.id})")
         click.echo(f"  admin user {user.email}, password {password}")
-        click.echo(f"  API keys page: {services.settings.public_url}generate/api-keys")
-        click.echo("  templates: Invoice, Certificate, Letter")
+        click.echo(f"  API keys page: {public_url}generate/api-keys")
+        click.echo(f"  templates: {_names_and_ids(templates)}")
         click.echo(f"  admin API key {key.id}:\n\n    {key.value}\n")
         click.echo("Copy the key now: it is shown once. Render the demo invoice:")
         click.echo(
             f"  curl -H 'X-Api-Key: {key.value}' -H 'Content-Type: application/json' "
-            f"-d @{DEMO_FILES / 'invoice-data.json'} -o invoice.pdf {render_url}"
+            f"-d @{DEMO_FILES / 'invoice-data.json'} -o invoice.pdf "
+            f"{public_url}render/pdf/{templates[0].id}"
         )
 
 
-def _create_demo_templates(services: Services, account_id: str) -> str:
-    """Save the demo templates; returns the invoice's id."""
+def _names_and_ids(templates: Iterable[TemplateSummary]) -> str:
+    return ", ".join(f"{template.name} {template.id}" for template in templates)
+
+
+def _create_demo_templates(services: Services, account_id: str) -> list[TemplateInfo]:
+    """Save the demo templates, the invoice first."""
 
     def read(name: str) -> str:
         return (DEMO_FILES / name).read_text(encoding="utf-8")
 
-    invoice = services.templates.create(
-        account_id, TemplateFields(name="Invoice", body=read("invoice.html"))
-    )
-    services.templates.create(
-        account_id, TemplateFields(name="Certificate", body=read("certificate.html"))
-    )
-    services.templates.create(
-        account_id,
-        TemplateFields(name="Letter", body=read("letter.html"), text_body=read("letter.txt")),
-    )
-    return invoice.id
+    return [
+        services.templates.create(account_id, fields)
+        for fields in (
+            TemplateFields(name="Invoice", body=read("invoice.html")),
+            TemplateFields(name="Certificate", body=read("certificate.html")),
+            TemplateFields(name="Letter", body=read("letter.html"), text_body=read("letter.txt")),
+        )
+    ]
 
 
 @main.group()
@@ -277,6 +327,7 @@ def accounts_create(name: str, as_json: bool) -> None:
 @accounts.command("list")
 @json_option
 def accounts_list(as_json: bool) -> None:
+    """List every account: id and name."""
     with _services() as services:
         found = services.accounts.list()
         _emit(as_json, found, lambda: "\n".join(f"{a.id}  {a.name!r}" for a in found))
@@ -302,6 +353,17 @@ def users_create(account_id: str, email: str, role: str, as_json: bool) -> None:
         _emit(as_json, user, lambda: f"{user.id}  {user.email}  {user.role.value}")
 
 
+@users.command("set-password")
+@click.option("--email", required=True, help="The user's email, as they sign in with it.")
+def users_set_password(email: str) -> None:
+    """Give a user a new password, read from stdin or asked for on a terminal. Their web
+    sessions end: they sign in again with it."""
+    password = _secret_from_stdin_or_prompt("New password", confirm=True)
+    with _services() as services:
+        user = services.accounts.set_password(email, password)
+        click.echo(f"New password set for {user.email} ({user.id}).")
+
+
 @main.group()
 def keys() -> None:
     """API keys: create, list, roll, delete, and failure reports."""
@@ -324,6 +386,7 @@ def keys_create(account_id: str, name: str, permission: str, as_json: bool) -> N
 @click.option("--include-deleted", is_flag=True)
 @json_option
 def keys_list(account_id: str, include_deleted: bool, as_json: bool) -> None:
+    """List an account's keys: id, name, permission, hint (never the value) and status."""
     with _services() as services:
         services.accounts.get(account_id)
         found = services.keys.list(account_id, include_deleted=include_deleted)
@@ -336,17 +399,15 @@ def keys_list(account_id: str, include_deleted: bool, as_json: bool) -> None:
     "--grace",
     default="0",
     show_default=True,
+    type=Duration(MAX_GRACE),
     help="How long the old value keeps working: seconds, or e.g. 1h, 24h, 7d (at most 7d).",
 )
 @json_option
-def keys_roll(key_id: str, grace: str, as_json: bool) -> None:
+def keys_roll(key_id: str, grace: timedelta, as_json: bool) -> None:
     """Give KEY_ID a new value and print it, once. Integrations using the old value fail
     (after the grace period) until they are updated."""
-    period = _duration(grace)
-    if period > timedelta(days=7):
-        raise click.BadParameter("the grace period is at most 7 days", param_hint="--grace")
     with _services() as services:
-        issued = services.keys.roll(None, key_id, period)
+        issued = services.keys.roll(None, key_id, grace)
         _emit(as_json, issued, lambda: _describe_issued(issued))
 
 
@@ -460,6 +521,11 @@ def check(url: str, timeout: float) -> None:
     stdin, never from the command line. Exit 0 when it works; else 1 with one line: the reason
     code and message."""
     key = os.environ.get(API_KEY_VARIABLE) or _secret_from_stdin_or_prompt("API key")
+    if not key:
+        _fail(
+            f"{ApiKeyMissing.code}: No API key given. Set {API_KEY_VARIABLE}, or pipe the key "
+            "on stdin (never on the command line)."
+        )
     problem = keys_format.diagnose(key)
     if problem is not None:
         _fail(f"api_key_malformed: This is not a valid TemplateTo API key: {problem.value}.")

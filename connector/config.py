@@ -6,6 +6,7 @@ message naming the variable, instead of failing on the first request that needs 
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from pathlib import Path
@@ -32,6 +33,8 @@ _RETIRED = {
     "BRIDGE_PDF_QUEUE": "BRIDGE_RENDER_QUEUE (renders waiting per machine)",
 }
 _SUPPORTED_DATABASES = ("sqlite", "postgresql")
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
 
 
 class Settings(BaseSettings):
@@ -61,9 +64,10 @@ class Settings(BaseSettings):
         description="How often a serving process also reads the database's revocation counter "
         "(a safety net).",
     )
-    public_url: HttpUrl = Field(
-        default=HttpUrl("http://127.0.0.1:8000"),
-        description="The address users and platforms reach us at.",
+    public_url: HttpUrl | None = Field(
+        default=None,
+        description="The address users and platforms reach us at; default: the host and port "
+        "`serve` listens on (a wildcard host such as 0.0.0.0 by this machine's loopback).",
     )
     secret_key: SecretStr = Field(
         default=SecretStr(""),
@@ -232,9 +236,41 @@ def _stored_secret_key(data_dir: Path) -> str:
     return key
 
 
-def load_settings(**overrides: object) -> Settings:
+def served_url(host: str, port: int) -> HttpUrl:
+    """The address of a server listening on ``host:port``: a wildcard address (0.0.0.0, ::) is
+    reached on this machine through its loopback."""
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:  # a name
+        return HttpUrl(f"http://{host}:{port}")
+    if address.is_unspecified:
+        address = ipaddress.ip_address("::1" if address.version == 6 else "127.0.0.1")
+    shown = str(address) if address.version == 4 else f"[{address}]"
+    return HttpUrl(f"http://{shown}:{port}")
+
+
+def _refuse_missing_sqlite(database_url: str, named_by: str) -> None:
+    url = make_url(database_url)
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return
+    path = Path(url.database).resolve()
+    if not path.exists():
+        raise ConfigError(
+            f"No database at {path}. {named_by}, or run `templateto-bridge init` to create "
+            "one there."
+        )
+
+
+def load_settings(
+    *,
+    listen: tuple[str, int] = (DEFAULT_HOST, DEFAULT_PORT),
+    require_database: bool = False,
+    **overrides: object,
+) -> Settings:
     """Read the environment (``overrides`` win), create the data directory, and fill the
-    database URL and secret key defaults. Raises :class:`ConfigError` with a readable message."""
+    defaults that depend on it and on where ``serve`` listens (``listen``: host and port).
+    With ``require_database``, a SQLite database that does not exist is refused before anything
+    is created. Raises :class:`ConfigError` with a readable message."""
     retired = [f"{name}: replaced by {new}" for name, new in _RETIRED.items() if name in os.environ]
     if retired:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(retired))
@@ -244,6 +280,15 @@ def load_settings(**overrides: object) -> Settings:
         raise ConfigError(_describe(error)) from None
 
     data_dir = settings.data_dir.expanduser().resolve()
+    database_url = settings.database_url or f"sqlite:///{data_dir / 'bridge.db'}"
+    if require_database:
+        _refuse_missing_sqlite(
+            database_url,
+            "Check BRIDGE_DATABASE_URL"
+            if settings.database_url
+            else "Set BRIDGE_DATA_DIR to the directory that holds bridge.db (the default, "
+            "./var, is relative to the current directory)",
+        )
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
         secret_key = settings.secret_key.get_secret_value() or _stored_secret_key(data_dir)
@@ -252,12 +297,12 @@ def load_settings(**overrides: object) -> Settings:
             f"BRIDGE_DATA_DIR: cannot use {data_dir} ({error.strerror}); "
             "point it at a writable directory"
         ) from None
-    database_url = settings.database_url or f"sqlite:///{data_dir / 'bridge.db'}"
     return settings.model_copy(
         update={
             "data_dir": data_dir,
             "database_url": database_url,
             "runtime_dir": (settings.runtime_dir or data_dir / "run").expanduser().resolve(),
+            "public_url": settings.public_url or served_url(*listen),
             "secret_key": SecretStr(secret_key),
         }
     )

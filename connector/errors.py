@@ -262,6 +262,10 @@ class AccountNotFound(NotFound):
     code = "account_not_found"
 
 
+class UserNotFound(NotFound):
+    code = "user_not_found"
+
+
 class ApiKeyNotFound(NotFound):
     code = "api_key_not_found"
 

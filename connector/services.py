@@ -86,7 +86,8 @@ class Services:
         limits = limit_storage(settings.redis_url)
         metrics = Metrics(db, clock)
         usage = UsageRecorder(db)
-        assert settings.runtime_dir is not None  # filled by load_settings
+        # Both filled by load_settings.
+        assert settings.runtime_dir is not None and settings.public_url is not None
         revocations = RevocationSignal(settings.runtime_dir)
         authenticator = Authenticator(
             db,

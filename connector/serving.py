@@ -65,6 +65,27 @@ def _worker_exit(_server: Any, worker: Any) -> None:
         services.close()
 
 
+class ListeningAddress(logging.Filter):
+    """With reuse_port, gunicorn's master holds no socket (each worker binds its own), so its
+    "Listening at: %s (%s)" line would name no address: this fills in the one bound."""
+
+    LINE = "Listening at: %s (%s)"
+
+    def __init__(self, address: str) -> None:
+        super().__init__()
+        self.address = address
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg == self.LINE and isinstance(record.args, tuple) and not record.args[0]:
+            record.args = (self.address, *record.args[1:])
+        return True
+
+
+def _on_starting(server: Any) -> None:
+    address = ",".join(f"http://{bind}" for bind in server.cfg.bind)
+    server.log.error_log.addFilter(ListeningAddress(address))
+
+
 def _child_exit(_server: Any, worker: Any) -> None:
     # A dead worker's live gauges go; its counters stay in the totals.
     multiprocess.mark_process_dead(worker.pid)
@@ -150,6 +171,7 @@ def _run(
             "keepalive": settings.keepalive_seconds,
             # On SIGTERM a worker finishes what it has: a PDF may wait for a slot, then render.
             "graceful_timeout": math.ceil(settings.render_pdf_seconds + WAIT_SECONDS) + 1,
+            "on_starting": _on_starting,
             "worker_exit": _worker_exit,
             "child_exit": _child_exit,
             # One fixed control socket path per user would collide between instances.

@@ -10,13 +10,12 @@ import types
 import typing
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import click
 from pydantic.fields import FieldInfo
 
 from connector import __version__
-from connector.exports import write_files
+from connector.exports import BaseUrl, write_files
 from connector.operations import MAX_PAGE_SIZE, TRIGGER_EVENTS, Browse
 
 from .operations import OPERATIONS, NodeOperation
@@ -743,12 +742,6 @@ def export(out: Path, base_url: str, repository: str = "") -> list[Path]:
     return write_files(out, files)
 
 
-def _web_address(_context: click.Context, _param: click.Parameter, value: str) -> str:
-    if value and not (urlsplit(value).scheme in {"http", "https"} and urlsplit(value).netloc):
-        raise click.BadParameter(f"{value!r} is not an http(s) address such as {_EXAMPLE}")
-    return value
-
-
 _EXAMPLE = "https://bridge.example.com"
 
 
@@ -757,19 +750,18 @@ _EXAMPLE = "https://bridge.example.com"
 @click.option(
     "--base-url",
     required=True,
-    callback=_web_address,
+    type=BaseUrl(),
     help=f"Where n8n reaches this service, e.g. {_EXAMPLE}: the credential's default, and "
     "the API keys page the package links to",
 )
 @click.option(
     "--repository",
-    default="",
-    callback=_web_address,
+    type=BaseUrl(),
     help="Where the package's source is kept (package.json's repository, the nodes' docs link)",
 )
-def export_command(out: Path, base_url: str, repository: str) -> None:
+def export_command(out: Path, base_url: str, repository: str | None) -> None:
     """Write the n8n community node package (package.json, README.md and dist/) to OUT."""
-    written = export(out, base_url, repository)
+    written = export(out, base_url, repository or "")
     click.echo(
         f"Wrote {len(written)} files to {out}. Then: cd {out} && npm publish (or npm pack, and "
         "install the .tgz in n8n under ~/.n8n/nodes: see its README.md)"

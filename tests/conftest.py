@@ -141,7 +141,8 @@ def server_env(settings: Settings) -> dict[str, str]:
 def start_server(
     server_env: dict[str, str], tmp_path: Path
 ) -> Iterator[Callable[..., RunningServer]]:
-    """Start ``templateto-bridge serve`` processes on free loopback ports; stop them after."""
+    """Start ``templateto-bridge serve`` processes on free loopback ports; stop them after.
+    Without BRIDGE_PUBLIC_URL, as a first run has none: links start with the address served."""
     started: list[RunningServer] = []
 
     def start(workers: int = 1, **extra_env: str) -> RunningServer:
@@ -150,7 +151,7 @@ def start_server(
         with log_path.open("w") as log_file:
             process = subprocess.Popen(
                 bridge_command("serve", "--port", str(port), "--workers", str(workers)),
-                env={**server_env, "BRIDGE_PUBLIC_URL": f"http://127.0.0.1:{port}", **extra_env},
+                env={**server_env, **extra_env},
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
             )

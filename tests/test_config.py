@@ -78,6 +78,63 @@ def test_bad_values_are_refused_naming_the_variable(monkeypatch, variable, value
     assert words in str(refused.value)
 
 
+@pytest.mark.parametrize(
+    ("host", "port", "url"),
+    [
+        ("127.0.0.1", 18080, "http://127.0.0.1:18080/"),
+        ("0.0.0.0", 8080, "http://127.0.0.1:8080/"),
+        ("::", 8080, "http://[::1]:8080/"),
+        ("::1", 8000, "http://[::1]:8000/"),
+        ("bridge.internal", 80, "http://bridge.internal/"),
+    ],
+)
+def test_the_public_url_follows_where_serve_listens(host, port, url) -> None:
+    assert str(load_settings(listen=(host, port)).public_url) == url
+
+
+def test_bridge_public_url_wins_over_where_serve_listens(monkeypatch) -> None:
+    monkeypatch.setenv("BRIDGE_PUBLIC_URL", "https://bridge.example.com")
+
+    assert str(load_settings(listen=("0.0.0.0", 18080)).public_url) == (
+        "https://bridge.example.com/"
+    )
+
+
+@pytest.mark.parametrize(
+    ("environment", "advice"),
+    [
+        ({}, "Set BRIDGE_DATA_DIR to the directory that holds bridge.db"),
+        ({"BRIDGE_DATA_DIR": "elsewhere"}, "Set BRIDGE_DATA_DIR"),
+        ({"BRIDGE_DATABASE_URL": "sqlite:///other/bridge.db"}, "Check BRIDGE_DATABASE_URL"),
+    ],
+)
+def test_a_missing_database_is_refused_where_one_is_required_creating_nothing(
+    monkeypatch, tmp_path, environment, advice
+) -> None:
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    where = tmp_path / environment.get("BRIDGE_DATA_DIR", "var") / "bridge.db"
+    if "BRIDGE_DATABASE_URL" in environment:
+        where = tmp_path / "other" / "bridge.db"
+
+    with pytest.raises(ConfigError) as refused:
+        load_settings(require_database=True)
+
+    assert f"No database at {where}." in str(refused.value)
+    assert advice in str(refused.value)
+    assert "templateto-bridge init" in str(refused.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_existing_database_is_used_where_one_is_required(tmp_path) -> None:
+    (tmp_path / "var").mkdir()
+    (tmp_path / "var" / "bridge.db").touch()
+
+    settings = load_settings(require_database=True)
+
+    assert settings.database_url == f"sqlite:///{tmp_path / 'var' / 'bridge.db'}"
+
+
 def test_unwritable_data_dir_is_refused(monkeypatch, tmp_path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("")

@@ -10,7 +10,7 @@ from typing import Any
 import click
 from pydantic import BaseModel
 
-from connector.exports import write_files
+from connector.exports import BaseUrl, write_files
 
 from .operations import OPERATIONS, Kind, ZapierOperation
 
@@ -396,6 +396,7 @@ def export(out: Path, base_url: str) -> list[Path]:
 @click.option(
     "--base-url",
     required=True,
+    type=BaseUrl(),
     help="Where the app finds this service, e.g. https://bridge.example.com",
 )
 def export_command(out: Path, base_url: str) -> None:

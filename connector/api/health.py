@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, Response
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -44,6 +45,5 @@ def readyz() -> tuple[dict[str, Any], int]:
 
 @blueprint.get("/metrics")
 def metrics() -> Response:
-    return Response(
-        services().metrics.exposition(), mimetype="text/plain; version=0.0.4; charset=utf-8"
-    )
+    # content_type, not mimetype: Flask would add a second charset to this one.
+    return Response(services().metrics.exposition(), content_type=CONTENT_TYPE_PLAIN_0_0_4)

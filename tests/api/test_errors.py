@@ -192,3 +192,13 @@ def test_a_cursor_without_a_time_zone_is_a_400(client, admin_key) -> None:
     response = client.get(f"/v1/templates?cursor={cursor}", headers=key_header(admin_key.value))
 
     assert_json_error(response, 400, "invalid_cursor")
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+@pytest.mark.parametrize("path", ["/render/txt//as-byte-array", "/v1//api-keys", "//v1/me"])
+def test_a_path_with_an_empty_segment_is_a_json_404_not_a_redirect(client, method, path) -> None:
+    response = client.open(path, method=method, headers={"Host": "evil.example"})
+
+    assert response.status_code == 404
+    assert response.json["error"]["code"] == "not_found"
+    assert "Location" not in response.headers

@@ -139,6 +139,12 @@ def test_metrics_count_requests_authentications_deliveries_and_the_outbox(
     assert sample(text, "bridge_outbox_pending_deliveries") == 0
 
 
+def test_metrics_name_their_format_and_charset_once(client) -> None:
+    metrics = client.get("/metrics")
+
+    assert metrics.headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
+
+
 def test_metrics_add_up_every_gunicorn_worker(start_server, standard_key) -> None:
     server = start_server(workers=2)
     for _ in range(40):
