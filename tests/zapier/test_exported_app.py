@@ -14,21 +14,15 @@ import pytest
 from connector.templates import TemplateFields
 from zapier_bridge.export import export
 
-RUNTIME = Path(__file__).with_name("runtime")
-NODE_MODULES = RUNTIME / "node_modules"
-
-pytestmark = pytest.mark.skipif(
-    not (NODE_MODULES / "zapier-platform-core").exists() and not os.environ.get("CI"),
-    reason="Zapier's runtime is not installed: `make test` installs it when npm is available",
-)
+from .conftest import RUNTIME
 
 
 @pytest.fixture
-def app_dir(tmp_path: Path, start_server) -> tuple[Path, str]:
+def app_dir(tmp_path: Path, start_server, zapier_runtime: Path) -> tuple[Path, str]:
     server = start_server()
     directory = tmp_path / "zapier-app"
     export(directory, server.url)
-    (directory / "node_modules").symlink_to(NODE_MODULES)
+    (directory / "node_modules").symlink_to(zapier_runtime)
     return directory, server.url
 
 
@@ -166,13 +160,13 @@ def test_template_data_switches_to_json_text_with_advanced_input(app_dir, standa
 
 
 def test_over_the_rate_zapier_is_told_when_to_retry(
-    tmp_path: Path, start_server, server_env, standard_key
+    tmp_path: Path, start_server, server_env, standard_key, zapier_runtime: Path
 ) -> None:
     server_env["BRIDGE_RATE_LIMIT_PER_KEY"] = "1/minute"
     server = start_server()
     app = tmp_path / "zapier-app"
     export(app, server.url)
-    (app / "node_modules").symlink_to(NODE_MODULES)
+    (app / "node_modules").symlink_to(zapier_runtime)
 
     first = run(app, standard_key.value, "trigger", {"key": "new_template"})
     throttled = run(app, standard_key.value, "trigger", {"key": "new_template"})
