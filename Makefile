@@ -54,7 +54,7 @@ test: $(BIN)/.installed $(ZAPIER_RUNTIME)/node_modules/.installed n8n-runtime
 	$(BIN)/pytest
 
 # The everyday loop: lint, then every test not marked slow (tests/conftest.py marks them), on
-# SQLite in as many processes as there are cores.
+# SQLite, in as many processes as there are CPUs.
 test-fast: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
