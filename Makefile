@@ -1,13 +1,14 @@
 # Quick start: `make run` serves the embedded default (SQLite, local files, demo data) on
 # http://$(HOST):$(PORT) (`make run PORT=8080`);
-# `make test` runs the whole test suite. Both set up .venv on first use.
+# `make test` runs the whole test suite; `make test-fast` the tests that need nothing outside
+# Python (no n8n, Zapier runtime, Chromium or server processes). All set up .venv on first use.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint bench clean n8n-runtime
+.PHONY: run test test-fast lint bench clean n8n-runtime
 
 $(BIN)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed; set PYTHON=python3.11 (or newer)")'
@@ -54,6 +55,13 @@ test: $(BIN)/.installed $(ZAPIER_RUNTIME)/node_modules/.installed n8n-runtime
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/pytest
+
+# The everyday loop: lint, then every test not marked slow (tests/conftest.py marks them), on
+# SQLite, in as many processes as there are CPUs.
+test-fast: $(BIN)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	TEST_DATABASE_URL= $(BIN)/pytest -m "not slow" -n auto -q
 
 bench: $(BIN)/.installed
 	$(BIN)/python -m benchmarks.auth

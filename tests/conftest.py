@@ -32,6 +32,30 @@ from .receiver import Receiver
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
 PASSWORD = "correct horse battery"
+TESTS = Path(__file__).parent
+
+# What makes a test slow, found from what it uses: a fixture that starts something outside this
+# Python process, or living in tests/e2e (servers and programs started as processes). Each such
+# test is marked with its reason and `slow`; `make test-fast` runs the rest (`-m "not slow"`).
+SLOW_FIXTURES = {
+    "n8n_runtime": "n8n",
+    "zapier_runtime": "zapier_runtime",
+    "browser": "chromium",
+    "start_server": "servers",
+    "start_worker": "servers",
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        used = getattr(item, "fixturenames", ())
+        reasons = {reason for fixture, reason in SLOW_FIXTURES.items() if fixture in used}
+        if (TESTS / "e2e") in item.path.parents or item.get_closest_marker("servers"):
+            reasons.add("servers")
+        for reason in sorted(reasons):
+            item.add_marker(reason)
+        if reasons:
+            item.add_marker("slow")
 
 
 @pytest.fixture(scope="session")

@@ -40,3 +40,8 @@ def free_port() -> int:
 def bridge_command(*args: str) -> list[str]:
     """The templateto-bridge command line, run by this test's Python."""
     return [sys.executable, "-m", "connector", *args]
+
+
+def class_tree(base: type) -> list[type]:
+    """``base`` and every class under it, at any depth."""
+    return [base, *(cls for subclass in base.__subclasses__() for cls in class_tree(subclass))]

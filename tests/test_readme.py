@@ -130,6 +130,7 @@ def _run(line: str, setup: list[str], clone: Path, env: dict[str, str]) -> str:
     return result.stdout
 
 
+@pytest.mark.servers  # make run, as a user runs it
 def test_the_readme_examples_work_as_written(make_run, clone, user_env) -> None:
     port, printed = make_run
     served = f"http://127.0.0.1:{port}"

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from ..helpers import free_port, key_header
+from connector.errors import BridgeError
+
+from ..helpers import class_tree, free_port, key_header
 
 
 def assert_json_error(response, status: int, code: str) -> dict:
@@ -202,3 +204,14 @@ def test_a_path_with_an_empty_segment_is_a_json_404_not_a_redirect(client, metho
     assert response.status_code == 404
     assert response.json["error"]["code"] == "not_found"
     assert "Location" not in response.headers
+
+
+def test_each_error_class_has_a_code_of_its_own(app) -> None:
+    # The app is assembled, so every module that could define an error has been imported.
+    tree = class_tree(BridgeError)
+    codes = [error.code for error in tree if "code" in vars(error)]
+    borrowing = [error for error in tree if "code" not in vars(error)]
+
+    assert len(codes) == len(set(codes)), sorted(code for code in codes if codes.count(code) > 1)
+    # One that declares none answers with its parent's code: only groupings may do that.
+    assert all(error.__subclasses__() for error in borrowing), borrowing

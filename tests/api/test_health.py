@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import threading
+import time
+from multiprocessing import forkserver
+from pathlib import Path
 
 import requests
 
@@ -55,22 +60,43 @@ def test_readyz_checks_database_schema_and_delivery(client, services) -> None:
     assert delivering.json["checks"]["delivery"] == "ok"
 
 
+def fork_server_pid() -> int:
+    """This process's multiprocessing fork server, which starts every render process."""
+    forkserver.ensure_running()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = stat.read_text().rsplit(")", 1)[1].split()[1]
+            command = (stat.parent / "cmdline").read_bytes()
+        except OSError:  # it ended meanwhile
+            continue
+        if parent == str(os.getpid()) and b"forkserver" in command:
+            return int(stat.parent.name)
+    raise AssertionError("no fork server")
+
+
 def test_readyz_is_503_while_the_render_processes_start(settings) -> None:
     app = create_app(settings.model_copy(update={"render_concurrency": 16}))
     client = app.test_client()
     starting = threading.Thread(target=app.extensions[EXTENSION].renderer.start)
-    seen = []
+    # With the fork server stopped, the first render process cannot come up: the start stays
+    # under way while the test asks. (Once the fork server runs, a start can take a few ms.)
+    fork_server = fork_server_pid()
+    os.kill(fork_server, signal.SIGSTOP)
     try:
         starting.start()
-        while starting.is_alive():
-            answer = client.get("/readyz")
-            seen.append((answer.status_code, answer.json["checks"]["rendering"]))
+        deadline = time.monotonic() + 10
+        during = client.get("/readyz")
+        while during.status_code == 200 and time.monotonic() < deadline:
+            during = client.get("/readyz")  # until the thread is under way
+    finally:
+        os.kill(fork_server, signal.SIGCONT)
+    try:
         starting.join()
         after = client.get("/readyz")
     finally:
         app.extensions[EXTENSION].close()
 
-    assert (503, "starting") in seen
+    assert (during.status_code, during.json["checks"]["rendering"]) == (503, "starting")
     assert after.status_code == 200 and after.json["checks"]["rendering"] == "ok"
 
 

@@ -4,27 +4,43 @@ from __future__ import annotations
 
 import threading
 
+from connector.api_keys import IssuedApiKey
+from connector.errors import ApiKeyRollConflict, BridgeError
+
 from ..helpers import key_header
+
+ROLLS = 4
 
 
 def test_concurrent_rolls_leave_exactly_one_working_value(client, services, standard_key):
-    results: list[object] = []
+    # Every thread waits at the barrier, so the rolls start together and race for the same
+    # current value instead of running one after another.
+    barrier = threading.Barrier(ROLLS)
+    outcomes: list[IssuedApiKey | BridgeError] = []
 
     def roll() -> None:
+        barrier.wait(timeout=10)
         try:
-            results.append(services.keys.roll(None, standard_key.id).value)
-        except Exception as error:  # the loser gets a conflict or a busy database
-            results.append(error)
+            outcomes.append(services.keys.roll(None, standard_key.id))
+        except BridgeError as error:
+            outcomes.append(error)
 
-    threads = [threading.Thread(target=roll) for _ in range(2)]
+    threads = [threading.Thread(target=roll) for _ in range(ROLLS)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
 
-    values = [r for r in results if isinstance(r, str)]
-    working = [v for v in values if client.get("/v1/me", headers=key_header(v)).status_code == 200]
+    issued = [outcome.value for outcome in outcomes if isinstance(outcome, IssuedApiKey)]
+    refused = [outcome for outcome in outcomes if isinstance(outcome, BridgeError)]
+    working = [v for v in issued if client.get("/v1/me", headers=key_header(v)).status_code == 200]
+    # Every roll answered: a new value, or a conflict that says to look at the key and retry.
+    assert len(outcomes) == ROLLS
+    assert all(isinstance(error, ApiKeyRollConflict) for error in refused), refused
     assert len(working) == 1
+    assert services.keys.get(None, standard_key.id).hint.endswith(working[0][-4:])
+    old = client.get("/v1/me", headers=key_header(standard_key.value))
+    assert old.json["error"]["code"] == "api_key_rolled"
 
 
 def test_rolling_again_cuts_off_an_old_value_in_its_grace_period(client, admin_key, standard_key):

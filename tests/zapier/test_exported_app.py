@@ -18,14 +18,14 @@ from connector.clock import format_time
 from connector.templates import TemplateFields
 from zapier_bridge.export import export
 
-RUNTIME = Path(__file__).with_name("runtime")
+from .conftest import RUNTIME
+
 NODE_MODULES = RUNTIME / "node_modules"
 BIN = NODE_MODULES / ".bin"
 
-pytestmark = pytest.mark.skipif(
-    not (NODE_MODULES / "zapier-platform-core").exists() and not os.environ.get("CI"),
-    reason="Zapier's runtime is not installed: `make test` installs it when npm is available",
-)
+# Every test here runs Zapier's runtime or CLI: skipped where it is not installed (never in CI),
+# and marked slow (tests/conftest.py) by this fixture.
+pytestmark = pytest.mark.usefixtures("zapier_runtime")
 
 
 def zapier_app(directory: Path, base_url: str) -> Path:
@@ -35,7 +35,7 @@ def zapier_app(directory: Path, base_url: str) -> Path:
 
 
 @pytest.fixture
-def app_dir(tmp_path: Path, start_server) -> tuple[Path, str]:
+def app_dir(tmp_path: Path, start_server, zapier_runtime: Path) -> tuple[Path, str]:
     server = start_server()
     return zapier_app(tmp_path / "zapier-app", server.url), server.url
 
@@ -213,7 +213,7 @@ def test_template_data_switches_to_json_text_with_advanced_input(app_dir, standa
 
 
 def test_over_the_rate_zapier_is_told_when_to_retry(
-    tmp_path: Path, start_server, server_env, standard_key
+    tmp_path: Path, start_server, server_env, standard_key, zapier_runtime: Path
 ) -> None:
     server_env["BRIDGE_RATE_LIMIT_PER_KEY"] = "1/minute"
     app = zapier_app(tmp_path / "zapier-app", start_server().url)
