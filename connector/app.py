@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 from flask_openapi3 import Info, OpenAPI
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -33,31 +31,14 @@ def platforms() -> tuple[Platform, ...]:
     return (API, zapier, n8n)
 
 
-class BridgeApp(OpenAPI):
-    """Flask asks of every hook and view, on every request, whether it is a coroutine function
-    (``inspect`` work that cost more than some hooks themselves): ask once per function."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._sync_functions: set[Callable[..., Any]] = set()
-
-    def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
-        if func in self._sync_functions:
-            return func
-        runnable = super().ensure_sync(func)
-        if runnable is func:
-            self._sync_functions.add(func)
-        return runnable
-
-
 def create_app(
     settings: Settings | None = None,
     *,
     clock: Clock | None = None,
     render_slots_dir: Path | None = None,
-) -> BridgeApp:
+) -> OpenAPI:
     settings = settings or load_settings()
-    app = BridgeApp(
+    app = OpenAPI(
         __name__,
         info=Info(
             title="TemplateTo Bridge",
