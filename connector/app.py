@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 from flask_openapi3 import Info, OpenAPI
 from werkzeug.middleware.proxy_fix import ProxyFix
-from werkzeug.routing import Map
 
 from . import __version__, refusals
 from .api import register_api
@@ -34,43 +31,15 @@ def platforms() -> tuple[Platform, ...]:
     return (API, zapier, n8n)
 
 
-class ExactPaths(Map):
-    """Routes match a path as sent. Werkzeug would answer one with "//" by a redirect to the
-    path with the slashes merged: an HTML 308 whose Location is built from the Host header.
-    Such a path is a JSON 404 instead, like any other that names nothing."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **{**kwargs, "merge_slashes": False})
-
-
-class BridgeApp(OpenAPI):
-    """Flask asks of every hook and view, on every request, whether it is a coroutine function
-    (``inspect`` work that cost more than some hooks themselves): ask once per function."""
-
-    url_map_class = ExactPaths
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._sync_functions: set[Callable[..., Any]] = set()
-
-    def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
-        if func in self._sync_functions:
-            return func
-        runnable = super().ensure_sync(func)
-        if runnable is func:
-            self._sync_functions.add(func)
-        return runnable
-
-
 def create_app(
     settings: Settings | None = None,
     *,
     clock: Clock | None = None,
     render_slots_dir: Path | None = None,
-) -> BridgeApp:
+) -> OpenAPI:
     settings = settings or load_settings()
     assert settings.public_url is not None  # filled by load_settings
-    app = BridgeApp(
+    app = OpenAPI(
         __name__,
         info=Info(
             title="TemplateTo Bridge",
@@ -85,6 +54,10 @@ def create_app(
         validation_error_model=ErrorResponse,
         validation_error_callback=validation_error_response,
     )
+    # Routes match a path as sent: Werkzeug would answer one with "//" by an HTML 308 to the
+    # path with the slashes merged, its Location built from the Host header. Such a path is a
+    # JSON 404 instead, like any other that names nothing.
+    app.url_map.merge_slashes = False
     app.config.update(
         SECRET_KEY=settings.secret_key.get_secret_value(),
         # The web pages' session: a signed cookie, out of scripts' reach, not sent cross-site.

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, values
 from prometheus_client.core import GaugeMetricFamily
@@ -82,8 +81,6 @@ class Metrics:
             ["result"],
             registry=self._registry,
         )
-        self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
-        self._authentication_children: dict[str, Any] = {}
         self.deliveries = Counter(
             "bridge_webhook_deliveries",
             "Webhook delivery attempts by outcome: delivered, retrying, failed, gone.",
@@ -92,24 +89,12 @@ class Metrics:
         )
 
     def request_answered(self, route: str, method: str, status: int, seconds: float) -> None:
-        # prometheus_client's labels() validates and locks on every call: look each child up once.
-        children = self._request_children.get((route, method, status))
-        if children is None:
-            children = (
-                self.requests.labels(route, method, str(status)),
-                self.latency.labels(route, method),
-            )
-            self._request_children[(route, method, status)] = children
-        count, latency = children
-        count.inc()
-        latency.observe(seconds)
+        self.requests.labels(route, method, str(status)).inc()
+        self.latency.labels(route, method).observe(seconds)
 
     def authenticated(self, result: str) -> None:
         """Count an authentication by result: accepted, a refusal reason, or "limited"."""
-        child = self._authentication_children.get(result)
-        if child is None:
-            child = self._authentication_children[result] = self.authentications.labels(result)
-        child.inc()
+        self.authentications.labels(result).inc()
 
     def exposition(self) -> bytes:
         """The text ``/metrics`` answers, in Prometheus' format."""

@@ -4,13 +4,10 @@ the key's last-used time."""
 from __future__ import annotations
 
 from datetime import datetime
-from functools import lru_cache
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..api_keys import Permission
-from ..auth import Principal
 from .security import current_principal, key_protected_blueprint
 
 blueprint = key_protected_blueprint("me", __name__, "/v1", "Connection")
@@ -40,10 +37,4 @@ class Me(BaseModel):
 @blueprint.get("/me", responses={200: Me})
 def me() -> dict:
     """Test a connection: the account and key that the X-Api-Key header belongs to."""
-    return _described(current_principal())
-
-
-# Monitors call this every minute for each key: describe a key once, not on every call.
-@lru_cache(maxsize=1024)
-def _described(principal: Principal) -> dict[str, Any]:
-    return Me.model_validate(principal).model_dump(mode="json")
+    return Me.model_validate(current_principal()).model_dump(mode="json")
