@@ -218,26 +218,18 @@ def mixed(found: Deployment, arguments: argparse.Namespace) -> bool:
 
 # --- a key rolled under load ------------------------------------------------------------------
 def roll(found: Deployment, work: Path) -> bool:
-    """Clients call ``GET /v1/me`` with a key on two "machines": two ``serve`` processes that
-    share PostgreSQL but not memory (each its own runtime directory), each request at random on
-    a new connection or a kept-alive one. ROLLS times, the key is rolled with no
-    grace period on the first; the clients keep sending the old value a while, then the new one.
-    Expected: no request sent to the first machine after the roll returned succeeds; the
-    second refuses the old value within 100 ms (p99) of the return."""
+    """``GET /v1/me`` on two "machines" (``serve`` processes sharing PostgreSQL, not memory),
+    each request on a new or a kept-alive connection; ROLLS no-grace rolls on the first. What
+    is expected: docs/benchmarks.md, "Roll under load"."""
     print(
-        f"\n## Roll under load: {ROLL_CLIENTS} clients per machine (half on new connections, "
-        f"half kept alive), {ROLLS} rolls, each after {WARM_SECONDS:g} s of load with the current "
-        f"value, the old value sent for {AFTER_SECONDS:g} s after\n"
+        f"\n## Roll under load: {ROLL_CLIENTS} clients per machine, new or kept-alive connections "
+        f"at random, {ROLLS} rolls, each after {WARM_SECONDS:g} s of load with the current value, "
+        f"the old value sent for {AFTER_SECONDS:g} s after\n"
     )
-    other_runtime = {"BRIDGE_RUNTIME_DIR": str(work / "other-machine")}
-    other = found.stack.enter_context(
-        live.served(
-            found.settings, work / "other-machine.log", extra={**live.DEPLOYED, **other_runtime}
-        )
-    )
-    machines = {"rolling machine": found.server.url, "other machine": other.url}
-    admin = {"X-Api-Key": found.account.key}
-    url = found.server.url
+    apart = {**live.DEPLOYED, "BRIDGE_RUNTIME_DIR": str(work / "other-machine")}
+    other = found.stack.enter_context(live.served(found.settings, work / "other.log", extra=apart))
+    url, admin = found.server.url, {"X-Api-Key": found.account.key}
+    machines = {"rolling machine": url, "other machine": other.url}
     key = requests.post(f"{url}/v1/api-keys", json={"name": "Rolled"}, headers=admin).json()
     current = [key["value"]]  # the clients' value: the new one after each roll
 
@@ -248,12 +240,8 @@ def roll(found: Deployment, work: Path) -> bool:
 
     seconds, trials = ROLLS * (WARM_SECONDS + AFTER_SECONDS), []  # (old value, sent, returned)
     with ThreadPoolExecutor(len(machines)) as pool:
-        loads = {
-            name: pool.submit(
-                live.run_load, at, connections=ROLL_CLIENTS, seconds=seconds, mix=[(call, 1.0)]
-            )
-            for name, at in machines.items()
-        }
+        shape = {"connections": ROLL_CLIENTS, "seconds": seconds, "mix": [(call, 1.0)]}
+        loads = {name: pool.submit(live.run_load, at, **shape) for name, at in machines.items()}
         for _ in range(ROLLS):
             time.sleep(WARM_SECONDS)
             sent = time.monotonic()
@@ -272,36 +260,30 @@ def roll(found: Deployment, work: Path) -> bool:
             successes = [o.started - after for o in old if o.status == 200]
             late += len(successes)
             propagation.append(max(successes, default=0.0))
-        # Answered before its value's roll was even sent: a working value refused. (One sent
-        # just before the roll may be served after it, and rightly refused.)
+        # Answered before its value's roll was even sent (one sent just before may be served
+        # after it, and rightly refused): a working value refused.
         rolled = {old_value: sent - started for old_value, sent, _ in trials}
-        refused = [
-            o
-            for o in outcomes
-            if o.status != 200 and o.started + o.seconds < rolled.get(o.operation, 1e9)
-        ]
+        refused = [o for o in outcomes if o.status != 200
+                   and o.started + o.seconds < rolled.get(o.operation, 1e9)]  # fmt: skip
         p99 = live.percentile(propagation, 0.99)
         rows.append([
             name, f"{len(outcomes):,}", f"{sent_after:,}", late,
             f"{p99 * 1e3:.0f} / {max(propagation) * 1e3:.0f} ms", len(refused),
         ])  # fmt: skip
-        if name == "rolling machine":
-            verdicts.append(live.verdict(
-                "rolling machine: no success sent after a roll returned", not late,
-                f"{late} in {ROLLS} rolls"))  # fmt: skip
-        else:
-            verdicts.append(live.verdict(
-                "other machine: old value refused within 100 ms (p99)", p99 < 0.1,
-                f"p99 {p99 * 1e3:.0f} ms"))  # fmt: skip
+        verdicts.append(live.verdict(
+            "rolling machine: no success sent after a roll returned", not late,
+            f"{late} in {ROLLS} rolls",
+        ) if name == "rolling machine" else live.verdict(
+            "other machine: old value refused within 100 ms (p99)", p99 < 0.1,
+            f"p99 {p99 * 1e3:.0f} ms",
+        ))  # fmt: skip
         verdicts.append(live.verdict(
             f"{name}: no request with a current value refused", not refused,
             live.answers(refused) or "none"))  # fmt: skip
     took = [(returned - sent) * 1e3 for _, sent, returned in trials]
-    live.table(
-        "machine | requests | with an old value, sent after the roll returned | of them 200 | "
-        "last 200 after the return, p99 / max | with a current value refused",
-        rows,
-    )
+    live.table("machine | requests | with an old value, sent after the roll returned | of "
+               "them 200 | last 200 after the return, p99 / max | with a current value refused",
+               rows)  # fmt: skip
     print(f"\nroll took: median {statistics.median(took):.0f} ms, max {max(took):.0f} ms")
     return all(verdicts)
 
