@@ -114,7 +114,11 @@ def test_limits_are_shared_through_redis(settings, clock, account) -> None:
     key = first.extensions["templateto"].keys.create(account.id, "Zapier production")
     headers = key_header(key.value)
 
-    answers = [app.test_client().get("/v1/me", headers=headers) for app in (first, second) * 2]
+    address = an_address_of_its_own()
+    answers = [
+        app.test_client().get("/v1/me", headers=headers, environ_base=address)
+        for app in (first, second) * 2
+    ]
 
     assert [a.status_code for a in answers] == [200, 200, 200, 429]
     for app in (first, second):
