@@ -6,9 +6,14 @@ from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
+from flask import redirect, request
 from flask_openapi3 import Info, OpenAPI
+from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.routing import RequestRedirect
+from werkzeug.wrappers import Response
 
 from . import __version__, refusals
 from .api import register_api
@@ -19,7 +24,7 @@ from .clock import Clock
 from .config import Settings, load_settings
 from .observability import observe_requests
 from .platforms import API, Platform
-from .services import EXTENSION, Services
+from .services import EXTENSION, Services, services
 from .web import blueprint as web
 from .web.sessions import SignedCookieSessions
 
@@ -48,6 +53,23 @@ class BridgeApp(OpenAPI):
         if runnable is func:
             self._sync_functions.add(func)
         return runnable
+
+    def handle_http_exception(self, e: HTTPException) -> Any:
+        """Werkzeug's routing redirects (``//`` merged, a missing trailing slash added) name the
+        host the request's Host header gave, which any client chooses: they go to the same
+        path under ``BRIDGE_PUBLIC_URL`` instead."""
+        if isinstance(e, RequestRedirect):
+            return _public_redirect(e.new_url, e.code)
+        return super().handle_http_exception(e)
+
+
+def _public_redirect(url: str, status: int) -> Response:
+    """A redirect to ``url``'s path and query under the public URL, whatever host it named."""
+    moved = urlsplit(url)
+    path = moved.path.removeprefix(request.script_root)
+    public = urlsplit(str(services().settings.public_url).rstrip("/"))
+    target = urlunsplit((public.scheme, public.netloc, public.path + path, moved.query, ""))
+    return redirect(target, status)
 
 
 def create_app(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import HttpUrl
 
 from ..helpers import free_port, key_header
 
@@ -192,3 +193,24 @@ def test_a_cursor_without_a_time_zone_is_a_400(client, admin_key) -> None:
     response = client.get(f"/v1/templates?cursor={cursor}", headers=key_header(admin_key.value))
 
     assert_json_error(response, 400, "invalid_cursor")
+
+
+@pytest.mark.parametrize(
+    ("path", "moved_to"),
+    [("/v1//api-keys?limit=5", "/v1/api-keys?limit=5"), ("/openapi", "/openapi/")],
+)
+def test_redirects_stay_on_the_public_url_whatever_the_host_header(
+    settings, clock, path: str, moved_to: str
+) -> None:
+    from connector.app import create_app
+    from connector.services import EXTENSION
+
+    public = settings.model_copy(update={"public_url": HttpUrl("https://bridge.example.com/tt/")})
+    app = create_app(public, clock=clock)
+    try:
+        response = app.test_client().get(path, headers={"Host": "evil.example"})
+    finally:
+        app.extensions[EXTENSION].close()
+
+    assert response.status_code == 308
+    assert response.headers["Location"] == "https://bridge.example.com/tt" + moved_to
