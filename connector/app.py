@@ -94,8 +94,11 @@ def create_app(
         validation_error_model=ErrorResponse,
         validation_error_callback=validation_error_response,
     )
+    secret_key, previous_secret_key = settings.secret_keys()
     app.config.update(
-        SECRET_KEY=settings.secret_key.get_secret_value(),
+        SECRET_KEY=secret_key,
+        # Sessions signed before a rotation of the key stay valid.
+        SECRET_KEY_FALLBACKS=[previous_secret_key] if previous_secret_key else [],
         # The web pages' session: a signed cookie, out of scripts' reach, not sent cross-site.
         SESSION_COOKIE_NAME="bridge_session",
         SESSION_COOKIE_SAMESITE="Lax",

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import socket
 import sys
 from datetime import UTC, datetime, timedelta
@@ -40,3 +43,14 @@ def free_port() -> int:
 def bridge_command(*args: str) -> list[str]:
     """The templateto-bridge command line, run by this test's Python."""
     return [sys.executable, "-m", "connector", *args]
+
+
+def verify_signature(secret: str, headers: dict[str, str], body: bytes) -> bool:
+    """What a webhook receiver does, per the Standard Webhooks spec."""
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    signed = f"{headers['webhook-id']}.{headers['webhook-timestamp']}.".encode() + body
+    expected = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+    return any(
+        hmac.compare_digest(expected, sig.split(",", 1)[1])
+        for sig in headers["webhook-signature"].split()
+    )
