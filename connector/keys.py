@@ -24,7 +24,7 @@ _BASE62_SET = frozenset(BASE62)
 _QUOTES = "\"'`"
 _PLACEHOLDER_MARKS = ("{{", "}}", "bundle.authData", "$credentials", "${")
 # Key-shaped: the prefix in any case, then letters and digits (a whole value, or part of one).
-_KEY_SHAPED = re.compile(f"(?i:{re.escape(PREFIX)})[0-9A-Za-z]+")
+_KEY_SHAPED = re.compile(f"{re.escape(PREFIX)}[0-9A-Za-z]+", re.IGNORECASE | re.ASCII)
 REDACTED = PREFIX + "[redacted]"
 
 
@@ -89,7 +89,8 @@ def display_hint(last4: str) -> str:
 def redact(text: str) -> str:
     """``text`` with everything key-shaped in it replaced by ``tt_live_[redacted]``: for text
     taken from a request (a path, a parameter name, an ID) that is kept, logged or answered."""
-    return _KEY_SHAPED.sub(REDACTED, text)
+    # Searching the lowered text first is several times quicker where there is nothing to find.
+    return _KEY_SHAPED.sub(REDACTED, text) if PREFIX in text.lower() else text
 
 
 def diagnose(value: str) -> FormatProblem | None:
