@@ -9,11 +9,20 @@ from __future__ import annotations
 
 import builtins
 import enum
+import unicodedata
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, StringConstraints, TypeAdapter
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+)
+from pydantic_core import PydanticCustomError
 from sqlalchemy import CursorResult, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
@@ -36,12 +45,48 @@ from .webhooks.subscriptions import delete_hooks_of_key
 RECOGNISABLE_FOR = timedelta(days=90)
 MAX_GRACE = timedelta(days=7)
 
+# Control, format (zero-width, bidi overrides and isolates) and surrogate characters, and line
+# and paragraph separators: a name holding one may read differently from what it is.
+_REFUSED_IN_NAMES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+# Letters that show as blank space: Hangul fillers and the blank Braille pattern.
+_BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+
+
+def _normalised(name: object) -> object:
+    # NFKC: a full-width or styled name is the plain one (and taken when the plain one is).
+    return unicodedata.normalize("NFKC", name) if isinstance(name, str) else name
+
+
+def _shows_plainly(name: str) -> str:
+    refused = [c for c in name if unicodedata.category(c) in _REFUSED_IN_NAMES]
+    if refused:
+        shown = ", ".join(dict.fromkeys(f"U+{ord(c):04X}" for c in refused))
+        raise PydanticCustomError(
+            "key_name_characters",
+            "Remove the control or invisible characters ({shown}): a name holds none",
+            {"shown": shown},
+        )
+    if all(_invisible(c) for c in name):
+        raise PydanticCustomError(
+            "key_name_invisible", "Use at least one visible letter, digit or symbol"
+        )
+    return name
+
+
+def _invisible(character: str) -> bool:
+    # Spaces and combining marks show nothing on their own.
+    return unicodedata.category(character)[0] in "ZM" or character in _BLANK_LETTERS
+
+
 KeyName = Annotated[
     str,
-    StringConstraints(
-        strip_whitespace=True, min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]*$"
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
+    BeforeValidator(_normalised),
+    AfterValidator(_shows_plainly),
+    Field(
+        description="NFKC-normalised and trimmed, 1-100 characters, with no control or "
+        "invisible characters; unique among the account's live keys, ignoring case."
     ),
-    Field(description="Trimmed, 1-100 characters, unique among the account's live keys."),
 ]
 _KEY_NAME: TypeAdapter[str] = TypeAdapter(KeyName)
 GraceSeconds = Annotated[

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
+from flask import redirect, request
 from flask_openapi3 import Info, OpenAPI
+from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.routing import RequestRedirect
+from werkzeug.wrappers import Response
 
 from . import __version__, refusals
 from .api import register_api
@@ -17,7 +23,7 @@ from .clock import Clock
 from .config import Settings, load_settings
 from .observability import observe_requests
 from .platforms import API, Platform
-from .services import EXTENSION, Services
+from .services import EXTENSION, Services, services
 from .web import blueprint as web
 from .web.sessions import SignedCookieSessions
 
@@ -31,15 +37,34 @@ def platforms() -> tuple[Platform, ...]:
     return (API, zapier, n8n)
 
 
+class BridgeApp(OpenAPI):
+    def handle_http_exception(self, e: HTTPException) -> Any:
+        """Werkzeug's routing redirects (a missing trailing slash added) name the host the
+        request's Host header gave, which any client chooses: they go to the same path under
+        ``BRIDGE_PUBLIC_URL`` instead."""
+        if isinstance(e, RequestRedirect):
+            return _public_redirect(e.new_url, e.code)
+        return super().handle_http_exception(e)
+
+
+def _public_redirect(url: str, status: int) -> Response:
+    """A redirect to ``url``'s path and query under the public URL, whatever host it named."""
+    moved = urlsplit(url)
+    path = moved.path.removeprefix(request.script_root)
+    public = urlsplit(str(services().settings.public_url).rstrip("/"))
+    target = urlunsplit((public.scheme, public.netloc, public.path + path, moved.query, ""))
+    return redirect(target, status)
+
+
 def create_app(
     settings: Settings | None = None,
     *,
     clock: Clock | None = None,
     render_slots_dir: Path | None = None,
-) -> OpenAPI:
+) -> BridgeApp:
     settings = settings or load_settings()
     assert settings.public_url is not None  # filled by load_settings
-    app = OpenAPI(
+    app = BridgeApp(
         __name__,
         info=Info(
             title="TemplateTo Bridge",
@@ -58,8 +83,11 @@ def create_app(
     # path with the slashes merged, its Location built from the Host header. Such a path is a
     # JSON 404 instead, like any other that names nothing.
     app.url_map.merge_slashes = False
+    secret_key, previous_secret_key = settings.secret_keys()
     app.config.update(
-        SECRET_KEY=settings.secret_key.get_secret_value(),
+        SECRET_KEY=secret_key,
+        # Sessions signed before a rotation of the key stay valid.
+        SECRET_KEY_FALLBACKS=[previous_secret_key] if previous_secret_key else [],
         # The web pages' session: a signed cookie, out of scripts' reach, not sent cross-site.
         SESSION_COOKIE_NAME="bridge_session",
         SESSION_COOKIE_SAMESITE="Lax",

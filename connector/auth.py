@@ -99,8 +99,9 @@ class _Entry:
 
 
 def _printable(path: str) -> str:
-    """A path safe to store and show: no control characters (PostgreSQL refuses NUL), bounded."""
-    return "".join(c if c.isprintable() else "?" for c in path[:MAX_PATH_CHARS])
+    """A path safe to store and show: no control characters (PostgreSQL refuses NUL), nothing
+    key-shaped, bounded."""
+    return keys.redact("".join(c if c.isprintable() else "?" for c in path[:MAX_PATH_CHARS]))
 
 
 def key_in_query(query: MultiDict[str, str]) -> AuthenticationFailed | None:

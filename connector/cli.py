@@ -178,7 +178,7 @@ def init() -> None:
     settings = _settings(require_database=False)
     built = Services.build(settings)
     try:
-        before, after = schema.upgrade(built.db.engine)
+        before, after = schema.upgrade(built.db.engine, stored_secrets=built.secrets)
     except OperationalError as error:
         raise click.ClickException(_unreachable(settings, error)) from None
     finally:
@@ -472,6 +472,21 @@ def documents_purge() -> None:
         while purged := services.documents.purge_expired():
             total += purged
         click.echo(f"Deleted the files of {total} expired documents.")
+
+
+@main.command()
+def reencrypt() -> None:
+    """Encrypt every stored webhook signing secret under the current BRIDGE_SECRET_KEY: after a
+    rotation, with the key before it in BRIDGE_SECRET_KEY_PREVIOUS."""
+    with _services() as services:
+        done, unreadable = services.hooks.reencrypt_secrets()
+    click.echo(f"Re-encrypted {done} webhook signing secrets under BRIDGE_SECRET_KEY.")
+    if unreadable:
+        raise click.ClickException(
+            f"{len(unreadable)} could not be decrypted with BRIDGE_SECRET_KEY or "
+            f"BRIDGE_SECRET_KEY_PREVIOUS ({', '.join(unreadable[:5])}): set "
+            "BRIDGE_SECRET_KEY_PREVIOUS to the key they were encrypted with and run this again."
+        )
 
 
 @main.group()

@@ -17,6 +17,7 @@ from pydantic import (
     HttpUrl,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -25,6 +26,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from .errors import ConfigError
+from .storage import owner_only
 
 SECRET_KEY_FILE = "secret_key"
 # Settings that no longer exist, and what replaced them: a start that ignored them would be silent.
@@ -72,6 +74,11 @@ class Settings(BaseSettings):
     secret_key: SecretStr = Field(
         default=SecretStr(""),
         description="Signs sessions and URLs; generated and kept in the data directory when unset.",
+    )
+    secret_key_previous: SecretStr | None = Field(
+        default=None,
+        description="The secret key before the last rotation: what it encrypted and signed "
+        "(signing secrets, sessions, download links) is still read.",
     )
     document_ttl_seconds: int = Field(
         default=86_400,
@@ -170,6 +177,11 @@ class Settings(BaseSettings):
         description="Largest request body accepted (413 above).",
     )
 
+    def secret_keys(self) -> tuple[str, str | None]:
+        """The secret key, and the one before it during a rotation."""
+        previous = self.secret_key_previous
+        return self.secret_key.get_secret_value(), previous.get_secret_value() if previous else None
+
     @field_validator("database_url")
     @classmethod
     def _known_database(cls, value: str) -> str:
@@ -196,11 +208,15 @@ class Settings(BaseSettings):
             raise ValueError("write a rate such as 1200/minute or 60/5 minutes") from None
         return value
 
-    @field_validator("secret_key")
+    @field_validator("secret_key", "secret_key_previous")
     @classmethod
-    def _long_enough(cls, value: SecretStr) -> SecretStr:
-        if value.get_secret_value() and len(value.get_secret_value()) < 32:
-            raise ValueError("use at least 32 characters, or leave it unset to have one generated")
+    def _long_enough(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        if value is not None and value.get_secret_value() and len(value.get_secret_value()) < 32:
+            if info.field_name == "secret_key":
+                raise ValueError(
+                    "use at least 32 characters, or leave it unset to have one generated"
+                )
+            raise ValueError("use at least 32 characters: the secret key before the new one")
         return value
 
     @model_validator(mode="after")
@@ -290,7 +306,10 @@ def load_settings(
             "./var, is relative to the current directory)",
         )
     try:
-        data_dir.mkdir(parents=True, exist_ok=True)
+        # The service's user alone reads it: it holds the database, the secret key, documents.
+        data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        owner_only(data_dir)
+        owner_only(data_dir / SECRET_KEY_FILE)
         secret_key = settings.secret_key.get_secret_value() or _stored_secret_key(data_dir)
     except OSError as error:
         raise ConfigError(

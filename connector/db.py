@@ -4,16 +4,26 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+from .storage import owner_only
+
 
 def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # The file, its WAL and shared memory hold webhook signing secrets (encrypted) and everything
+    # else: the service's user alone reads them. SQLite gives the WAL and shared-memory files
+    # the database file's permissions when it creates them.
+    for _, name, file in cursor.execute("PRAGMA database_list").fetchall():
+        if name == "main" and file:
+            for suffix in ("", "-wal", "-shm"):
+                owner_only(Path(file + suffix))
     # WAL lets readers run beside the one writer; busy_timeout makes concurrent writers
     # (several worker processes) wait their turn instead of failing with "database is locked".
-    cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=10000")

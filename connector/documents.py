@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from .clients import Client
 from .clock import Clock
 from .db import Database
-from .errors import DocumentExpired, DocumentNotFound, IdempotencyKeyReused
+from .errors import DocumentExpired, DocumentNotFound, IdempotencyKeyReused, TemplateRenderError
 from .events import EventType, record
 from .links import DownloadLinks
 from .models import Document, new_id
@@ -82,7 +82,13 @@ class DownloadedFile:
 
 
 def _digest(request: NewDocument) -> str:
-    canonical = json.dumps(request.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    # The data as it came, not through pydantic's serializer, which stops 255 levels deep: the
+    # same data renders with and without an Idempotency-Key.
+    fields = {**request.model_dump(mode="json", exclude={"data"}), "data": request.data}
+    try:
+        canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"))
+    except RecursionError:
+        raise TemplateRenderError("The data is nested too deeply.") from None
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 

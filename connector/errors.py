@@ -1,13 +1,15 @@
 """Every error a caller may see, in one tree. Each class has its HTTP ``status`` and its stable
 ``code``; each surface maps the tree to its own shape in one place (the JSON API in
 ``api/errors.py``, the bridges in their routes, the CLI in ``cli.py``), matching on classes,
-never on codes. The ``message`` says what happened and what to do."""
+never on codes. The ``message`` says what happened and what to do; it and ``details`` never hold
+a key value (anything key-shaped is redacted, :func:`connector.keys.redact`)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
+from . import keys
 from .clock import format_time
 
 
@@ -23,6 +25,16 @@ def excerpt(text: str, limit: int = 40) -> str:
     return repr(shortened(text, limit))
 
 
+def _redacted(value: Any) -> Any:
+    if isinstance(value, str):
+        return keys.redact(value)
+    if isinstance(value, dict):
+        return {name: _redacted(item) for name, item in value.items()}
+    if isinstance(value, list):
+        return [_redacted(item) for item in value]
+    return value
+
+
 class BridgeError(Exception):
     status = 500
     code = "internal_error"
@@ -30,9 +42,11 @@ class BridgeError(Exception):
     retry_after: int | None = None
 
     def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
+        # Messages quote what requests sent (IDs, paths, parameter names): never a key value.
+        message = keys.redact(message)
         super().__init__(message)
         self.message = message
-        self.details = details or {}
+        self.details = _redacted(details) if details else {}
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Renders fail in another process: the error crosses back pickled, details included.
@@ -108,6 +122,12 @@ class CsrfInvalid(BadRequest):
     """A form of the API keys page came without its CSRF token, or with a stale one."""
 
     code = "csrf_invalid"
+
+
+class InvalidSignInForm(BadRequest):
+    """A sign-in post whose return address holds line breaks or other control characters."""
+
+    code = "invalid_sign_in_form"
 
 
 class InvalidKeyForm(BadRequest):

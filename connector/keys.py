@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import re
 import secrets
 import string
 import zlib
@@ -22,6 +23,9 @@ BASE62 = string.digits + string.ascii_uppercase + string.ascii_lowercase
 _BASE62_SET = frozenset(BASE62)
 _QUOTES = "\"'`"
 _PLACEHOLDER_MARKS = ("{{", "}}", "bundle.authData", "$credentials", "${")
+# Key-shaped: the prefix in any case, then letters and digits (a whole value, or part of one).
+_KEY_SHAPED = re.compile(f"{re.escape(PREFIX)}[0-9A-Za-z]+", re.IGNORECASE | re.ASCII)
+REDACTED = PREFIX + "[redacted]"
 
 
 class FormatProblem(enum.Enum):
@@ -80,6 +84,13 @@ def last_four(value: str) -> str:
 def display_hint(last4: str) -> str:
     """How a key is shown once its value is gone: ``tt_live_…abcd``."""
     return f"{PREFIX}…{last4}"
+
+
+def redact(text: str) -> str:
+    """``text`` with everything key-shaped in it replaced by ``tt_live_[redacted]``: for text
+    taken from a request (a path, a parameter name, an ID) that is kept, logged or answered."""
+    # Searching the lowered text first is several times quicker where there is nothing to find.
+    return _KEY_SHAPED.sub(REDACTED, text) if PREFIX in text.lower() else text
 
 
 def diagnose(value: str) -> FormatProblem | None:

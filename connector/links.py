@@ -13,8 +13,13 @@ _SALT = "templateto-bridge document download"
 
 
 class DownloadLinks:
-    def __init__(self, secret_key: str, public_url: str) -> None:
-        self._serializer = URLSafeSerializer(secret_key, salt=_SALT)
+    def __init__(
+        self, secret_key: str, public_url: str, previous_secret_key: str | None = None
+    ) -> None:
+        # Signed with the secret key; links signed with the previous one (before a rotation)
+        # still work. itsdangerous takes the keys oldest first.
+        keys = [*([previous_secret_key] if previous_secret_key else []), secret_key]
+        self._serializer = URLSafeSerializer(keys, salt=_SALT)
         self._base = public_url.rstrip("/") + "/files/"
 
     def url(self, document_id: str, expires_at: datetime) -> str:

@@ -1,6 +1,7 @@
 """Structured logs: one JSON object per line on stderr, for the service's own lines, gunicorn's,
 and one per request. Never a key value, password, session or secret: request lines hold the path
-without its query string, and no header but the User-Agent."""
+without its query string, and no header but the User-Agent; anything key-shaped left in a line
+(a key pasted into a path, a library quoting a request) is redacted as the line is written."""
 
 from __future__ import annotations
 
@@ -9,15 +10,26 @@ from datetime import timedelta
 from typing import Any
 
 from gunicorn.glogging import Logger
+from pythonjsonlogger.json import JsonFormatter
 
+from . import keys
 from .clients import classify
 
 # Where the app leaves what the access log adds: {"request_id", "route", "key_id"} (and when
 # the request started, for its metrics).
 ENVIRON_KEY = "bridge.request"
 
+
+class RedactingJsonFormatter(JsonFormatter):
+    """python-json-logger's formatter, with every key-shaped run in the line redacted: what
+    replaces it is letters and brackets, so the line stays valid JSON."""
+
+    def jsonify_log_record(self, log_data: Any) -> str:
+        return keys.redact(super().jsonify_log_record(log_data))
+
+
 JSON_FORMATTER = {
-    "()": "pythonjsonlogger.json.JsonFormatter",
+    "()": RedactingJsonFormatter,
     "fmt": "%(levelname)s %(name)s %(process)d %(message)s",
     "rename_fields": {"levelname": "level", "name": "logger", "process": "pid"},
     "timestamp": "time",  # ISO 8601, UTC

@@ -264,8 +264,9 @@ class Hook(Base):
     event_types: Mapped[list[str]] = mapped_column(JSON)
     # Which surface made it (api, zapier, n8n): decides the shape of the payload delivered.
     platform: Mapped[str] = mapped_column(String(16))
-    # The Standard Webhooks signing secret. Kept as is: signing needs it.
-    secret: Mapped[str] = mapped_column(String(80))
+    # The Standard Webhooks signing secret, encrypted (connector.encryption): signing needs it
+    # back. The default only lets migration 0010 add the column in place on SQLite.
+    encrypted_secret: Mapped[str] = mapped_column(Text, server_default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     failing_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

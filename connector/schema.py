@@ -11,6 +11,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
+from .encryption import StoredSecrets
 from .errors import SchemaOutdated
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
@@ -33,12 +34,17 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(connection).get_current_revision()
 
 
-def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str]:
-    """Bring the schema to ``revision`` (the newest by default); returns (before, after)."""
+def upgrade(
+    engine: Engine, revision: str = "head", *, stored_secrets: StoredSecrets | None = None
+) -> tuple[str | None, str]:
+    """Bring the schema to ``revision`` (the newest by default); returns (before, after).
+    ``stored_secrets`` encrypts the secrets a migration finds in clear (0010: webhook signing
+    secrets); a database without any needs none."""
     before = current_revision(engine)
     config = _config()
     with engine.begin() as connection:
         config.attributes["connection"] = connection
+        config.attributes["stored_secrets"] = stored_secrets
         command.upgrade(config, revision)
     return before, head_revision() if revision == "head" else revision
 

@@ -20,6 +20,7 @@ from .clock import Clock
 from .config import Settings
 from .db import Database
 from .documents import DocumentStore
+from .encryption import StoredSecrets
 from .events import EventLog
 from .limits import ApiLimits, SignInLimits, limit_storage
 from .links import DownloadLinks
@@ -53,6 +54,8 @@ class Services:
     renderer: Renderer
     documents: DocumentStore
     events: EventLog
+    # Secrets kept encrypted in the database (webhook signing secrets).
+    secrets: StoredSecrets
     hooks: HookStore
     delivery: DeliveryWorker
     api_limits: ApiLimits
@@ -102,12 +105,14 @@ class Services:
             render_slots_dir = own_slots_dir = Path(tempfile.mkdtemp(prefix="bridge-render-"))
         renderer = _renderer(settings, render_slots_dir)
         templates = TemplateStore(db, clock, renderer)
+        secret_key, previous_secret_key = settings.secret_keys()
+        secrets = StoredSecrets(secret_key, previous_secret_key)
         documents = DocumentStore(
             db,
             LocalFileStore(settings.data_dir / "documents"),
             renderer,
             templates,
-            DownloadLinks(settings.secret_key.get_secret_value(), str(settings.public_url)),
+            DownloadLinks(secret_key, str(settings.public_url), previous_secret_key),
             clock,
             timedelta(seconds=settings.document_ttl_seconds),
         )
@@ -123,10 +128,14 @@ class Services:
             renderer=renderer,
             documents=documents,
             events=EventLog(db, clock),
-            hooks=HookStore(db, clock, allow_private_targets=settings.allow_private_hook_targets),
+            secrets=secrets,
+            hooks=HookStore(
+                db, clock, secrets, allow_private_targets=settings.allow_private_hook_targets
+            ),
             delivery=DeliveryWorker(
                 db,
                 clock,
+                secrets,
                 allow_private_targets=settings.allow_private_hook_targets,
                 lease=timedelta(seconds=settings.delivery_lease_seconds),
                 concurrency=settings.delivery_concurrency,

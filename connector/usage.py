@@ -12,9 +12,8 @@ import logging
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
-from sqlalchemy import CursorResult, or_, select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -157,14 +156,15 @@ class UsageRecorder:
         insert = dialect.insert(OldValueAlert).values(
             key_id=tally.key_id, situation=situation, recorded_at=at
         )
-        claimed: CursorResult[Any] = session.execute(  # type: ignore[assignment]
+        # RETURNING, not the row count, which psycopg leaves at -1 for this statement.
+        claimed = session.scalar(
             insert.on_conflict_do_update(
                 index_elements=["key_id", "situation"],
                 set_={"recorded_at": at},
                 where=OldValueAlert.recorded_at <= at - OLD_VALUE_EVENT_EVERY,
-            )
+            ).returning(OldValueAlert.key_id)
         )
-        if claimed.rowcount != 1:
+        if claimed is None:
             return
         key = session.get_one(ApiKey, tally.key_id)
         value = session.get_one(KeyValue, value_id)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import socket
 import sys
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+
+from standardwebhooks import Webhook
 
 from connector.clock import Clock
 
@@ -45,3 +48,11 @@ def bridge_command(*args: str) -> list[str]:
 def class_tree(base: type) -> list[type]:
     """``base`` and every class under it, at any depth."""
     return [base, *(cls for subclass in base.__subclasses__() for cls in class_tree(subclass))]
+
+
+def verify_signature(secret: str, headers: Mapping[str, str], body: bytes) -> bool:
+    """What a receiver checks, per Standard Webhooks, computed by its reference library (without
+    its check of the timestamp against the real clock: tests run on a clock they move)."""
+    sent_at = datetime.fromtimestamp(int(headers["webhook-timestamp"]), UTC)
+    expected = Webhook(secret).sign(headers["webhook-id"], sent_at, body.decode())
+    return expected in headers["webhook-signature"].split()

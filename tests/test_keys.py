@@ -73,3 +73,17 @@ def test_diagnosis_never_raises(presented: str) -> None:
     problem = keys.diagnose(presented)
 
     assert problem is None or isinstance(problem, FormatProblem)
+
+
+def test_redact_replaces_everything_key_shaped_and_nothing_else() -> None:
+    value = keys.generate()
+
+    assert keys.redact(f"/v1/templates/{value}") == "/v1/templates/tt_live_[redacted]"
+    assert keys.redact(f"a {value[:20]} b {value.upper()}") == (
+        "a tt_live_[redacted] b tt_live_[redacted]"
+    )
+    assert keys.redact(f'"{value}"') == '"tt_live_[redacted]"'  # JSON stays JSON
+    assert keys.redact(keys.redact(value)) == keys.REDACTED
+    # Hints and the bare prefix are not key values.
+    for kept in (keys.display_hint("abcd"), "tt_live_", "send tt_live_… in X-Api-Key"):
+        assert keys.redact(kept) == kept

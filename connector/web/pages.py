@@ -36,6 +36,7 @@ from ..errors import (
     CsrfInvalid,
     InvalidGrace,
     InvalidKeyForm,
+    InvalidSignInForm,
     SignedOut,
     TooManyRequests,
 )
@@ -148,7 +149,7 @@ def _format_optional_time(moment: datetime | None, empty: str = "Never") -> str:
 
 def _local_path(target: str | None) -> str:
     """Where to go after signing in: a path on this site only, never another host."""
-    if target and target.startswith("/") and not target.startswith("//"):
+    if target and target.startswith("/") and not target.startswith("//") and target.isprintable():
         parts = urlsplit(target)
         if not parts.scheme and not parts.netloc and "\\" not in target:
             return target
@@ -168,7 +169,14 @@ def sign_in_form() -> Any:
 def sign_in() -> Any:
     email = request.form.get("email", "").strip().lower()
     password = request.form.get("password", "")
-    target = _local_path(request.form.get("next"))
+    requested = request.form.get("next", "")
+    if not requested.isprintable():
+        # The form never sends one (it holds a safe path): refused before signing anyone in.
+        raise InvalidSignInForm(
+            "This sign-in form's return address holds line breaks or other control characters. "
+            "Open the sign-in page again and sign in from there."
+        )
+    target = _local_path(requested)
     limits = services().sign_in_limits
     address = request.remote_addr or "unknown"
     try:

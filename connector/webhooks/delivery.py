@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from ..clock import Clock, iso
 from ..db import Database
+from ..encryption import StoredSecrets, UnreadableSecret
 from ..events import DeliveryStatus, EventInfo, EventType, committed_events, record
 from ..models import Delivery, DeliveryAttempt, Hook
 from . import signing
@@ -43,6 +44,10 @@ STREAK_GAP = timedelta(days=1)
 CONNECT_SECONDS = 5.0
 READ_SECONDS = 10.0
 MAX_ERROR_CHARS = 500
+UNSIGNABLE = (
+    "Not sent: the service cannot decrypt this subscription's signing secret (its operator "
+    "changed BRIDGE_SECRET_KEY). It is tried again on its schedule."
+)
 USER_AGENT = "TemplateTo-Bridge-Webhooks/1"
 MAX_BATCH = 200
 MAX_DRAINED_BYTES = 65_536
@@ -79,7 +84,8 @@ class _Job:
     delivery_id: str
     hook_id: str
     target_url: str
-    secret: str
+    # None when it cannot be decrypted: the delivery is not sent, and is tried again later.
+    secret: str | None
     body: bytes
     not_found_means_gone: bool
 
@@ -102,6 +108,7 @@ class DeliveryWorker:
         self,
         db: Database,
         clock: Clock,
+        secrets: StoredSecrets,
         *,
         allow_private_targets: bool,
         lease: timedelta = timedelta(seconds=60),
@@ -116,6 +123,7 @@ class DeliveryWorker:
         self._db = db
         self._receivers = receivers
         self._clock = clock
+        self._secrets = secrets
         self._allow_private = allow_private_targets
         self._lease = lease
         # Sized so that a batch of slow (but answering) receivers still finishes by the batch
@@ -262,11 +270,20 @@ class DeliveryWorker:
             )
         receivers = self._receivers[platform]
         body = json.dumps(receivers.payload(EventInfo.of(delivery.event)), separators=(",", ":"))
+        try:
+            secret: str | None = self._secrets.decrypt(delivery.hook.encrypted_secret)
+        except UnreadableSecret:
+            log.error(
+                "a webhook signing secret cannot be decrypted: BRIDGE_SECRET_KEY changed without "
+                "BRIDGE_SECRET_KEY_PREVIOUS set to the key before it",
+                extra={"hook_id": delivery.hook_id},
+            )
+            secret = None
         return _Job(
             delivery_id=delivery.id,
             hook_id=delivery.hook_id,
             target_url=delivery.hook.target_url,
-            secret=delivery.hook.secret,
+            secret=secret,
             body=body.encode("utf-8"),
             not_found_means_gone=receivers.not_found_means_gone,
         )
@@ -279,6 +296,8 @@ class DeliveryWorker:
             duration_ms = int((time.monotonic() - started) * 1000)
             return _Outcome(job, attempted_at, status_code, error, duration_ms)
 
+        if job.secret is None:
+            return outcome(None, UNSIGNABLE)
         try:
             target = resolve_target(job.target_url, allow_private=self._allow_private)
             # Connect to the address just checked, naming the host for TLS and HTTP.

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from ..clock import Clock
 from ..db import Database
+from ..encryption import StoredSecrets, UnreadableSecret
 from ..errors import (
     DeliveryNotFailed,
     DeliveryNotFound,
@@ -118,13 +119,17 @@ class DeliveryPage(BaseModel):
 
 
 class HookStore:
-    def __init__(self, db: Database, clock: Clock, *, allow_private_targets: bool) -> None:
+    def __init__(
+        self, db: Database, clock: Clock, secrets: StoredSecrets, *, allow_private_targets: bool
+    ) -> None:
         self._db = db
         self._clock = clock
+        self._secrets = secrets
         self._allow_private = allow_private_targets
 
     def create(self, account_id: str, key_id: str, new: NewHook, platform: str) -> CreatedHook:
         check_target(new.target_url, allow_private=self._allow_private)
+        secret = signing.new_secret()
         hook = Hook(
             id=new_id("hook_"),
             account_id=account_id,
@@ -132,7 +137,7 @@ class HookStore:
             target_url=new.target_url,
             event_types=sorted({event.value for event in new.events}),
             platform=platform,
-            secret=signing.new_secret(),
+            encrypted_secret=self._secrets.encrypt(secret),
             created_at=self._clock.now(),
         )
         with self._db.transaction() as session:
@@ -143,7 +148,20 @@ class HookStore:
                     "Delete unused ones first.",
                 )
             session.add(hook)
-        return CreatedHook(**HookInfo.of(hook).model_dump(), secret=hook.secret)
+        return CreatedHook(**HookInfo.of(hook).model_dump(), secret=secret)
+
+    def reencrypt_secrets(self) -> tuple[int, builtins.list[str]]:
+        """Every subscription's signing secret encrypted under the current secret key (after a
+        rotation): how many were, and the ids of those readable under neither key."""
+        unreadable = []
+        with self._db.transaction() as session:
+            hooks = builtins.list(session.scalars(select(Hook).order_by(Hook.id)))
+            for hook in hooks:
+                try:
+                    hook.encrypted_secret = self._secrets.reencrypt(hook.encrypted_secret)
+                except UnreadableSecret:
+                    unreadable.append(hook.id)
+        return len(hooks) - len(unreadable), unreadable
 
     def list(self, account_id: str) -> builtins.list[HookInfo]:
         with self._db.transaction() as session:

@@ -259,6 +259,33 @@ def test_idempotency_keys_belong_to_one_account(client, services, standard_key, 
     assert mine.json["id"] != other.json["id"]
 
 
+def nested_body(template, depth: int) -> str:
+    """A request body whose data is ``depth`` objects deep (written out: too deep to dump)."""
+    data = '{"a":' * depth + "1" + "}" * depth
+    return f'{{"template_id": "{template.id}", "format": "txt", "data": {data}}}'
+
+
+def test_data_deeper_than_pydantic_serializes_renders_with_an_idempotency_key_too(
+    client, standard_key, template
+) -> None:
+    # pydantic serializes 255 levels at most: the request digest used to fail (a 500) past them.
+    # Deeper still (950), the answer is a 4xx: tests/e2e/test_http_edges.py.
+    headers = {**key_header(standard_key.value), "Idempotency-Key": "deep-2"}
+
+    def send():
+        return client.post(
+            "/v1/documents",
+            data=nested_body(template, 300),
+            content_type="application/json",
+            headers=headers,
+        )
+
+    first, retry = send(), send()
+
+    assert first.status_code == retry.status_code == 201
+    assert retry.json["id"] == first.json["id"]
+
+
 @pytest.mark.parametrize("value", ["", "has space", "é", "x" * 256])
 def test_an_unusable_idempotency_key_is_a_422(client, standard_key, template, value) -> None:
     answer = idempotent(client, standard_key, {"template_id": template.id}, value)

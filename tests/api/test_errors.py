@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import HttpUrl
 
+from connector.app import create_app
 from connector.errors import BridgeError
+from connector.services import EXTENSION
 
 from ..helpers import class_tree, free_port, key_header
 
@@ -215,3 +218,15 @@ def test_each_error_class_has_a_code_of_its_own(app) -> None:
     assert len(codes) == len(set(codes)), sorted(code for code in codes if codes.count(code) > 1)
     # One that declares none answers with its parent's code: only groupings may do that.
     assert all(error.__subclasses__() for error in borrowing), borrowing
+
+
+def test_a_redirect_stays_on_the_public_url_whatever_the_host_header(settings, clock) -> None:
+    public = settings.model_copy(update={"public_url": HttpUrl("https://bridge.example.com/tt/")})
+    app = create_app(public, clock=clock)
+    try:
+        response = app.test_client().get("/openapi?x=1", headers={"Host": "evil.example"})
+    finally:
+        app.extensions[EXTENSION].close()
+
+    assert response.status_code == 308
+    assert response.headers["Location"] == "https://bridge.example.com/tt/openapi/?x=1"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from connector.api_keys import IssuedApiKey
 
 from ..helpers import key_header
@@ -63,6 +65,44 @@ def test_names_are_trimmed_bounded_and_unique_among_live_keys(client, services, 
     reused = client.post("/v1/api-keys", json={"name": "Old"}, headers=headers)
     assert reused.status_code == 201
     assert client.post("/v1/api-keys", json={"name": "x" * 100}, headers=headers).status_code == 201
+
+
+@pytest.mark.parametrize(
+    ("name", "says"),
+    [
+        ("\u200b", "(U+200B)"),  # zero-width space alone
+        ("Zap\u200dier", "(U+200D)"),  # zero-width joiner
+        ("\u202eelif.exe", "(U+202E)"),  # right-to-left override
+        ("Zapier\u2066 prod\u2069", "(U+2066, U+2069)"),  # bidi isolates
+        ("Zap\u00adier", "(U+00AD)"),  # soft hyphen
+        ("line\u2028break", "(U+2028)"),
+        ("\u3164", "at least one visible"),  # Hangul filler
+        ("\u0301\u0308", "at least one visible"),  # combining marks alone
+        ("\u2800 \u3000", "at least one visible"),  # blank Braille, ideographic space
+    ],
+)
+def test_invisible_and_direction_changing_names_are_refused(client, admin_key, name, says):
+    response = client.post("/v1/api-keys", json={"name": name}, headers=key_header(admin_key.value))
+
+    assert response.status_code == 422
+    [field] = response.json["error"]["details"]["fields"]
+    assert field["field"] == "name" and says in field["message"]
+
+
+def test_names_are_nfkc_normalised_so_look_alike_forms_are_the_same_name(client, admin_key):
+    headers = key_header(admin_key.value)
+
+    styled = client.post(
+        "/v1/api-keys",
+        json={"name": "\uff3a\uff41\uff50\uff49\uff45\uff52 \ufb01les"},
+        headers=headers,
+    )
+    plain = client.post("/v1/api-keys", json={"name": "zapier FILES"}, headers=headers)
+
+    assert styled.status_code == 201 and styled.json["name"] == "Zapier files"
+    assert plain.status_code == 409 and plain.json["error"]["code"] == "api_key_name_taken"
+    accented = client.post("/v1/api-keys", json={"name": "Cafe\u0301"}, headers=headers)
+    assert accented.json["name"] == "Caf\u00e9"  # composed
 
 
 def test_roll_keeps_id_and_name_and_refuses_the_old_value_at_once(client, admin_key, standard_key):

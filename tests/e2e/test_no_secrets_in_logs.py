@@ -1,5 +1,6 @@
 """No key value ever reaches a log line: not on create, roll or delete, not when a request is
-refused, not even when a client puts the key in the URL."""
+refused, not even when a client puts the key in the URL (as a query parameter, its name, or a
+path segment, which the access log records redacted)."""
 
 from __future__ import annotations
 
@@ -34,6 +35,9 @@ def exercise(call, admin_value: str, key_id: str) -> list[str]:
         seen.append(presented.strip('"'))
         call("GET", "/v1/me", presented)
     call("GET", f"/v1/me?api_key={admin_value}", None)
+    call("GET", f"/v1/me?{admin_value}=1", admin_value)
+    call("GET", f"/v1/templates/{admin_value}", admin_value)
+    call("GET", f"/v1/templates/{rolled['value']}", created["value"])  # a rolled value
     call("GET", f"/v1/api-keys/{key_id}/failures", admin_value)
     return seen
 
@@ -74,6 +78,7 @@ def test_server_logs_hold_no_key_value(start_server, services, admin_key) -> Non
 
     log = server.log()
     assert "/v1/me" in log  # requests were logged, so the search means something
+    assert '"path": "/v1/templates/tt_live_[redacted]"' in log
     for value in seen:
         assert value not in log
         assert value[8:] not in log

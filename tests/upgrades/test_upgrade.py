@@ -1,8 +1,9 @@
 """A store written by the previous release (tests/upgrades/store-*.json, made by write_store.py
 with that release's code), upgraded by this one: nothing is lost. Keys keep authenticating as
-they did, hooks keep their signing secrets, failure reports and events stay, and the upgraded
-schema is exactly the one the models describe. On SQLite, and on PostgreSQL when
-TEST_DATABASE_URL is set (as CI's second run does)."""
+they did, hooks keep their signing secrets (encrypted now, and a delivery the previous release
+queued is signed with them after the upgrade), failure reports and events stay (with key values
+in their paths redacted), and the upgraded schema is exactly the one the models describe. On
+SQLite, and on PostgreSQL when TEST_DATABASE_URL is set (as CI's second run does)."""
 
 from __future__ import annotations
 
@@ -19,15 +20,18 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import DateTime, Engine, Integer, MetaData, select, text
 from sqlalchemy.engine import make_url
 
+from connector import keys as keys_format
 from connector import schema
+from connector.app import platforms
 from connector.config import load_settings
 from connector.db import make_engine
+from connector.encryption import StoredSecrets
 from connector.errors import ApiKeyDeleted, ApiKeyRolled
 from connector.models import Base, Event, Hook, OldValueAlert
 from connector.services import Services
 
 from ..conftest import TEST_DATABASE_URL
-from ..helpers import ManualClock
+from ..helpers import ManualClock, verify_signature
 
 STORES = sorted(Path(__file__).parent.glob("store-*.json"), key=lambda path: path.stem)
 
@@ -74,27 +78,52 @@ def restore(engine: Engine, store: dict[str, Any]) -> None:
                 )
 
 
+def with_key_shaped_paths(store: dict[str, Any]) -> str:
+    """The store as the previous release left it after a rolled value called a path holding a
+    key (it kept such paths verbatim): that path."""
+    path = f"/zapier/templates/{store['values']['rolled_old']}"
+    for failure in store["tables"]["api_key_failures"]:
+        failure["last_path"] = path
+    for event in store["tables"]["events"]:
+        if event["type"] == "api_key.old_value_used":
+            event["payload"]["last_path"] = path
+    return path
+
+
 @pytest.mark.filterwarnings("ignore:Skipped unsupported reflection")
 @pytest.mark.parametrize("store_path", STORES, ids=[path.stem for path in STORES])
 def test_the_previous_release_store_upgrades_without_loss(
-    store_path: Path, empty_database_url: str, tmp_path: Path
+    store_path: Path, empty_database_url: str, tmp_path: Path, receiver
 ) -> None:
     store = json.loads(store_path.read_text())
+    pasted_path = with_key_shaped_paths(store)
     engine = make_engine(empty_database_url)
     restore(engine, store)
-
-    schema.upgrade(engine)
-
-    with engine.connect() as connection:
-        assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
-    engine.dispose()
-    written_at = datetime.fromisoformat(store["written_at"])
     settings = load_settings(
         data_dir=tmp_path / "data",
         database_url=empty_database_url,
         runtime_dir=tmp_path / "run",
+        allow_private_hook_targets=True,
     )
-    services = Services.build(settings, ManualClock(written_at + timedelta(minutes=1)))
+
+    schema.upgrade(engine, stored_secrets=StoredSecrets(*settings.secret_keys()))
+
+    with engine.connect() as connection:
+        assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
+        stored = connection.execute(text("SELECT encrypted_secret FROM hooks")).scalar_one()
+        # The test's receiver stands in for the subscriber, as an API subscription: signing is
+        # the same for every platform.
+        connection.execute(
+            text("UPDATE hooks SET target_url = :url, platform = 'api'"), {"url": receiver.url}
+        )
+        connection.commit()
+    engine.dispose()
+    assert store["hook_secret"] not in stored
+    assert store["hook_secret"].removeprefix("whsec_") not in stored
+    written_at = datetime.fromisoformat(store["written_at"])
+    services = Services.build(
+        settings, ManualClock(written_at + timedelta(minutes=1)), platforms=platforms()
+    )
     values = store["values"]
     try:
         auth = services.authenticator
@@ -108,9 +137,16 @@ def test_the_previous_release_store_upgrades_without_loss(
         with pytest.raises(ApiKeyDeleted):
             auth.authenticate(values["deleted"])
 
+        # The delivery the previous release queued is signed with the hook's secret.
+        assert services.delivery.run_once() == 1
+        [delivered] = receiver.wait_for(1)
+        assert verify_signature(store["hook_secret"], delivered.headers, delivered.body)
         with services.db.transaction() as session:
             hook = session.scalars(select(Hook)).one()
-            assert hook.secret == store["hook_secret"]
+            assert services.secrets.decrypt(hook.encrypted_secret) == store["hook_secret"]
+            told = session.scalars(
+                select(Event.payload).where(Event.type == "api_key.old_value_used")
+            ).all()
             alerts = {(a.key_id, a.situation) for a in session.scalars(select(OldValueAlert))}
             events = session.scalars(select(Event.id)).all()
         keys = {row["name"]: row["id"] for row in store["tables"]["api_keys"]}
@@ -118,7 +154,12 @@ def test_the_previous_release_store_upgrades_without_loss(
             (keys["Reporting"], "refused_after_roll"),
             (keys["Old monitor"], "used_after_delete"),
         }
-        assert [r.count for r in services.keys.failures(None, keys["Reporting"])] == [1]
+        [report] = services.keys.failures(None, keys["Reporting"])
+        assert report.count == 1
+        redacted_path = "/zapier/templates/tt_live_[redacted]"
+        assert keys_format.redact(pasted_path) == redacted_path
+        assert report.last_path == redacted_path
+        assert [payload["last_path"] for payload in told] == [redacted_path] * 2
         assert sorted(events) == sorted(row["id"] for row in store["tables"]["events"])
         # New rows after the restored ones: rolling again works.
         assert services.keys.roll(None, keys["Zapier production"]).value

@@ -85,6 +85,15 @@ def test_sign_in_goes_back_only_to_this_site(client, admin_user) -> None:
     assert response.headers["Location"] == PAGE
 
 
+def test_a_sign_in_link_whose_next_holds_a_line_break_goes_to_the_keys_page(
+    client, admin_user
+) -> None:
+    form = client.get("/signin?next=/generate/api-keys%0D%0ASet-Cookie:%20planted=1")
+
+    assert form.status_code == 200
+    assert 'name="next" value="/generate/api-keys"' in form.text
+
+
 def test_state_changes_without_the_csrf_token_are_refused(sign_in, admin_user, services, account):
     client = sign_in(admin_user)
 
@@ -137,6 +146,11 @@ def test_bad_names_and_duplicates_say_what_to_fix(sign_in, admin_user, services,
     taken = client.post(PAGE, data={"name": "zapier PRODUCTION", "csrf_token": token}, headers=JSON)
 
     assert blank.status_code == 400 and blank.json["message"].startswith("Name:")
+    invisible = client.post(PAGE, data={"name": "\u200b", "csrf_token": token}, headers=JSON)
+    assert invisible.status_code == 400
+    assert invisible.json["message"] == (
+        "Name: Remove the control or invisible characters (U+200B): a name holds none."
+    )
     assert taken.status_code == 409 and "already" in taken.json["message"]
 
 

@@ -156,7 +156,11 @@ def test_a_success_ends_a_failure_streak(services, account, hook, receiver, cloc
 
 def test_targets_are_checked_again_at_delivery(services, account, hook, receiver) -> None:
     strict = DeliveryWorker(
-        services.db, services.clock, allow_private_targets=False, receivers=API_ONLY
+        services.db,
+        services.clock,
+        services.secrets,
+        allow_private_targets=False,
+        receivers=API_ONLY,
     )
     make_event(services, account)
 
@@ -175,6 +179,7 @@ def test_a_lease_keeps_a_second_worker_off_until_it_expires(
     second = DeliveryWorker(
         services.db,
         services.clock,
+        services.secrets,
         allow_private_targets=True,
         lease=timedelta(seconds=30),
         receivers=API_ONLY,
@@ -214,6 +219,7 @@ def test_a_receiver_that_does_not_answer_in_time_is_a_failed_attempt(
     impatient = DeliveryWorker(
         services.db,
         services.clock,
+        services.secrets,
         allow_private_targets=True,
         lease=timedelta(seconds=1),
         receivers=API_ONLY,
@@ -251,7 +257,11 @@ def test_a_hook_of_a_platform_the_worker_was_not_assembled_with_is_an_error(
     )
     make_event(services, account)
     api_only = DeliveryWorker(
-        services.db, services.clock, allow_private_targets=True, receivers=API_ONLY
+        services.db,
+        services.clock,
+        services.secrets,
+        allow_private_targets=True,
+        receivers=API_ONLY,
     )
 
     with pytest.raises(LookupError, match="'zapier'"):

@@ -131,7 +131,7 @@ def test_a_public_address_is_accepted() -> None:
 
 
 def test_subscribing_refuses_private_targets_unless_allowed(services, account, standard_key):
-    strict = HookStore(services.db, services.clock, allow_private_targets=False)
+    strict = HookStore(services.db, services.clock, services.secrets, allow_private_targets=False)
     new = NewHook(target_url="http://127.0.0.1:9/hook", events=["document.created"])
 
     with pytest.raises(HookTargetRefused) as refused:
