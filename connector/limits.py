@@ -7,6 +7,8 @@ Failure limits count only failures: a user who gets it right never meets them.""
 from __future__ import annotations
 
 import bisect
+import hashlib
+import json
 import logging
 import math
 import threading
@@ -18,7 +20,6 @@ from limits.errors import StorageError
 from limits.storage import MovingWindowSupport, Storage, storage_from_string
 from limits.strategies import FixedWindowRateLimiter, MovingWindowRateLimiter
 
-from . import keys
 from .auth import Principal
 from .errors import (
     FailedAuthAddressLimited,
@@ -154,8 +155,15 @@ def _over_limit(
     return error(message(_duration(retry_after)), details={"retry_after": retry_after})
 
 
+def _stored_identity(*parts: str) -> str:
+    """What a limit stores for an identity made of client text (an email, an address, a key
+    value): its SHA-256 (hex), 64 characters however long the text, and never the text."""
+    return hashlib.sha256(json.dumps(parts).encode("utf-8", "surrogatepass")).hexdigest()
+
+
 class FailureLimit:
-    """At most ``rate`` failures (e.g. "10/15 minutes") per identity, over a moving window."""
+    """At most ``rate`` failures (e.g. "10/15 minutes") per identity, over a moving window.
+    An identity is one or more strings from the client, stored hashed."""
 
     def __init__(
         self,
@@ -172,19 +180,21 @@ class FailureLimit:
         # "{wait}" becomes "3 minutes", "1 minute", "40 seconds".
         self._message = message
 
-    def check(self, identity: str) -> None:
+    def check(self, *identity: str) -> None:
         """Raise :class:`TooManyRequests` when ``identity`` has used up its failures."""
-        if not _counted(lambda: self._limiter.test(self._item, self._name, identity)):
+        stored = _stored_identity(*identity)
+        if not _counted(lambda: self._limiter.test(self._item, self._name, stored)):
             raise _over_limit(
                 self._limiter,
                 self._item,
-                (self._name, identity),
+                (self._name, stored),
                 lambda wait: self._message.format(wait=wait),
                 self._error,
             )
 
-    def failed(self, identity: str) -> None:
-        _counted(lambda: self._limiter.hit(self._item, self._name, identity))
+    def failed(self, *identity: str) -> None:
+        stored = _stored_identity(*identity)
+        _counted(lambda: self._limiter.hit(self._item, self._name, stored))
 
 
 def _duration(seconds: int) -> str:
@@ -257,12 +267,12 @@ class ApiLimits:
     def check_refusals(self, address: str, presented: str | None) -> None:
         self._per_address.check(address)
         if presented:
-            self._per_value.check(keys.fingerprint(presented))
+            self._per_value.check(presented)
 
     def refused(self, address: str, presented: str | None) -> None:
         self._per_address.failed(address)
         if presented:
-            self._per_value.failed(keys.fingerprint(presented))
+            self._per_value.failed(presented)
 
     def accepted(self, principal: Principal) -> None:
         if not _counted(lambda: self._counter.hit(self._per_key, "key", principal.key_id)):

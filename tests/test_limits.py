@@ -1,15 +1,20 @@
 """The abuse limits' own in-process storage (no Redis): counts right in both kinds of window,
 lets a client through again when the window it was told to wait for has passed, and does not
-keep expired counts in memory."""
+keep expired counts in memory. Whatever the storage, client text is stored hashed."""
 
 from __future__ import annotations
 
+import secrets
 import time
 
 from limits import parse
+from limits.storage import storage_from_string
 from limits.strategies import FixedWindowRateLimiter, MovingWindowRateLimiter
+from redis import Redis
 
-from connector.limits import LocalCounts, limit_storage
+from connector.limits import ApiLimits, LocalCounts, SignInLimits, limit_storage
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 def test_without_redis_the_limits_count_in_this_process() -> None:
@@ -55,3 +60,25 @@ def test_expired_counts_do_not_stay_in_memory() -> None:
     fixed.hit(one_a_second, "key", "d")
 
     assert storage.reset() == 1  # what it held: the count of "d", and nothing expired
+
+
+def test_client_text_is_stored_hashed_and_bounded() -> None:
+    """A 100 KB email, address or key value is stored as a 64-character hash, never as itself."""
+    prefix = f"test-limits-{secrets.token_hex(8)}"  # other processes share this Redis
+    storage = storage_from_string(REDIS_URL, key_prefix=prefix)
+    huge = "a" * 100_000
+    SignInLimits(storage).failed(f"{huge}@acme.example", huge)
+    limits = ApiLimits(
+        storage, per_key="1/minute", failures_per_address="1/minute", failures_per_value="1/minute"
+    )
+    limits.refused(huge, "tt_live_" + huge)
+
+    redis = Redis.from_url(REDIS_URL)
+    stored = [key.decode() for key in redis.scan_iter(f"{prefix}:*")]
+    try:
+        assert stored  # something was counted
+        assert all(len(key) < 200 and huge[:64] not in key for key in stored)
+    finally:
+        if stored:
+            redis.delete(*stored)
+        redis.close()
