@@ -445,6 +445,10 @@ class SignInAddressLimited(TooManyRequests):
     code = "sign_in_address_limited"
 
 
+class SignInEmailLimited(TooManyRequests):
+    code = "sign_in_email_limited"
+
+
 class RenderBusy(BridgeError):
     # 429 rather than 503: Zapier retries a 429 after its Retry-After by itself (ThrottledError),
     # and n8n says "too many requests"; this is load being shed by design, not an outage.

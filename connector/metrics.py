@@ -3,7 +3,7 @@
 Under ``serve`` every gunicorn worker writes its samples to files in ``PROMETHEUS_MULTIPROC_DIR``
 (``serve`` makes one) and ``/metrics``, whichever worker answers, adds them all up. A single
 process (tests, ``worker`` alone) keeps them in memory. The outbox figures are read from the
-database when scraped, so they are the same whoever answers."""
+database, and Redis is asked, when scraped, so they are the same whoever answers."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 from .clock import Clock
 from .db import Database
 from .events import DeliveryStatus
+from .limits import RedisLink
 from .models import Delivery
 
 MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
@@ -29,7 +30,7 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0
 class OutboxCollector(Collector):
     """How many deliveries wait, and how long the oldest has waited."""
 
-    def __init__(self, db: Database, clock: Clock) -> None:
+    def __init__(self, db: Database, clock: Clock, redis: RedisLink | None = None) -> None:
         self._db = db
         self._clock = clock
 
@@ -50,18 +51,33 @@ class OutboxCollector(Collector):
         )
 
 
+class RedisCollector(Collector):
+    """Whether the limits' Redis answers, asked when scraped (so the same whoever answers)."""
+
+    def __init__(self, redis: RedisLink) -> None:
+        self._redis = redis
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        yield GaugeMetricFamily(
+            "bridge_redis_up",
+            "1 when Redis (BRIDGE_REDIS_URL) answers; 0 while the abuse limits count without it.",
+            value=1 if self._redis.check() else 0,
+        )
+
+
 def _age(oldest: datetime | None, now: datetime) -> float:
     return max(0.0, (now - oldest).total_seconds()) if oldest is not None else 0.0
 
 
 class Metrics:
-    def __init__(self, db: Database, clock: Clock) -> None:
+    def __init__(self, db: Database, clock: Clock, redis: RedisLink | None = None) -> None:
         self._multiprocess = bool(os.environ.get(MULTIPROCESS_DIR))
         # prometheus_client picks where samples live when it is imported; gunicorn workers are
         # forked after that, so pick again here, in the process that counts.
         values.ValueClass = values.get_value_class()
         self._registry = CollectorRegistry()
         self._outbox = OutboxCollector(db, clock)
+        self._redis = RedisCollector(redis) if redis is not None else None
         self.requests = Counter(
             "bridge_http_requests",
             "HTTP requests by route, method and status.",
@@ -105,4 +121,6 @@ class Metrics:
             for collector in (self.requests, self.latency, self.authentications, self.deliveries):
                 registry.register(collector)
         registry.register(self._outbox)
+        if self._redis is not None:
+            registry.register(self._redis)
         return generate_latest(registry)

@@ -22,7 +22,7 @@ from .db import Database
 from .documents import DocumentStore
 from .encryption import StoredSecrets
 from .events import EventLog
-from .limits import ApiLimits, SignInLimits, limit_storage
+from .limits import ApiLimits, LocalCounts, MachineCounts, RedisLink, SignInLimits, counted_in
 from .links import DownloadLinks
 from .metrics import Metrics
 from .platforms import API, Platform
@@ -60,6 +60,8 @@ class Services:
     delivery: DeliveryWorker
     api_limits: ApiLimits
     sign_in_limits: SignInLimits
+    # BRIDGE_REDIS_URL's Redis, which the limits share; None without it.
+    redis: RedisLink | None
     metrics: Metrics
     revocations: RevocationSignal
     # Other machines' rolls and deletes, heard by a serving process (PostgreSQL only).
@@ -86,8 +88,8 @@ class Services:
                 "addresses. Use it for local development and tests only."
             )
         db = Database(settings.database_url)
-        limits = limit_storage(settings.redis_url)
-        metrics = Metrics(db, clock)
+        redis = RedisLink(settings.redis_url) if settings.redis_url else None
+        metrics = Metrics(db, clock, redis)
         usage = UsageRecorder(db)
         # Both filled by load_settings.
         assert settings.runtime_dir is not None and settings.public_url is not None
@@ -144,12 +146,13 @@ class Services:
                 count_outcome=lambda outcome: metrics.deliveries.labels(outcome).inc(),
             ),
             api_limits=ApiLimits(
-                limits,
+                counted_in(redis, LocalCounts()),
                 per_key=settings.rate_limit_per_key,
                 failures_per_address=settings.failed_auth_limit_per_address,
                 failures_per_value=settings.failed_auth_limit_per_key_value,
             ),
-            sign_in_limits=SignInLimits(limits),
+            sign_in_limits=SignInLimits(counted_in(redis, MachineCounts(settings.runtime_dir))),
+            redis=redis,
             metrics=metrics,
             revocations=revocations,
             revocation_listener=(

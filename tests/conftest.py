@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 import requests
 from flask.testing import FlaskClient
+from redis import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
@@ -43,6 +45,7 @@ SLOW_FIXTURES = {
     "browser": "chromium",
     "start_server": "servers",
     "start_worker": "servers",
+    "redis_server": "servers",
 }
 
 
@@ -95,6 +98,46 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         runtime_dir=tmp_path / "run",
         allow_private_hook_targets=True,
     )
+
+
+@dataclass
+class RedisServer:
+    """A Redis of one test's own, on a port of its own: nothing listens there until start()."""
+
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""],
+            stdout=subprocess.DEVNULL,
+        )
+        client = Redis.from_url(self.url)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                break
+            except RedisConnectionError:
+                assert time.monotonic() < deadline, "redis-server did not start"
+                time.sleep(0.02)
+        client.close()
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait()
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    server = RedisServer()
+    yield server
+    server.stop()
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """``/healthz`` (the process answers), ``/readyz`` (it can serve: database, schema, delivery,
-render processes) and ``/metrics`` (Prometheus). No key needed; they say nothing about any
-account."""
+render processes; "degraded" while the limits' Redis does not answer) and ``/metrics``
+(Prometheus). No key needed; they say nothing about any account."""
 
 from __future__ import annotations
 
@@ -40,7 +40,15 @@ def readyz() -> tuple[dict[str, Any], int]:
     checks["delivery"] = svc.delivery.health()
     checks["rendering"] = svc.renderer.health()
     ready = all(value in {"ok", "separate workers"} for value in checks.values())
-    return {"status": "ready" if ready else "not ready", "checks": checks}, 200 if ready else 503
+    status = "ready" if ready else "not ready"
+    if svc.redis is not None:
+        # Without Redis the limits still count, each process apart: serving goes on.
+        if svc.redis.check():
+            checks["redis"] = "ok"
+        else:
+            checks["redis"] = "unreachable: abuse limits count locally"
+            status = "degraded" if ready else status
+    return {"status": status, "checks": checks}, 200 if ready else 503
 
 
 @blueprint.get("/metrics")

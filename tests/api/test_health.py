@@ -183,3 +183,37 @@ def test_metrics_add_up_every_gunicorn_worker(start_server, standard_key) -> Non
         sample(s, "bridge_http_requests_total", route="/v1/me", status="200") for s in scrapes
     }
     assert counts == {40.0}
+
+
+def test_without_redis_the_limits_still_count_and_readyz_says_degraded(
+    settings, clock, account, redis_server
+) -> None:
+    """Redis set but not answering: each process counts, /readyz and /metrics say so; once it
+    answers, every process counts in it again."""
+    shared = settings.model_copy(
+        update={"redis_url": redis_server.url, "rate_limit_per_key": "3/minute"}
+    )
+    first, second = create_app(shared, clock=clock), create_app(shared, clock=clock)
+    try:
+        key = first.extensions[EXTENSION].keys.create(account.id, "Zapier production")
+        headers = key_header(key.value)
+        away = [first.test_client().get("/v1/me", headers=headers).status_code for _ in range(4)]
+        degraded = first.test_client().get("/readyz")
+        metrics_away = first.test_client().get("/metrics").text
+
+        redis_server.start()
+        ready = first.test_client().get("/readyz")
+        metrics_back = second.test_client().get("/metrics").text
+        back = [app.test_client().get("/v1/me", headers=headers) for app in (first, second) * 2]
+    finally:
+        for app in (first, second):
+            app.extensions[EXTENSION].close()
+
+    assert away == [200, 200, 200, 429]  # counted in this process's memory
+    assert degraded.status_code == 200
+    assert degraded.json["status"] == "degraded"
+    assert degraded.json["checks"]["redis"] == "unreachable: abuse limits count locally"
+    assert sample(metrics_away, "bridge_redis_up") == 0
+    assert ready.json["status"] == "ready" and ready.json["checks"]["redis"] == "ok"
+    assert sample(metrics_back, "bridge_redis_up") == 1
+    assert [answer.status_code for answer in back] == [200, 200, 200, 429]  # shared again

@@ -12,6 +12,7 @@ from connector.accounts import NewUser, Role
 from connector.app import create_app
 from connector.clients import Client
 from connector.documents import NewDocument
+from connector.services import EXTENSION
 from connector.templates import TemplateFields
 from connector.webhooks.subscriptions import NewHook
 
@@ -55,8 +56,44 @@ def test_failed_sign_ins_are_limited_with_a_clear_message(client, admin_user) ->
 
     assert limited.status_code == 429
     assert int(limited.headers["Retry-After"]) > 0
-    assert "Too many failed sign-ins for this email. Try again in 15 minutes" in limited.text
+    assert (
+        "Too many failed sign-ins for this email from your network. Try again in 15 minutes"
+        in limited.text
+    )
     assert right.status_code == 429  # even the right password waits: no guessing through
+
+
+def test_a_guesser_elsewhere_does_not_lock_the_user_out(app, admin_user) -> None:
+    guesser, user = app.test_client(), app.test_client()
+    guesser.environ_base["REMOTE_ADDR"] = "203.0.113.9"
+    user.environ_base["REMOTE_ADDR"] = "198.51.100.7"
+    attempt = {"email": admin_user.email, "password": "wrong password"}
+    token = csrf_token(guesser)
+    guesses = [guesser.post("/signin", data={**attempt, "csrf_token": token}) for _ in range(11)]
+    assert [guess.status_code for guess in guesses] == [401] * 10 + [429]
+
+    signed_in = user.post(
+        "/signin", data={**attempt, "password": PASSWORD, "csrf_token": csrf_token(user)}
+    )
+
+    assert signed_in.status_code == 302
+
+
+def test_workers_without_redis_count_failed_sign_ins_together(settings, admin_user) -> None:
+    """Two processes (here two apps) of one machine share one count of failures."""
+    workers = [create_app(settings) for _ in range(2)]
+    clients = [worker.test_client() for worker in workers]
+    attempt = {"email": admin_user.email, "password": "wrong password"}
+    try:
+        answers = [
+            client.post("/signin", data={**attempt, "csrf_token": csrf_token(client)}).status_code
+            for client in clients * 6
+        ]
+    finally:
+        for worker in workers:
+            worker.extensions[EXTENSION].close()
+
+    assert answers == [401] * 10 + [429] * 2
 
 
 def test_session_cookie_is_httponly_and_lax(client, admin_user) -> None:
