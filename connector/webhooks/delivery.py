@@ -88,6 +88,9 @@ class _Job:
     secret: str | None
     body: bytes
     not_found_means_gone: bool
+    # Why it cannot be sent at all (the platform no longer offers its event): recorded as a
+    # failed attempt, without holding up the rest of the batch.
+    unsendable: str | None = None
 
 
 @dataclass(frozen=True)
@@ -269,7 +272,13 @@ class DeliveryWorker:
                 f"was not assembled with ({', '.join(self._receivers)})."
             )
         receivers = self._receivers[platform]
-        body = json.dumps(receivers.payload(EventInfo.of(delivery.event)), separators=(",", ":"))
+        try:
+            payload = receivers.payload(EventInfo.of(delivery.event))
+        except LookupError as error:  # a subscription an earlier release allowed
+            payload, unsendable = None, f"Not sent: {error} Subscribe again to a trigger offered."
+        else:
+            unsendable = None
+        body = json.dumps(payload, separators=(",", ":"))
         try:
             secret: str | None = self._secrets.decrypt(delivery.hook.encrypted_secret)
         except UnreadableSecret:
@@ -286,6 +295,7 @@ class DeliveryWorker:
             secret=secret,
             body=body.encode("utf-8"),
             not_found_means_gone=receivers.not_found_means_gone,
+            unsendable=unsendable,
         )
 
     def _send(self, job: _Job) -> _Outcome:
@@ -296,6 +306,8 @@ class DeliveryWorker:
             duration_ms = int((time.monotonic() - started) * 1000)
             return _Outcome(job, attempted_at, status_code, error, duration_ms)
 
+        if job.unsendable is not None:
+            return outcome(None, job.unsendable)
         if job.secret is None:
             return outcome(None, UNSIGNABLE)
         try:

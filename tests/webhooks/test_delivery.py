@@ -269,3 +269,24 @@ def test_a_hook_of_a_platform_the_worker_was_not_assembled_with_is_an_error(
     api_only.stop()
 
     assert receiver.requests == []  # not sent in the API's shape instead
+
+
+def test_a_subscription_to_an_event_its_platform_no_longer_offers_holds_up_nothing(
+    app, services, account, standard_key, hook, receiver
+) -> None:
+    # An earlier release let Zapier subscribe to template.created; Zapier offers no such trigger.
+    stale = services.hooks.create(
+        account.id,
+        standard_key.id,
+        NewHook(target_url=receiver.url + "/zapier", events=["template.created"]),
+        "zapier",
+    )
+    make_event(services, account)
+
+    assert services.delivery.run_once() == 2
+
+    [delivered] = receiver.wait_for(1)
+    assert delivered.path == "/hook"  # the API subscription's, in the same batch
+    [delivery] = services.hooks.deliveries(account.id, stale.id, PageQuery()).data
+    [attempt] = delivery.attempts
+    assert attempt.error is not None and attempt.error.startswith("Not sent: No Zapier trigger")
