@@ -272,12 +272,11 @@ class DeliveryWorker:
                 f"was not assembled with ({', '.join(self._receivers)})."
             )
         receivers = self._receivers[platform]
+        unsendable: str | None = None
         try:
             payload = receivers.payload(EventInfo.of(delivery.event))
         except LookupError as error:  # a subscription an earlier release allowed
-            payload, unsendable = None, f"Not sent: {error} Subscribe again to a trigger offered."
-        else:
-            unsendable = None
+            payload, unsendable = {}, f"Not sent: {error} Subscribe again to a trigger offered."
         body = json.dumps(payload, separators=(",", ":"))
         try:
             secret: str | None = self._secrets.decrypt(delivery.hook.encrypted_secret)
