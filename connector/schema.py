@@ -3,13 +3,14 @@ package (``templateto-bridge init`` and the start-up check of ``serve``)."""
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine
+from sqlalchemy import Engine, event
 
 from .encryption import StoredSecrets
 from .errors import SchemaOutdated
@@ -42,10 +43,24 @@ def upgrade(
     secrets); a database without any needs none."""
     before = current_revision(engine)
     config = _config()
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        config.attributes["stored_secrets"] = stored_secrets
-        command.upgrade(config, revision)
+    with engine.connect() as connection:
+        driver = connection.connection.driver_connection
+        sqlite = driver if isinstance(driver, sqlite3.Connection) else None
+        if sqlite is not None:
+            previous = sqlite.isolation_level
+            # pysqlite commits before each CREATE or ALTER: an upgrade stopped halfway would
+            # leave a schema no version knows. With its own transactions off and a BEGIN of
+            # ours (SQLAlchemy's documented recipe), the whole upgrade commits or none of it.
+            sqlite.isolation_level = None
+            event.listen(connection, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
+        try:
+            with connection.begin():
+                config.attributes["connection"] = connection
+                config.attributes["stored_secrets"] = stored_secrets
+                command.upgrade(config, revision)
+        finally:
+            if sqlite is not None:
+                sqlite.isolation_level = previous  # for the pool's next user
     return before, head_revision() if revision == "head" else revision
 
 

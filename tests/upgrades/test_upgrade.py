@@ -165,3 +165,23 @@ def test_the_previous_release_store_upgrades_without_loss(
         assert services.keys.roll(None, keys["Zapier production"]).value
     finally:
         services.close()
+
+
+@pytest.mark.filterwarnings("ignore:Skipped unsupported reflection")
+def test_an_upgrade_stopped_before_it_could_encrypt_can_run_again(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    store = json.loads(STORES[-1].read_text())
+    engine = make_engine(empty_database_url)
+    restore(engine, store)
+    settings = load_settings(
+        data_dir=tmp_path / "data", database_url=empty_database_url, runtime_dir=tmp_path / "run"
+    )
+
+    with pytest.raises(RuntimeError, match="templateto-bridge init"):
+        schema.upgrade(engine)  # without the key that encrypts the hooks' secrets
+    schema.upgrade(engine, stored_secrets=StoredSecrets(*settings.secret_keys()))
+
+    with engine.connect() as connection:
+        assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
+    engine.dispose()

@@ -61,14 +61,18 @@ def _rewrite(connection: sa.Connection, table: sa.TableClause, column: str, rows
 
 def upgrade() -> None:
     connection = op.get_bind()
+    clear = connection.execute(sa.select(hooks.c.id, hooks.c.secret)).all()
+    # Before any change: SQLite commits each ALTER at once, so a migration stopped halfway
+    # would leave a schema that neither version knows.
+    secrets = _stored_secrets() if clear else None
     # In place, with a default (SQLite adds a NOT NULL column only so): batch mode would copy
     # the table, and dropping the original would delete its deliveries through their cascade.
-    op.add_column(
-        "hooks", sa.Column("encrypted_secret", sa.Text(), nullable=False, server_default="")
-    )
-    clear = connection.execute(sa.select(hooks.c.id, hooks.c.secret)).all()
-    if clear:
-        secrets = _stored_secrets()
+    # Added only if missing: a run stopped after adding it (a lock held too long) can run again.
+    if "encrypted_secret" not in {c["name"] for c in sa.inspect(connection).get_columns("hooks")}:
+        op.add_column(
+            "hooks", sa.Column("encrypted_secret", sa.Text(), nullable=False, server_default="")
+        )
+    if secrets is not None:
         _rewrite(connection, hooks, "encrypted_secret", [(i, secrets.encrypt(s)) for i, s in clear])
     op.drop_column("hooks", "secret")
 
