@@ -14,7 +14,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import RequestRedirect
 from werkzeug.wrappers import Response
 
-from . import __version__, refusals
+from . import __version__, keys, refusals
 from .api import register_api
 from .api.errors import ErrorResponse, validation_error_response
 from .api.health import blueprint as health
@@ -52,7 +52,8 @@ def _public_redirect(url: str, status: int) -> Response:
     moved = urlsplit(url)
     path = moved.path.removeprefix(request.script_root)
     public = urlsplit(str(services().settings.public_url).rstrip("/"))
-    target = urlunsplit((public.scheme, public.netloc, public.path + path, moved.query, ""))
+    query = keys.redact(moved.query)  # the Location is an answer: no key value in it
+    target = urlunsplit((public.scheme, public.netloc, public.path + path, query, ""))
     return redirect(target, status)
 
 

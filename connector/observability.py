@@ -11,6 +11,7 @@ import time
 
 from flask import Flask, Response, g, request
 
+from . import keys
 from .logs import ENVIRON_KEY
 from .services import services
 
@@ -28,7 +29,10 @@ def new_request_id() -> str:
 def _start() -> None:
     given = request.headers.get(REQUEST_ID_HEADER, "")
     request.environ[ENVIRON_KEY] = {
-        "request_id": given if _PLAIN_ID.match(given) else new_request_id(),
+        # Echoed in the answer: never a key value someone pasted there.
+        "request_id": given
+        if _PLAIN_ID.match(given) and keys.PREFIX not in given.lower()
+        else new_request_id(),
         "started": time.perf_counter(),
     }
 

@@ -61,3 +61,16 @@ def test_a_key_shaped_path_is_redacted_in_the_report_the_event_and_the_webhook(
     assert delivered.json["data"]["last_path"] == "/v1/templates/tt_live_[redacted]"
     for seen in (refused.text, str(events), delivered.body.decode()):
         assert standard_key.value[8:20] not in seen
+
+
+def test_neither_a_redirect_nor_the_request_id_repeats_a_key(client, admin_key) -> None:
+    redirected = client.get(f"/openapi?{admin_key.value}=1")
+    traced = client.get(
+        "/v1/me", headers={**key_header(admin_key.value), "X-Request-Id": admin_key.value}
+    )
+
+    assert redirected.status_code == 308
+    assert redirected.headers["Location"].endswith("/openapi/?tt_live_%5Bredacted%5D=1")
+    assert admin_key.value[8:20] not in redirected.get_data(as_text=True)
+    assert traced.status_code == 200
+    assert admin_key.value[8:20] not in traced.headers["X-Request-Id"]
