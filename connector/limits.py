@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import ipaddress
 import json
 import logging
 import math
+import os
 import sqlite3
 import threading
 import time
@@ -146,6 +148,18 @@ class MachineCounts(Storage, MovingWindowSupport):
     def __init__(self, runtime_dir: Path) -> None:
         super().__init__(wrap_exceptions=True)  # a broken file lets requests through, logged
         self._path = runtime_dir / "limits.sqlite3"
+        # The service's user's alone, as everything in the data directory, and never a link.
+        descriptor = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        os.fchmod(descriptor, 0o600)
+        os.close(descriptor)
+        try:
+            self._create_tables()
+        except sqlite3.DatabaseError:  # not a database (any more): the counts are worth nothing
+            log.warning("the sign-in limits' file was unreadable; it starts anew")
+            self._path.unlink()
+            self._create_tables()
+
+    def _create_tables(self) -> None:
         with closing(self._connect()) as db:
             db.executescript(
                 "CREATE TABLE IF NOT EXISTS counts"
@@ -416,6 +430,18 @@ class FailureLimit:
         _counted(lambda: self._limiter.hit(self._item, self._name, stored))
 
 
+def network_of(address: str) -> str:
+    """What an address limit counts: an IPv4 address, or the /64 an IPv6 one is in (one
+    subscriber's network: its owner can use any of its 2^64 addresses)."""
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if parsed.version == 6:
+        return str(ipaddress.ip_network(f"{parsed}/64", strict=False))
+    return str(parsed)
+
+
 def _duration(seconds: int) -> str:
     if seconds < 60:
         return f"{seconds} seconds" if seconds != 1 else "1 second"
@@ -458,13 +484,15 @@ class SignInLimits:
         )
 
     def check(self, email: str, address: str) -> None:
-        self._per_email_and_address.check(email, address)
-        self._per_address.check(address)
+        network = network_of(address)
+        self._per_email_and_address.check(email, network)
+        self._per_address.check(network)
         self._per_email.check(email)
 
     def failed(self, email: str, address: str) -> None:
-        self._per_email_and_address.failed(email, address)
-        self._per_address.failed(address)
+        network = network_of(address)
+        self._per_email_and_address.failed(email, network)
+        self._per_address.failed(network)
         self._per_email.failed(email)
 
 
@@ -500,12 +528,12 @@ class ApiLimits:
         )
 
     def check_refusals(self, address: str, presented: str | None) -> None:
-        self._per_address.check(address)
+        self._per_address.check(network_of(address))
         if presented:
             self._per_value.check(presented)
 
     def refused(self, address: str, presented: str | None) -> None:
-        self._per_address.failed(address)
+        self._per_address.failed(network_of(address))
         if presented:
             self._per_value.failed(presented)
 

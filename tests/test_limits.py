@@ -147,3 +147,13 @@ def test_the_limits_go_back_to_redis_when_it_answers(redis_server, caplog) -> No
     redis = Redis.from_url(redis_server.url)
     assert [key.decode() for key in redis.scan_iter()] == ["LIMITS:LIMITER/key/a/3/1/minute"]
     redis.close()
+
+
+def test_the_machines_count_file_is_private_and_a_corrupt_one_starts_anew(tmp_path) -> None:
+    (tmp_path / "limits.sqlite3").write_bytes(b"garbage, not a database")
+
+    counts = MachineCounts(tmp_path)
+    counts.incr("sign_in/x", 60)
+
+    assert counts.get("sign_in/x") == 1
+    assert (tmp_path / "limits.sqlite3").stat().st_mode & 0o777 == 0o600

@@ -79,6 +79,26 @@ def test_a_guesser_elsewhere_does_not_lock_the_user_out(app, admin_user) -> None
     assert signed_in.status_code == 302
 
 
+def test_one_ipv6_network_counts_as_one_address(app, admin_user) -> None:
+    """Its owner may use any of its 2^64 addresses: by address alone, 21 of them would reach
+    the per-email ceiling and lock the user out from everywhere."""
+    attempt = {"email": admin_user.email, "password": "wrong password"}
+    answers = []
+    for host in range(12):
+        guesser = app.test_client()
+        guesser.environ_base["REMOTE_ADDR"] = f"2001:db8:0:1::{host + 1:x}"
+        answers.append(guesser.post("/signin", data={**attempt, "csrf_token": csrf_token(guesser)}))
+    user = app.test_client()
+    user.environ_base["REMOTE_ADDR"] = "198.51.100.7"
+
+    signed_in = user.post(
+        "/signin", data={**attempt, "password": PASSWORD, "csrf_token": csrf_token(user)}
+    )
+
+    assert [answer.status_code for answer in answers] == [401] * 10 + [429] * 2
+    assert signed_in.status_code == 302
+
+
 def test_workers_without_redis_count_failed_sign_ins_together(settings, admin_user) -> None:
     """Two processes (here two apps) of one machine share one count of failures."""
     workers = [create_app(settings) for _ in range(2)]
