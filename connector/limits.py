@@ -148,16 +148,19 @@ class MachineCounts(Storage, MovingWindowSupport):
     def __init__(self, runtime_dir: Path) -> None:
         super().__init__(wrap_exceptions=True)  # a broken file lets requests through, logged
         self._path = runtime_dir / "limits.sqlite3"
+        try:
+            self._create()
+        except sqlite3.DatabaseError:  # not a database (any more): the counts are worth nothing
+            log.warning("the sign-in limits' file was unreadable; it starts anew")
+            self._path.unlink()
+            self._create()
+
+    def _create(self) -> None:
         # The service's user's alone, as everything in the data directory, and never a link.
         descriptor = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
         os.fchmod(descriptor, 0o600)
         os.close(descriptor)
-        try:
-            self._create_tables()
-        except sqlite3.DatabaseError:  # not a database (any more): the counts are worth nothing
-            log.warning("the sign-in limits' file was unreadable; it starts anew")
-            self._path.unlink()
-            self._create_tables()
+        self._create_tables()
 
     def _create_tables(self) -> None:
         with closing(self._connect()) as db:
