@@ -168,7 +168,7 @@ class Connection(BaseModel):
     account_name: str
     key_id: str
     key_name: str
-    key_hint: str
+    key_hint: str = Field(description="tt_live_… and the last 4 characters of the value used.")
     label: str = Field(
         description="Account and key name: Acme Ltd · Zapier production; for a rolled value in "
         "its grace period, also when it stops working."
