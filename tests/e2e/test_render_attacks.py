@@ -70,12 +70,17 @@ def someone_else_polling(url: str, key: str) -> Iterator[list[int]]:
         thread.join(10)
 
 
-def ready(server):
-    """The server, once its render processes are up (a render sent before waits for them)."""
-    deadline = time.monotonic() + 30
-    while requests.get(server.url + "/readyz", timeout=5).status_code != 200:
+def ready(server, in_a_row: int = 10):
+    """The server, once the render processes of every worker are up (a render sent before waits
+    for them): ``in_a_row`` ready answers on new connections, which the kernel spreads over the
+    workers."""
+    deadline, answered = time.monotonic() + 60, 0
+    while answered < in_a_row:
+        ok = requests.get(server.url + "/readyz", timeout=5).status_code == 200
+        answered = answered + 1 if ok else 0
         assert time.monotonic() < deadline, "the server did not become ready"
-        time.sleep(0.1)
+        if not ok:
+            time.sleep(0.1)
     return server
 
 

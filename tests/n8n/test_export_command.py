@@ -20,7 +20,7 @@ def test_the_package_is_refused_without_the_services_address(tmp_path: Path) -> 
 
     assert missing.exit_code == 2 and "Missing option '--base-url'" in missing.output
     assert not_an_address.exit_code == 2
-    assert "'bridge.example.com' is not an http(s) address" in not_an_address.output
+    assert "'bridge.example.com' is not the service's address" in not_an_address.output
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
