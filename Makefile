@@ -54,7 +54,7 @@ test: $(BIN)/.installed $(ZAPIER_RUNTIME)/node_modules/.installed n8n-runtime
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(BIN)/pytest
+	$(BIN)/pytest $(PYTEST_ARGS)
 
 # The everyday loop: lint, then every test not marked slow (tests/conftest.py marks them), on
 # SQLite, in as many processes as there are CPUs.
