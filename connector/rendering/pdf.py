@@ -71,6 +71,10 @@ def html_to_pdf(html: str) -> bytes:
         )
     except MemoryError:
         raise  # the render process's memory limit, reported as such by the pool
+    except SystemError:
+        # The interpreter's own failure ("returned NULL without setting an exception"): at the
+        # address-space cap, an allocation inside a C call can fail this way.
+        raise MemoryError from None
     except Exception as error:  # xhtml2pdf raises many kinds on odd HTML and CSS
         raise PdfConversionFailed(
             f"The HTML could not be converted to PDF: {error}. Check the template's markup and CSS."
