@@ -146,15 +146,19 @@ def running(
 ) -> Iterator[Server]:
     """Run the server ``command`` on ``port`` (see :func:`started`); yields it once all its
     ``workers`` are forked and ``ready_path`` answers 200 (for the service: database, schema
-    and render processes ready)."""
+    and render processes ready) on every worker: many times in a row, on new connections, which
+    the kernel spreads over the workers."""
     with started(command, env=env, log=log) as process:
         server = Server(f"http://{HOST}:{port}", process, log)
-        deadline = time.monotonic() + READY_SECONDS
-        while not (len(server.workers()) >= workers and _answers_200(server.url + ready_path)):
+        deadline, in_a_row = time.monotonic() + READY_SECONDS, 0
+        while in_a_row < 10 * workers:
+            ready = len(server.workers()) >= workers and _answers_200(server.url + ready_path)
+            in_a_row = in_a_row + 1 if ready else 0
             if process.poll() is not None or time.monotonic() > deadline:
                 state = "exited" if process.poll() is not None else "is not ready"
                 raise RuntimeError(f"the server on {port} {state}: {log.read_text()[-3000:]}")
-            time.sleep(0.2)
+            if not ready:
+                time.sleep(0.2)
         yield server
 
 
