@@ -18,7 +18,7 @@ from ..api_keys import (
 )
 from ..errors import MalformedJson
 from ..services import services
-from .security import key_protected_blueprint, require_admin
+from .security import key_protected_blueprint, request_actor, require_admin
 
 blueprint = key_protected_blueprint(
     "api_keys", __name__, "/v1/api-keys", "API keys", "Admin keys only."
@@ -66,7 +66,9 @@ def list_keys(query: ListQuery) -> dict:
 def create_key(body: NewKey) -> tuple[dict, int]:
     """Create a key. The response holds its full value: the only time it is ever shown."""
     principal = require_admin(to_change=True)
-    issued = services().keys.create(principal.account_id, body.name, body.permission)
+    issued = services().keys.create(
+        principal.account_id, body.name, body.permission, actor=request_actor()
+    )
     return issued.model_dump(mode="json"), 201
 
 
@@ -93,7 +95,10 @@ def roll_key(path: KeyPath) -> dict:
     principal = require_admin(to_change=True)
     roll = _roll_request()
     issued = services().keys.roll(
-        principal.account_id, path.key_id, timedelta(seconds=roll.grace_seconds)
+        principal.account_id,
+        path.key_id,
+        timedelta(seconds=roll.grace_seconds),
+        actor=request_actor(),
     )
     return issued.model_dump(mode="json")
 
@@ -119,7 +124,8 @@ def delete_key(path: KeyPath) -> dict:
     """Delete the key: every integration using it stops working. The record stays, marked
     deleted, so failures of its old value can still be explained."""
     principal = require_admin(to_change=True)
-    return services().keys.delete(principal.account_id, path.key_id).model_dump(mode="json")
+    deleted = services().keys.delete(principal.account_id, path.key_id, actor=request_actor())
+    return deleted.model_dump(mode="json")
 
 
 @blueprint.get("/<key_id>/failures", responses={200: FailureList})
