@@ -23,6 +23,7 @@ from .db import Database
 from .documents import DocumentStore
 from .encryption import StoredSecrets
 from .events import EventLog
+from .key_policy import KeyPolicies
 from .limits import ApiLimits, LocalCounts, MachineCounts, RedisLink, SignInLimits, counted_in
 from .links import DownloadLinks
 from .metrics import Metrics
@@ -32,6 +33,7 @@ from .rendering.pool import RenderPool
 from .rendering.slots import RenderSlots
 from .rendering.upstream import UpstreamPdfConverter
 from .revocations import RevocationListener, RevocationSignal
+from .rotation import RotationWatch
 from .storage import LocalFileStore
 from .templates import TemplateStore
 from .usage import UsageRecorder
@@ -56,6 +58,8 @@ class Services:
     documents: DocumentStore
     events: EventLog
     audit: AuditLog
+    key_policies: KeyPolicies
+    rotation: RotationWatch
     # Secrets kept encrypted in the database (webhook signing secrets).
     secrets: StoredSecrets
     hooks: HookStore
@@ -121,6 +125,7 @@ class Services:
             timedelta(seconds=settings.document_ttl_seconds),
         )
         audit = AuditLog(db, clock, timedelta(days=settings.audit_retention_days))
+        rotation = RotationWatch(db, clock)
         return cls(
             settings=settings,
             clock=clock,
@@ -134,6 +139,8 @@ class Services:
             documents=documents,
             events=EventLog(db, clock),
             audit=audit,
+            key_policies=KeyPolicies(db, clock),
+            rotation=rotation,
             secrets=secrets,
             hooks=HookStore(
                 db, clock, secrets, allow_private_targets=settings.allow_private_hook_targets
@@ -146,7 +153,9 @@ class Services:
                 lease=timedelta(seconds=settings.delivery_lease_seconds),
                 concurrency=settings.delivery_concurrency,
                 receivers={platform.name: platform.receivers for platform in platforms},
-                housekeeping=_chores(documents.housekeeping, audit.housekeeping),
+                housekeeping=_chores(
+                    documents.housekeeping, rotation.housekeeping, audit.housekeeping
+                ),
                 count_outcome=lambda outcome: metrics.deliveries.labels(outcome).inc(),
             ),
             api_limits=ApiLimits(

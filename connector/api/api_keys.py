@@ -6,7 +6,8 @@ import json
 from datetime import timedelta
 
 from flask import request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
 
 from ..api_keys import (
     ApiKeyInfo,
@@ -15,6 +16,7 @@ from ..api_keys import (
     IssuedApiKey,
     KeyName,
     Permission,
+    Rotation,
 )
 from ..errors import MalformedJson
 from ..services import services
@@ -31,6 +33,31 @@ class KeyPath(BaseModel):
 
 class ListQuery(BaseModel):
     include_deleted: bool = Field(default=False, description="Also list deleted keys.")
+    rotation: str | None = Field(
+        default=None,
+        description="Only keys in these rotation states, comma-separated: ok, due, overdue "
+        "(e.g. due,overdue).",
+    )
+
+    @field_validator("rotation")
+    @classmethod
+    def _known_states(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        unknown = [part for part in value.split(",") if part.strip() not in set(Rotation)]
+        if unknown:
+            raise PydanticCustomError(
+                "rotation_filter",
+                "Unknown rotation state {unknown}: use ok, due or overdue, separated by commas "
+                "(e.g. due,overdue)",
+                {"unknown": ", ".join(repr(part) for part in unknown)},
+            )
+        return value
+
+    def rotation_states(self) -> set[Rotation] | None:
+        if self.rotation is None:
+            return None
+        return {Rotation(part.strip()) for part in self.rotation.split(",")}
 
 
 class NewKey(BaseModel):
@@ -38,6 +65,16 @@ class NewKey(BaseModel):
 
     name: KeyName
     permission: Permission = Permission.STANDARD
+
+
+class KeyChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    rotate_by: AwareDatetime | None = Field(
+        description="When this key is to be rolled, overriding the key policy's max_age_days: "
+        "an ISO 8601 time with its zone (2027-03-01T09:00:00Z); null to follow the policy "
+        "again. A roll clears it.",
+    )
 
 
 class Roll(BaseModel):
@@ -58,7 +95,11 @@ class FailureList(BaseModel):
 def list_keys(query: ListQuery) -> dict:
     """The account's keys, newest first."""
     principal = require_admin()
-    found = services().keys.list(principal.account_id, include_deleted=query.include_deleted)
+    found = services().keys.list(
+        principal.account_id,
+        include_deleted=query.include_deleted,
+        rotation=query.rotation_states(),
+    )
     return KeyList(data=found).model_dump(mode="json")
 
 
@@ -76,6 +117,16 @@ def create_key(body: NewKey) -> tuple[dict, int]:
 def get_key(path: KeyPath) -> dict:
     principal = require_admin()
     return services().keys.get(principal.account_id, path.key_id).model_dump(mode="json")
+
+
+@blueprint.patch("/<key_id>", responses={200: ApiKeyInfo})
+def change_key(path: KeyPath, body: KeyChange) -> dict:
+    """Set or clear the key's own rotate-by time."""
+    principal = require_admin(to_change=True)
+    changed = services().keys.set_rotate_by(
+        principal.account_id, path.key_id, body.rotate_by, actor=request_actor()
+    )
+    return changed.model_dump(mode="json")
 
 
 @blueprint.post(
