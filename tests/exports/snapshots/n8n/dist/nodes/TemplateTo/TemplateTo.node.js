@@ -594,6 +594,10 @@ class TemplateTo {
           "value": "api_key.old_value_used"
         },
         {
+          "name": "API Key Due for Rotation",
+          "value": "api_key.rotation_due"
+        },
+        {
           "name": "Webhook Disabled",
           "value": "hook.disabled"
         }
