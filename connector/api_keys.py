@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from . import audit, keys
 from .audit import OPERATOR, Actor, AuditAction
-from .clock import Clock
+from .clock import Clock, iso
 from .db import Database
 from .errors import (
     AccountNotFound,
@@ -347,7 +347,7 @@ class KeyManager:
                 key.id,
                 actor,
                 now,
-                {"name": key.name, "rotate_by": deadline.isoformat() if deadline else None},
+                {"name": key.name, "rotate_by": iso(deadline) if deadline else None},
             )
             return _info(session, key, now)
 

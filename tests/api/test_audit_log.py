@@ -175,3 +175,16 @@ def test_no_method_changes_or_deletes_entries(client, headers, method) -> None:
         assert answer.status_code == 405, (method, path)
         assert answer.json["error"]["code"] == "method_not_allowed"
     assert entries(client, headers)[0] == entry
+
+
+def test_a_keys_own_rotate_by_is_recorded_with_the_date(client, headers, admin_key) -> None:
+    client.patch(
+        f"/v1/api-keys/{admin_key.id}",
+        json={"rotate_by": "2027-03-01T09:00:00+01:00"},
+        headers=headers,
+    )
+
+    [entry] = entries(client, headers, "?action=api_key.rotate_by_set")
+
+    assert entry["target"] == admin_key.id
+    assert entry["detail"] == {"name": "Zapier production", "rotate_by": "2027-03-01T08:00:00Z"}
