@@ -31,6 +31,7 @@ from .errors import ApiKeyMissing, BridgeError, ConfigError, SchemaOutdated
 from .logs import configure as configure_logs
 from .paging import PageQuery
 from .platforms import API, Platform
+from .scanning import Scan
 from .services import Services
 from .templates import TemplateFields, TemplateInfo, TemplateSummary
 
@@ -569,6 +570,32 @@ def check(url: str, timeout: float) -> None:
     if isinstance(refusal, dict) and "code" in refusal:
         _fail(f"{refusal['code']}: {refusal.get('message', '')}")
     _fail(f"unexpected_response: HTTP {response.status_code} from {target}")
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, metavar="PATH...")
+def scan(paths: tuple[str, ...]) -> None:
+    """Find TemplateTo API keys in files and directories (PATH...), by their format and
+    checksum: no network, no database. Prints FILE:LINE and each key's hint, never its value;
+    exit 1 when any is found, else 0. Binary files, symbolic links and .git are skipped."""
+    missing = [path for path in paths if not os.path.lexists(path)]
+    if missing:
+        raise click.BadParameter(f"{missing[0]!r} does not exist", param_hint="PATH")
+    found = Scan()
+    findings = []
+    for finding in found.run(paths):
+        click.echo(f"{finding.location}: {finding.hint}")
+        findings.append(finding)
+    for path, reason in found.unreadable:
+        click.echo(f"warning: {path} was not scanned: {reason}", err=True)
+    if findings:
+        click.echo(
+            f"{len(findings)} TemplateTo API key value(s) found in {found.files} file(s) "
+            "scanned. Roll each key (the API keys page, or templateto-bridge keys roll) and "
+            "remove the value from the files.",
+            err=True,
+        )
+        sys.exit(EXIT_FAILED)
 
 
 def _fail(line: str) -> NoReturn:
