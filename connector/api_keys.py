@@ -27,7 +27,8 @@ from sqlalchemy import CursorResult, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
-from . import keys
+from . import audit, keys
+from .audit import OPERATOR, Actor, AuditAction
 from .clock import Clock
 from .db import Database
 from .errors import (
@@ -212,7 +213,12 @@ class KeyManager:
         self._on_revoke = on_revoke or (lambda key_id: None)
 
     def create(
-        self, account_id: str, name: str, permission: Permission = Permission.STANDARD
+        self,
+        account_id: str,
+        name: str,
+        permission: Permission = Permission.STANDARD,
+        *,
+        actor: Actor = OPERATOR,
     ) -> IssuedApiKey:
         name = _KEY_NAME.validate_python(name)
         now = self._clock.now()
@@ -232,6 +238,15 @@ class KeyManager:
             self._flush_unique_name(session, name)
             info = ApiKeyInfo.of(key, now)
             record(session, account_id, EventType.API_KEY_CREATED, _event_data(info), now)
+            audit.record(
+                session,
+                account_id,
+                AuditAction.API_KEY_CREATED,
+                key.id,
+                actor,
+                now,
+                {"name": key.name, "permission": key.permission},
+            )
             return IssuedApiKey(**info.model_dump(), value=fresh.value)
 
     def list(self, account_id: str, *, include_deleted: bool = False) -> list[ApiKeyInfo]:
@@ -252,7 +267,12 @@ class KeyManager:
             return ApiKeyInfo.of(self._find(session, account_id, key_id), self._clock.now())
 
     def roll(
-        self, account_id: str | None, key_id: str, grace: timedelta = timedelta(0)
+        self,
+        account_id: str | None,
+        key_id: str,
+        grace: timedelta = timedelta(0),
+        *,
+        actor: Actor = OPERATOR,
     ) -> IssuedApiKey:
         """Give the key a new value. The old one is refused at once, or works until ``grace``
         has passed (at most 7 days)."""
@@ -288,11 +308,20 @@ class KeyManager:
             self._revoked(session, key.id, now)
             info = ApiKeyInfo.of(key, now)
             record(session, key.account_id, EventType.API_KEY_ROLLED, _event_data(info), now)
+            audit.record(
+                session,
+                key.account_id,
+                AuditAction.API_KEY_ROLLED,
+                key.id,
+                actor,
+                now,
+                {"name": key.name, "grace_seconds": int(grace.total_seconds())},
+            )
             issued = IssuedApiKey(**info.model_dump(), value=fresh.value)
         self._on_revoke(key_id)
         return issued
 
-    def delete(self, account_id: str | None, key_id: str) -> ApiKeyInfo:
+    def delete(self, account_id: str | None, key_id: str, *, actor: Actor = OPERATOR) -> ApiKeyInfo:
         """Stop the key working: its current value and any old value still in a grace period
         are refused from now on. The record stays, marked deleted."""
         now = self._clock.now()
@@ -309,6 +338,15 @@ class KeyManager:
             delete_hooks_of_key(session, key.id)
             info = ApiKeyInfo.of(key, now)
             record(session, key.account_id, EventType.API_KEY_DELETED, _event_data(info), now)
+            audit.record(
+                session,
+                key.account_id,
+                AuditAction.API_KEY_DELETED,
+                key.id,
+                actor,
+                now,
+                {"name": key.name},
+            )
         self._on_revoke(key_id)
         return info
 

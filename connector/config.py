@@ -170,6 +170,13 @@ class Settings(BaseSettings):
         "or load balancer's in front (Zapier's, a load balancer's 60 s): the server never closes "
         "a connection just as a client sends on it.",
     )
+    audit_retention_days: int = Field(
+        default=365,
+        ge=1,
+        le=36_500,
+        description="How long audit log entries are kept; the delivery worker's loop purges "
+        "older ones.",
+    )
     max_body_bytes: int = Field(
         default=1_000_000,
         gt=0,

@@ -107,6 +107,11 @@ class ApiKey(Base):
     rolled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The key's own deadline for its next roll, overriding the account's policy; a roll clears it.
+    rotate_by: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # When and where a value of this key was reported leaked (never the value itself).
+    leaked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    leak_url: Mapped[str | None] = mapped_column(Text)
 
     account: Mapped[Account] = relationship()
     values: Mapped[list[KeyValue]] = relationship(
@@ -135,6 +140,59 @@ class KeyValue(Base):
     works_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     key: Mapped[ApiKey] = relationship(back_populates="values")
+
+
+class KeyPolicy(Base):
+    """An account's key policy; an account without a row has the default one (no maximum age,
+    a leak is told, not acted on)."""
+
+    __tablename__ = "key_policies"
+
+    account_id: Mapped[str] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    max_age_days: Mapped[int | None] = mapped_column(Integer)
+    on_leak: Mapped[str] = mapped_column(String(16))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class RotationNotice(Base):
+    """An api_key.rotation_due event recorded for one value of a key at one stage (due,
+    overdue). Its primary key lets only one process record it, once; a roll issues a new value,
+    so the next rotation period starts with none."""
+
+    __tablename__ = "api_key_rotation_notices"
+
+    value_id: Mapped[int] = mapped_column(
+        ForeignKey("api_key_values.id", ondelete="CASCADE"), primary_key=True
+    )
+    stage: Mapped[str] = mapped_column(String(16), primary_key=True)
+    sent_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class AuditEntry(Base):
+    """One security-relevant action, written in the transaction of the action itself. Nothing
+    changes an entry; entries older than BRIDGE_AUDIT_RETENTION_DAYS are purged."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (
+        Index("ix_audit_log_account_newest", "account_id", "created_at", "id"),
+        Index("ix_audit_log_account_action_newest", "account_id", "action", "created_at", "id"),
+        Index("ix_audit_log_account_target_newest", "account_id", "target", "created_at", "id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    action: Mapped[str] = mapped_column(String(40))
+    # What was acted on: a key or hook id, a user's email, or "key_policy".
+    target: Mapped[str] = mapped_column(String(254))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # A user's email or a key's hint (tt_live_…abcd), never a key value.
+    actor: Mapped[str] = mapped_column(String(254))
+    via: Mapped[str] = mapped_column(String(16))
+    source_address: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(512))
 
 
 class KeyFailure(Base):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -14,6 +14,7 @@ from flask import current_app
 
 from .accounts import Accounts
 from .api_keys import KeyManager
+from .audit import AuditLog
 from .auth import Authenticator
 from .clients import RefusalRepeats
 from .clock import Clock
@@ -54,6 +55,7 @@ class Services:
     renderer: Renderer
     documents: DocumentStore
     events: EventLog
+    audit: AuditLog
     # Secrets kept encrypted in the database (webhook signing secrets).
     secrets: StoredSecrets
     hooks: HookStore
@@ -118,6 +120,7 @@ class Services:
             clock,
             timedelta(seconds=settings.document_ttl_seconds),
         )
+        audit = AuditLog(db, clock, timedelta(days=settings.audit_retention_days))
         return cls(
             settings=settings,
             clock=clock,
@@ -130,6 +133,7 @@ class Services:
             renderer=renderer,
             documents=documents,
             events=EventLog(db, clock),
+            audit=audit,
             secrets=secrets,
             hooks=HookStore(
                 db, clock, secrets, allow_private_targets=settings.allow_private_hook_targets
@@ -142,7 +146,7 @@ class Services:
                 lease=timedelta(seconds=settings.delivery_lease_seconds),
                 concurrency=settings.delivery_concurrency,
                 receivers={platform.name: platform.receivers for platform in platforms},
-                housekeeping=documents.housekeeping,
+                housekeeping=_chores(documents.housekeeping, audit.housekeeping),
                 count_outcome=lambda outcome: metrics.deliveries.labels(outcome).inc(),
             ),
             api_limits=ApiLimits(
@@ -175,6 +179,16 @@ class Services:
         self.revocations.close()
         if self.own_slots_dir is not None:
             shutil.rmtree(self.own_slots_dir, ignore_errors=True)
+
+
+def _chores(*chores: Callable[[], None]) -> Callable[[], None]:
+    """The periodic chores that ride on the delivery worker's loop, run one after another."""
+
+    def run() -> None:
+        for chore in chores:
+            chore()
+
+    return run
 
 
 def _renderer(settings: Settings, slots_dir: Path) -> Renderer:

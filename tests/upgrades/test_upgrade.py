@@ -27,7 +27,7 @@ from connector.config import load_settings
 from connector.db import make_engine
 from connector.encryption import StoredSecrets
 from connector.errors import ApiKeyDeleted, ApiKeyRolled
-from connector.models import Base, Event, Hook, OldValueAlert
+from connector.models import ApiKey, AuditEntry, Base, Event, Hook, KeyPolicy, OldValueAlert
 from connector.services import Services
 
 from ..conftest import TEST_DATABASE_URL
@@ -161,10 +161,22 @@ def test_the_previous_release_store_upgrades_without_loss(
         assert report.last_path == redacted_path
         assert [payload["last_path"] for payload in told] == [redacted_path] * 2
         assert sorted(events) == sorted(row["id"] for row in store["tables"]["events"])
+        assert_issue_18_starts_empty(services)
         # New rows after the restored ones: rolling again works.
         assert services.keys.roll(None, keys["Zapier production"]).value
     finally:
         services.close()
+
+
+def assert_issue_18_starts_empty(services: Services) -> None:
+    """0011: no key has a rotate-by date of its own or a leak, no account a policy of its own,
+    and the audit log starts empty."""
+    with services.db.transaction() as session:
+        upgraded = session.scalars(select(ApiKey)).all()
+        assert upgraded
+        assert {(k.rotate_by, k.leaked_at, k.leak_url) for k in upgraded} == {(None, None, None)}
+        assert session.scalars(select(KeyPolicy)).all() == []
+        assert session.scalars(select(AuditEntry)).all() == []
 
 
 @pytest.mark.filterwarnings("ignore:Skipped unsupported reflection")
