@@ -131,6 +131,14 @@ class ApiKeyInfo(BaseModel):
     rolled_at: datetime | None
     last_used_at: datetime | None
     deleted_at: datetime | None
+    leaked_at: datetime | None = Field(
+        description="When a working value of the key was last reported leaked (secret "
+        "scanning, scan --report); null if never."
+    )
+    leak_url: str | None = Field(
+        description="Where that leak was found: the URL GitHub gave, or the FILE:LINE a scan "
+        "reported."
+    )
     old_values: list[OldValueInfo]
 
     @classmethod
@@ -146,6 +154,8 @@ class ApiKeyInfo(BaseModel):
             rolled_at=key.rolled_at,
             last_used_at=key.last_used_at,
             deleted_at=key.deleted_at,
+            leaked_at=key.leaked_at,
+            leak_url=key.leak_url,
             old_values=[
                 OldValueInfo(
                     hint=keys.display_hint(value.last4),

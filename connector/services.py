@@ -23,6 +23,7 @@ from .db import Database
 from .documents import DocumentStore
 from .encryption import StoredSecrets
 from .events import EventLog
+from .leaks import LeakResponder
 from .limits import ApiLimits, LocalCounts, MachineCounts, RedisLink, SignInLimits, counted_in
 from .links import DownloadLinks
 from .metrics import Metrics
@@ -32,6 +33,7 @@ from .rendering.pool import RenderPool
 from .rendering.slots import RenderSlots
 from .rendering.upstream import UpstreamPdfConverter
 from .revocations import RevocationListener, RevocationSignal
+from .secret_scanning import GitHubPublicKeys
 from .storage import LocalFileStore
 from .templates import TemplateStore
 from .usage import UsageRecorder
@@ -55,6 +57,9 @@ class Services:
     renderer: Renderer
     documents: DocumentStore
     events: EventLog
+    leaks: LeakResponder
+    # GitHub's public keys, which sign its secret scanning matches.
+    github_keys: GitHubPublicKeys
     audit: AuditLog
     # Secrets kept encrypted in the database (webhook signing secrets).
     secrets: StoredSecrets
@@ -120,6 +125,7 @@ class Services:
             clock,
             timedelta(seconds=settings.document_ttl_seconds),
         )
+        key_manager = KeyManager(db, clock, on_revoke=revocations.bump)
         audit = AuditLog(db, clock, timedelta(days=settings.audit_retention_days))
         return cls(
             settings=settings,
@@ -127,12 +133,14 @@ class Services:
             db=db,
             usage=usage,
             authenticator=authenticator,
-            keys=KeyManager(db, clock, on_revoke=revocations.bump),
+            keys=key_manager,
             accounts=Accounts(db, clock),
             templates=templates,
             renderer=renderer,
             documents=documents,
             events=EventLog(db, clock),
+            leaks=LeakResponder(db, clock, key_manager),
+            github_keys=GitHubPublicKeys(settings.github_secret_scanning_keys),
             audit=audit,
             secrets=secrets,
             hooks=HookStore(
