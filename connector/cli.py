@@ -110,8 +110,11 @@ def _describe_key(key: ApiKeyInfo) -> str:
     if key.deleted_at:
         details.append(f"deleted {key.deleted_at:%Y-%m-%d %H:%M}")
     if key.leaked_at:
-        details.append(f"leaked {key.leaked_at:%Y-%m-%d %H:%M} at {key.leak_url or 'unknown'}")
-    return f"{line}  ({', '.join(details)} UTC)"
+        details.append(f"leaked {key.leaked_at:%Y-%m-%d %H:%M}")
+    described = f"{line}  ({', '.join(details)} UTC)"
+    if key.leaked_at and key.leak_url:
+        described += f"\n  leak found at {key.leak_url}"
+    return described
 
 
 def _describe_issued(key: IssuedApiKey) -> str:
