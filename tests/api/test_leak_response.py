@@ -4,7 +4,6 @@ key policy says `on_leak: roll`; anything unsigned, unknown or no longer working
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,7 +11,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from flask.testing import FlaskClient
 
@@ -23,44 +21,10 @@ from connector.models import KeyPolicy
 from connector.paging import PageQuery
 from connector.services import EXTENSION
 
-from ..helpers import key_header
+from ..helpers import github_matches as matches
+from ..helpers import key_header, signed_by_github, write_github_keys
 
 GITHUB_PATH = "/v1/secret-scanning/github"
-
-
-def public_pem(private: ec.EllipticCurvePrivateKey) -> str:
-    return (
-        private.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
-
-
-def write_github_keys(path: Path, signers: dict[str, ec.EllipticCurvePrivateKey]) -> None:
-    """The file as GitHub publishes it (what the operator's cron job fetches)."""
-    entries = [
-        {"key_identifier": name, "key": public_pem(private), "is_current": True}
-        for name, private in signers.items()
-    ]
-    path.write_text(json.dumps({"public_keys": entries}))
-
-
-def signed(body: bytes, private: ec.EllipticCurvePrivateKey, identifier: str) -> dict[str, str]:
-    signature = base64.b64encode(private.sign(body, ec.ECDSA(hashes.SHA256()))).decode()
-    return {
-        "Content-Type": "application/json",
-        "Github-Public-Key-Identifier": identifier,
-        "Github-Public-Key-Signature": signature,
-    }
-
-
-def matches(*tokens: str, url: str = "https://github.com/acme/app/blob/abc/settings.py#L2"):
-    return json.dumps(
-        [
-            {"token": t, "type": "templateto_api_key", "url": url, "source": "content"}
-            for t in tokens
-        ]
-    ).encode()
 
 
 @pytest.fixture
@@ -85,7 +49,7 @@ def report(client, github_signer):
     def send(*tokens: str, url: str = "https://github.com/acme/app/blob/abc/settings.py#L2"):
         body = matches(*tokens, url=url)
         return client.post(
-            GITHUB_PATH, data=body, headers=signed(body, github_signer, "github-key-1")
+            GITHUB_PATH, data=body, headers=signed_by_github(body, github_signer, "github-key-1")
         )
 
     return send
@@ -266,11 +230,13 @@ def test_a_body_signed_by_another_key_or_changed_after_signing_is_refused(
     body = matches(zap.value)
     impostor = ec.generate_private_key(ec.SECP256R1())
 
-    forged = client.post(GITHUB_PATH, data=body, headers=signed(body, impostor, "github-key-1"))
+    forged = client.post(
+        GITHUB_PATH, data=body, headers=signed_by_github(body, impostor, "github-key-1")
+    )
     changed = client.post(
         GITHUB_PATH,
         data=matches(zap.value, url="https://evil.example"),
-        headers=signed(body, github_signer, "github-key-1"),
+        headers=signed_by_github(body, github_signer, "github-key-1"),
     )
 
     assert forged.status_code == changed.status_code == 401
@@ -284,7 +250,9 @@ def test_without_a_keys_file_every_report_is_refused(settings, clock, services, 
     body = matches(zap.value)
 
     with app_with(settings, clock, github_secret_scanning_keys=None) as unconfigured:
-        refused = unconfigured.post(GITHUB_PATH, data=body, headers=signed(body, signer, "k"))
+        refused = unconfigured.post(
+            GITHUB_PATH, data=body, headers=signed_by_github(body, signer, "k")
+        )
 
     assert refused.status_code == 401
     assert refused.json["error"]["code"] == "secret_scanning_not_configured"
@@ -298,9 +266,13 @@ def test_a_refreshed_keys_file_is_read_without_a_restart_and_a_broken_one_is_a_5
     newer = ec.generate_private_key(ec.SECP256R1())
     write_github_keys(keys_file, {"github-key-2": newer})
 
-    accepted = client.post(GITHUB_PATH, data=body, headers=signed(body, newer, "github-key-2"))
+    accepted = client.post(
+        GITHUB_PATH, data=body, headers=signed_by_github(body, newer, "github-key-2")
+    )
     keys_file.write_text("<html>rate limited</html>")
-    broken = client.post(GITHUB_PATH, data=body, headers=signed(body, newer, "github-key-2"))
+    broken = client.post(
+        GITHUB_PATH, data=body, headers=signed_by_github(body, newer, "github-key-2")
+    )
 
     assert accepted.status_code == 200
     assert broken.status_code == 503
@@ -323,7 +295,7 @@ def test_a_signed_body_of_the_wrong_shape_is_a_clear_4xx(
     client, github_signer, body, status, code
 ) -> None:
     answer = client.post(
-        GITHUB_PATH, data=body, headers=signed(body, github_signer, "github-key-1")
+        GITHUB_PATH, data=body, headers=signed_by_github(body, github_signer, "github-key-1")
     )
 
     assert answer.status_code == status
