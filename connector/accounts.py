@@ -20,6 +20,8 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from . import audit
+from .audit import OPERATOR, Actor, AuditAction
 from .clock import Clock
 from .db import Database
 from .errors import AccountNotFound, EmailTaken, UserNotFound
@@ -133,7 +135,7 @@ class Accounts:
             ).first()
             return AccountInfo.model_validate(account) if account else None
 
-    def add_user(self, account_id: str, new_user: NewUser) -> UserInfo:
+    def add_user(self, account_id: str, new_user: NewUser, *, actor: Actor = OPERATOR) -> UserInfo:
         email = new_user.email
         with self._db.transaction() as session:
             if session.get(Account, account_id) is None:
@@ -151,21 +153,36 @@ class Accounts:
                 session.flush()
             except IntegrityError:
                 raise EmailTaken(f"A user with the email {email} already exists.") from None
+            audit.record(
+                session,
+                account_id,
+                AuditAction.USER_CREATED,
+                email,
+                actor,
+                user.created_at,
+                {"role": user.role},
+            )
             return UserInfo.model_validate(user)
 
-    def sign_in(self, email: str, password: str) -> UserInfo | None:
-        """The user with this email and password; None for a wrong email or password alike."""
+    def sign_in(self, email: str, password: str, *, actor: Actor = OPERATOR) -> UserInfo | None:
+        """The user with this email and password; None for a wrong email or password alike.
+        Both outcomes go to the user's account's audit log; an email that is nobody's has no
+        account to go to (and may be a password typed in the wrong field), so it is not kept."""
         with self._db.transaction() as session:
             user = session.scalars(select(User).where(User.email == email.strip().lower())).first()
             matches = check_password_hash(user.password_hash if user else _NOBODY, password)
-            return UserInfo.model_validate(user) if user is not None and matches else None
+            if user is None:
+                return None
+            action = AuditAction.SIGN_IN_SUCCEEDED if matches else AuditAction.SIGN_IN_FAILED
+            audit.record(session, user.account_id, action, user.email, actor, self._clock.now())
+            return UserInfo.model_validate(user) if matches else None
 
     def user(self, user_id: str) -> UserInfo | None:
         with self._db.transaction() as session:
             user = session.get(User, user_id)
             return UserInfo.model_validate(user) if user is not None else None
 
-    def set_password(self, email: str, password: str) -> UserInfo:
+    def set_password(self, email: str, password: str, *, actor: Actor = OPERATOR) -> UserInfo:
         """Give the user with this email a new password, ending their web sessions."""
         new_hash = generate_password_hash(NewPassword(password=password).password)
         with self._db.transaction() as session:
@@ -175,13 +192,32 @@ class Accounts:
             user.password_hash = new_hash
             user.session_generation = User.session_generation + 1
             session.flush()
+            audit.record(
+                session,
+                user.account_id,
+                AuditAction.USER_PASSWORD_SET,
+                user.email,
+                actor,
+                self._clock.now(),
+            )
             return UserInfo.model_validate(user)
 
-    def end_sessions(self, user_id: str) -> None:
+    def sign_out(self, user_id: str, *, actor: Actor = OPERATOR) -> None:
         """End every web session of the user, wherever it was signed in."""
         with self._db.transaction() as session:
+            user = session.get(User, user_id)
+            if user is None:
+                return
             session.execute(
                 update(User)
                 .where(User.id == user_id)
                 .values(session_generation=User.session_generation + 1)
+            )
+            audit.record(
+                session,
+                user.account_id,
+                AuditAction.SIGNED_OUT,
+                user.email,
+                actor,
+                self._clock.now(),
             )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import builtins
 import enum
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
@@ -39,12 +39,15 @@ from .errors import (
     ApiKeyRollConflict,
 )
 from .events import EventType, record
+from .key_policy import policy_of
 from .models import Account, ApiKey, AuthGeneration, KeyFailure, KeyValue, new_id
 from .revocations import announce
 from .webhooks.subscriptions import delete_hooks_of_key
 
 RECOGNISABLE_FOR = timedelta(days=90)
 MAX_GRACE = timedelta(days=7)
+# A key is due for rolling this long before its rotate-by time.
+DUE_WITHIN = timedelta(days=7)
 
 # Control, format (zero-width, bidi overrides and isolates) and surrogate characters, and line
 # and paragraph separators: a name holding one may read differently from what it is.
@@ -111,6 +114,32 @@ class KeyStatus(enum.StrEnum):
     DELETED = "deleted"
 
 
+class Rotation(enum.StrEnum):
+    """Where a key stands against its rotate-by time."""
+
+    OK = "ok"
+    DUE = "due"
+    OVERDUE = "overdue"
+
+
+def rotate_by(key: ApiKey, max_age_days: int | None) -> datetime | None:
+    """When the key is to be rolled: its own date, else its creation or last roll plus the
+    policy's maximum age, else never (and never for a deleted key)."""
+    if key.deleted_at is not None:
+        return None
+    if key.rotate_by is not None:
+        return key.rotate_by
+    if max_age_days is None:
+        return None
+    return (key.rolled_at or key.created_at) + timedelta(days=max_age_days)
+
+
+def rotation(deadline: datetime | None, now: datetime) -> Rotation:
+    if deadline is None or now < deadline - DUE_WITHIN:
+        return Rotation.OK
+    return Rotation.DUE if now < deadline else Rotation.OVERDUE
+
+
 class OldValueInfo(BaseModel):
     """A value replaced by a roll (or current at deletion), recognisable for 90 days."""
 
@@ -131,6 +160,13 @@ class ApiKeyInfo(BaseModel):
     rolled_at: datetime | None
     last_used_at: datetime | None
     deleted_at: datetime | None
+    rotate_by: datetime | None = Field(
+        description="When the key is to be rolled: its own rotate_by if set, else its creation "
+        "or last roll plus the key policy's max_age_days; null: no deadline."
+    )
+    rotation: Rotation = Field(
+        description="ok; due: rotate_by is within 7 days; overdue: rotate_by has passed."
+    )
     leaked_at: datetime | None = Field(
         description="When a working value of the key was last reported leaked (secret "
         "scanning, scan --report); null if never."
@@ -142,8 +178,9 @@ class ApiKeyInfo(BaseModel):
     old_values: list[OldValueInfo]
 
     @classmethod
-    def of(cls, key: ApiKey, now: datetime) -> ApiKeyInfo:
+    def of(cls, key: ApiKey, now: datetime, max_age_days: int | None) -> ApiKeyInfo:
         latest = key.latest_value
+        deadline = rotate_by(key, max_age_days)
         return cls(
             id=key.id,
             name=key.name,
@@ -154,6 +191,8 @@ class ApiKeyInfo(BaseModel):
             rolled_at=key.rolled_at,
             last_used_at=key.last_used_at,
             deleted_at=key.deleted_at,
+            rotate_by=deadline,
+            rotation=rotation(deadline, now),
             leaked_at=key.leaked_at,
             leak_url=key.leak_url,
             old_values=[
@@ -196,6 +235,10 @@ def _report(row: KeyFailure) -> FailureReport:
         last_seen_at=row.last_seen_at,
         last_path=row.last_path,
     )
+
+
+def _info(session: Session, key: ApiKey, now: datetime) -> ApiKeyInfo:
+    return ApiKeyInfo.of(key, now, policy_of(session, key.account_id).max_age_days)
 
 
 def _event_data(key: ApiKeyInfo) -> dict[str, Any]:
@@ -246,7 +289,7 @@ class KeyManager:
             )
             session.add(key)
             self._flush_unique_name(session, name)
-            info = ApiKeyInfo.of(key, now)
+            info = _info(session, key, now)
             record(session, account_id, EventType.API_KEY_CREATED, _event_data(info), now)
             audit.record(
                 session,
@@ -259,7 +302,15 @@ class KeyManager:
             )
             return IssuedApiKey(**info.model_dump(), value=fresh.value)
 
-    def list(self, account_id: str, *, include_deleted: bool = False) -> list[ApiKeyInfo]:
+    def list(
+        self,
+        account_id: str,
+        *,
+        include_deleted: bool = False,
+        rotation: Collection[Rotation] | None = None,
+    ) -> list[ApiKeyInfo]:
+        """The account's keys, newest first; only those whose rotation is in ``rotation`` if
+        given."""
         now = self._clock.now()
         query = (
             select(ApiKey)
@@ -270,11 +321,38 @@ class KeyManager:
         if not include_deleted:
             query = query.where(ApiKey.deleted_at.is_(None))
         with self._db.transaction() as session:
-            return [ApiKeyInfo.of(key, now) for key in session.scalars(query)]
+            max_age_days = policy_of(session, account_id).max_age_days
+            found = [ApiKeyInfo.of(key, now, max_age_days) for key in session.scalars(query)]
+        return [key for key in found if rotation is None or key.rotation in rotation]
 
     def get(self, account_id: str | None, key_id: str) -> ApiKeyInfo:
         with self._db.transaction() as session:
-            return ApiKeyInfo.of(self._find(session, account_id, key_id), self._clock.now())
+            return _info(session, self._find(session, account_id, key_id), self._clock.now())
+
+    def set_rotate_by(
+        self,
+        account_id: str | None,
+        key_id: str,
+        deadline: datetime | None,
+        *,
+        actor: Actor = OPERATOR,
+    ) -> ApiKeyInfo:
+        """Give the key a rotate-by time of its own (None: follow the account's policy again)."""
+        now = self._clock.now()
+        with self._db.transaction() as session:
+            key = self._find(session, account_id, key_id, for_update=True)
+            self._refuse_if_deleted(key, "given a rotate-by time")
+            key.rotate_by = deadline
+            audit.record(
+                session,
+                key.account_id,
+                AuditAction.API_KEY_ROTATE_BY_SET,
+                key.id,
+                actor,
+                now,
+                {"name": key.name, "rotate_by": deadline.isoformat() if deadline else None},
+            )
+            return _info(session, key, now)
 
     def roll(
         self,
@@ -315,8 +393,10 @@ class KeyManager:
                 KeyValue(fingerprint=fresh.fingerprint, last4=fresh.last4, issued_at=now)
             )
             key.rolled_at = now
+            # A new value starts a new rotation period: the key's own deadline was for the old one.
+            key.rotate_by = None
             self._revoked(session, key.id, now)
-            info = ApiKeyInfo.of(key, now)
+            info = _info(session, key, now)
             record(session, key.account_id, EventType.API_KEY_ROLLED, _event_data(info), now)
             audit.record(
                 session,
@@ -346,7 +426,7 @@ class KeyManager:
                     value.works_until = now
             self._revoked(session, key.id, now)
             delete_hooks_of_key(session, key.id)
-            info = ApiKeyInfo.of(key, now)
+            info = _info(session, key, now)
             record(session, key.account_id, EventType.API_KEY_DELETED, _event_data(info), now)
             audit.record(
                 session,

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from .clock import Clock
 from .db import Database
+from .errors import AuditEntryNotFound, excerpt
 from .models import AuditEntry, new_id
 from .paging import PageQuery, newest_first, next_cursor
 
@@ -158,6 +159,19 @@ class AuditLog:
             rows = builtins.list(session.scalars(newest_first(query, AuditEntry, page)))
         cursor = next_cursor(rows, page)
         return AuditPage(data=[AuditEntryInfo.of(row) for row in rows], next_cursor=cursor)
+
+    def get(self, account_id: str, entry_id: str) -> AuditEntryInfo:
+        with self._db.transaction() as session:
+            entry = session.scalars(
+                select(AuditEntry).where(
+                    AuditEntry.id == entry_id, AuditEntry.account_id == account_id
+                )
+            ).one_or_none()
+            if entry is None:
+                raise AuditEntryNotFound(
+                    f"There is no audit log entry {excerpt(entry_id)} in this account."
+                )
+            return AuditEntryInfo.of(entry)
 
     def purge_expired(self) -> int:
         """Delete a batch of entries older than the retention period; returns how many."""

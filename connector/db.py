@@ -7,7 +7,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from .storage import owner_only
@@ -65,3 +66,15 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def insert_if_absent(session: Session, model: Any, **values: Any) -> bool:
+    """Insert a row unless one with its primary key exists (then change nothing); whether this
+    call inserted it. Of processes racing to insert the same row, exactly one gets True."""
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    key = inspect(model).primary_key[0]
+    # RETURNING, not the row count, which psycopg leaves at -1 for this statement.
+    inserted = session.scalar(
+        dialect.insert(model).values(**values).on_conflict_do_nothing().returning(key)
+    )
+    return inserted is not None

@@ -332,6 +332,10 @@ class DeliveryNotFound(NotFound):
     code = "delivery_not_found"
 
 
+class AuditEntryNotFound(NotFound):
+    code = "audit_entry_not_found"
+
+
 class OperationNotFound(NotFound):
     """A platform bridge has no operation by that name."""
 

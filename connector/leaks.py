@@ -24,17 +24,10 @@ from .audit import Actor, AuditAction, Via
 from .clock import Clock, iso
 from .db import Database
 from .events import EventType, record
-from .models import ApiKey, KeyPolicy, KeyValue
+from .key_policy import OnLeak, policy_of
+from .models import ApiKey, KeyValue
 
 MAX_LEAK_URL = 2_000
-
-
-class OnLeak(enum.StrEnum):
-    """The key policy's answer to a leak: tell (the event and the page's banner), or also roll
-    the key at once, with no grace period."""
-
-    NOTIFY = "notify"
-    ROLL = "roll"
 
 
 class LeakSource(enum.StrEnum):
@@ -131,8 +124,7 @@ class LeakResponder:
             )
             if marked.rowcount != 1:
                 return LeakOutcome(status=LeakStatus.ALREADY_LEAKED, **found)
-            policy = session.get(KeyPolicy, key.account_id)
-            on_leak = OnLeak(policy.on_leak) if policy is not None else OnLeak.NOTIFY
+            on_leak = policy_of(session, key.account_id).on_leak
             detail = {"name": key.name, "hint": hint, "url": url, "source": source.value}
             record(
                 session,

@@ -23,6 +23,7 @@ from .db import Database
 from .documents import DocumentStore
 from .encryption import StoredSecrets
 from .events import EventLog
+from .key_policy import KeyPolicies
 from .leaks import LeakResponder
 from .limits import ApiLimits, LocalCounts, MachineCounts, RedisLink, SignInLimits, counted_in
 from .links import DownloadLinks
@@ -33,6 +34,7 @@ from .rendering.pool import RenderPool
 from .rendering.slots import RenderSlots
 from .rendering.upstream import UpstreamPdfConverter
 from .revocations import RevocationListener, RevocationSignal
+from .rotation import RotationWatch
 from .secret_scanning import GitHubPublicKeys
 from .storage import LocalFileStore
 from .templates import TemplateStore
@@ -61,6 +63,8 @@ class Services:
     # GitHub's public keys, which sign its secret scanning matches.
     github_keys: GitHubPublicKeys
     audit: AuditLog
+    key_policies: KeyPolicies
+    rotation: RotationWatch
     # Secrets kept encrypted in the database (webhook signing secrets).
     secrets: StoredSecrets
     hooks: HookStore
@@ -127,6 +131,7 @@ class Services:
         )
         key_manager = KeyManager(db, clock, on_revoke=revocations.bump)
         audit = AuditLog(db, clock, timedelta(days=settings.audit_retention_days))
+        rotation = RotationWatch(db, clock)
         return cls(
             settings=settings,
             clock=clock,
@@ -142,6 +147,8 @@ class Services:
             leaks=LeakResponder(db, clock, key_manager),
             github_keys=GitHubPublicKeys(settings.github_secret_scanning_keys),
             audit=audit,
+            key_policies=KeyPolicies(db, clock),
+            rotation=rotation,
             secrets=secrets,
             hooks=HookStore(
                 db, clock, secrets, allow_private_targets=settings.allow_private_hook_targets
@@ -154,7 +161,9 @@ class Services:
                 lease=timedelta(seconds=settings.delivery_lease_seconds),
                 concurrency=settings.delivery_concurrency,
                 receivers={platform.name: platform.receivers for platform in platforms},
-                housekeeping=_chores(documents.housekeeping, audit.housekeeping),
+                housekeeping=_chores(
+                    documents.housekeeping, rotation.housekeeping, audit.housekeeping
+                ),
                 count_outcome=lambda outcome: metrics.deliveries.labels(outcome).inc(),
             ),
             api_limits=ApiLimits(

@@ -19,6 +19,7 @@ from connector.api.security import (
     SUBSCRIBE,
     current_principal,
     key_protected_blueprint,
+    request_actor,
     require_current_value,
 )
 from connector.clients import Client
@@ -188,6 +189,7 @@ def create_hook(body: TriggerHook) -> tuple[dict[str, Any], int]:
         principal.key_id,
         NewHook(target_url=body.target_url, events=[body.event]),
         PLATFORM,
+        actor=request_actor(),
     )
     subscription = CreatedSubscription(
         id=created.id,
@@ -201,7 +203,7 @@ def create_hook(body: TriggerHook) -> tuple[dict[str, Any], int]:
 
 @blueprint.delete("/hooks/<hook_id>", responses={204: None})
 def delete_hook(path: HookPath) -> tuple[str, int]:
-    services().hooks.delete(current_principal().account_id, path.hook_id)
+    services().hooks.delete(current_principal().account_id, path.hook_id, actor=request_actor())
     return "", 204
 
 

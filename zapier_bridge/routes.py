@@ -15,6 +15,7 @@ from connector.api.security import (
     SUBSCRIBE,
     current_principal,
     key_protected_blueprint,
+    request_actor,
     require_current_value,
 )
 from connector.clients import Client
@@ -164,13 +165,14 @@ def subscribe() -> tuple[dict[str, Any], int]:
         principal.key_id,
         NewHook(target_url=hook.target_url, events=[hook.event]),
         PLATFORM,
+        actor=request_actor(),
     )
     return {"id": created.id, "event": hook.event.value, "target_url": created.target_url}, 201
 
 
 @blueprint.delete("/hooks/<hook_id>")
 def unsubscribe(path: HookPath) -> dict[str, Any]:
-    services().hooks.delete(current_principal().account_id, path.hook_id)
+    services().hooks.delete(current_principal().account_id, path.hook_id, actor=request_actor())
     return {"id": path.hook_id, "deleted": True}
 
 

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from flask_openapi3 import OpenAPI
 
-from . import api_keys, documents, events, hooks, me, render, secret_scanning, templates
+from . import (
+    api_keys,
+    audit_log,
+    documents,
+    events,
+    hooks,
+    key_policy,
+    me,
+    render,
+    secret_scanning,
+    templates,
+)
 from .errors import register_error_handlers
 
 
@@ -12,6 +23,8 @@ def register_api(app: OpenAPI) -> None:
     register_error_handlers(app)
     app.register_api(me.blueprint)
     app.register_api(api_keys.blueprint)
+    app.register_api(key_policy.blueprint)
+    app.register_api(audit_log.blueprint)
     app.register_api(templates.blueprint)
     app.register_api(render.blueprint)
     app.register_api(documents.blueprint)

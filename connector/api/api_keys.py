@@ -6,9 +6,9 @@ import json
 from datetime import timedelta
 
 from flask import request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
 
-from .. import keys
 from ..api_keys import (
     ApiKeyInfo,
     FailureReport,
@@ -16,12 +16,12 @@ from ..api_keys import (
     IssuedApiKey,
     KeyName,
     Permission,
+    Rotation,
 )
-from ..audit import Actor, Via
 from ..errors import MalformedJson
 from ..leaks import LeakOutcome, LeakSource
 from ..services import services
-from .security import key_protected_blueprint, require_admin
+from .security import key_protected_blueprint, request_actor, require_admin
 
 blueprint = key_protected_blueprint(
     "api_keys", __name__, "/v1/api-keys", "API keys", "Admin keys only."
@@ -34,6 +34,31 @@ class KeyPath(BaseModel):
 
 class ListQuery(BaseModel):
     include_deleted: bool = Field(default=False, description="Also list deleted keys.")
+    rotation: str | None = Field(
+        default=None,
+        description="Only keys in these rotation states, comma-separated: ok, due, overdue "
+        "(e.g. due,overdue).",
+    )
+
+    @field_validator("rotation")
+    @classmethod
+    def _known_states(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        unknown = [part for part in value.split(",") if part.strip() not in set(Rotation)]
+        if unknown:
+            raise PydanticCustomError(
+                "rotation_filter",
+                "Unknown rotation state {unknown}: use ok, due or overdue, separated by commas "
+                "(e.g. due,overdue)",
+                {"unknown": ", ".join(repr(part) for part in unknown)},
+            )
+        return value
+
+    def rotation_states(self) -> set[Rotation] | None:
+        if self.rotation is None:
+            return None
+        return {Rotation(part.strip()) for part in self.rotation.split(",")}
 
 
 class NewKey(BaseModel):
@@ -41,6 +66,16 @@ class NewKey(BaseModel):
 
     name: KeyName
     permission: Permission = Permission.STANDARD
+
+
+class KeyChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    rotate_by: AwareDatetime | None = Field(
+        description="When this key is to be rolled, overriding the key policy's max_age_days: "
+        "an ISO 8601 time with its zone (2027-03-01T09:00:00Z); null to follow the policy "
+        "again. A roll clears it.",
+    )
 
 
 class Roll(BaseModel):
@@ -88,7 +123,11 @@ class FailureList(BaseModel):
 def list_keys(query: ListQuery) -> dict:
     """The account's keys, newest first."""
     principal = require_admin()
-    found = services().keys.list(principal.account_id, include_deleted=query.include_deleted)
+    found = services().keys.list(
+        principal.account_id,
+        include_deleted=query.include_deleted,
+        rotation=query.rotation_states(),
+    )
     return KeyList(data=found).model_dump(mode="json")
 
 
@@ -96,7 +135,9 @@ def list_keys(query: ListQuery) -> dict:
 def create_key(body: NewKey) -> tuple[dict, int]:
     """Create a key. The response holds its full value: the only time it is ever shown."""
     principal = require_admin(to_change=True)
-    issued = services().keys.create(principal.account_id, body.name, body.permission)
+    issued = services().keys.create(
+        principal.account_id, body.name, body.permission, actor=request_actor()
+    )
     return issued.model_dump(mode="json"), 201
 
 
@@ -104,6 +145,16 @@ def create_key(body: NewKey) -> tuple[dict, int]:
 def get_key(path: KeyPath) -> dict:
     principal = require_admin()
     return services().keys.get(principal.account_id, path.key_id).model_dump(mode="json")
+
+
+@blueprint.patch("/<key_id>", responses={200: ApiKeyInfo})
+def change_key(path: KeyPath, body: KeyChange) -> dict:
+    """Set or clear the key's own rotate-by time."""
+    principal = require_admin(to_change=True)
+    changed = services().keys.set_rotate_by(
+        principal.account_id, path.key_id, body.rotate_by, actor=request_actor()
+    )
+    return changed.model_dump(mode="json")
 
 
 @blueprint.post(
@@ -123,7 +174,10 @@ def roll_key(path: KeyPath) -> dict:
     principal = require_admin(to_change=True)
     roll = _roll_request()
     issued = services().keys.roll(
-        principal.account_id, path.key_id, timedelta(seconds=roll.grace_seconds)
+        principal.account_id,
+        path.key_id,
+        timedelta(seconds=roll.grace_seconds),
+        actor=request_actor(),
     )
     return issued.model_dump(mode="json")
 
@@ -149,7 +203,8 @@ def delete_key(path: KeyPath) -> dict:
     """Delete the key: every integration using it stops working. The record stays, marked
     deleted, so failures of its old value can still be explained."""
     principal = require_admin(to_change=True)
-    return services().keys.delete(principal.account_id, path.key_id).model_dump(mode="json")
+    deleted = services().keys.delete(principal.account_id, path.key_id, actor=request_actor())
+    return deleted.model_dump(mode="json")
 
 
 @blueprint.get("/<key_id>/failures", responses={200: FailureList})
@@ -167,12 +222,7 @@ def report_leaks(body: LeakReport) -> dict:
     marked leaked, ``api_key.leaked`` is recorded, and the key policy's ``on_leak: roll`` rolls
     it at once. Values of other accounts' keys are ``not_found``, like values never issued."""
     principal = require_admin(to_change=True)
-    reporter = Actor(
-        principal.key_hint,
-        Via.API,
-        request.remote_addr,
-        keys.redact(request.headers.get("User-Agent", "")),
-    )
+    reporter = request_actor()
     outcomes: dict[str, LeakOutcome] = {}
     results = []
     for leak in body.leaks:

@@ -7,7 +7,13 @@ from pydantic import BaseModel
 from ..paging import PageQuery
 from ..services import services
 from ..webhooks.subscriptions import CreatedHook, DeliveryInfo, DeliveryPage, HookInfo, NewHook
-from .security import SUBSCRIBE, current_principal, key_protected_blueprint, require_current_value
+from .security import (
+    SUBSCRIBE,
+    current_principal,
+    key_protected_blueprint,
+    request_actor,
+    require_current_value,
+)
 
 blueprint = key_protected_blueprint(
     "hooks",
@@ -34,7 +40,9 @@ class HookList(BaseModel):
 def create_hook(body: NewHook) -> tuple[dict, int]:
     """Subscribe a URL to events. The answer's secret (shown once) verifies deliveries."""
     principal = require_current_value(SUBSCRIBE)
-    hook = services().hooks.create(principal.account_id, principal.key_id, body, "api")
+    hook = services().hooks.create(
+        principal.account_id, principal.key_id, body, "api", actor=request_actor()
+    )
     return hook.model_dump(mode="json"), 201
 
 
@@ -53,7 +61,7 @@ def get_hook(path: HookPath) -> dict:
 
 @blueprint.delete("/<hook_id>", responses={204: None})
 def delete_hook(path: HookPath) -> tuple[str, int]:
-    services().hooks.delete(current_principal().account_id, path.hook_id)
+    services().hooks.delete(current_principal().account_id, path.hook_id, actor=request_actor())
     return "", 204
 
 

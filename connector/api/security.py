@@ -8,6 +8,7 @@ from typing import Any
 from flask import Response, g, request
 from flask_openapi3 import APIBlueprint, Tag
 
+from ..audit import Actor, Via
 from ..auth import Principal, grace_warning, key_in_query
 from ..errors import (
     ApiKeyInGracePeriod,
@@ -86,6 +87,16 @@ def key_protected_blueprint(
 
 def current_principal() -> Principal:
     return g.principal
+
+
+def request_actor() -> Actor:
+    """Who the audit log says made this request: its key, by hint (never the value)."""
+    return Actor(
+        current_principal().key_hint,
+        Via.API,
+        request.remote_addr,
+        request.headers.get("User-Agent"),
+    )
 
 
 SUBSCRIBE = "subscribe to events"

@@ -29,6 +29,7 @@ from wtforms import ValidationError as CsrfRefused
 
 from ..accounts import Role, UserInfo
 from ..api_keys import ApiKeyInfo, IssuedApiKey, KeyName, Permission
+from ..audit import Actor, Via
 from ..clock import format_time
 from ..errors import (
     AdminRequired,
@@ -100,6 +101,11 @@ def signed_in(view: _View) -> _View:
         return view(user, *args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
+
+
+def _page_actor(email: str) -> Actor:
+    """Who the audit log says acted through this page: the user, by email."""
+    return Actor(email, Via.PAGE, request.remote_addr, request.headers.get("User-Agent"))
 
 
 def _require_admin(user: UserInfo) -> None:
@@ -190,7 +196,11 @@ def sign_in() -> Any:
         )
         response.headers["Retry-After"] = str(limited.retry_after)
         return response
-    user = services().accounts.sign_in(email, password) if email and password else None
+    user = (
+        services().accounts.sign_in(email, password, actor=_page_actor(email))
+        if email and password
+        else None
+    )
     if user is None:
         limits.failed(email, address)
         error = "The email or password is not right. Check both and try again."
@@ -209,7 +219,7 @@ def sign_out() -> Any:
     if user is not None:
         # The cookie is signed, not stored: ending the user's sessions is what makes a copy of
         # it, or the same user's other browsers, signed out too.
-        services().accounts.end_sessions(user.id)
+        services().accounts.sign_out(user.id, actor=_page_actor(user.email))
     session.clear()
     return redirect(url_for("web.sign_in_form", out=1))
 
@@ -324,7 +334,9 @@ def create_key(user: UserInfo) -> Response:
         problem = error.errors(include_url=False)[0]
         field = "Name" if problem["loc"] and problem["loc"][0] == "name" else "Permission"
         raise InvalidKeyForm(f"{field}: {problem['msg']}.") from None
-    issued = services().keys.create(user.account_id, form.name, form.permission)
+    issued = services().keys.create(
+        user.account_id, form.name, form.permission, actor=_page_actor(user.email)
+    )
     return _answer(user, f"Created the key {issued.name!r}.", issued)
 
 
@@ -336,7 +348,7 @@ def roll_key(user: UserInfo, key_id: str) -> Response:
     if choice is None:
         raise InvalidGrace("Choose when the old value stops working.")
     _, grace = choice
-    issued = services().keys.roll(user.account_id, key_id, grace)
+    issued = services().keys.roll(user.account_id, key_id, grace, actor=_page_actor(user.email))
     when = "now" if not grace else f"on {format_time(services().clock.now() + grace)}"
     return _answer(
         user,
@@ -349,5 +361,5 @@ def roll_key(user: UserInfo, key_id: str) -> Response:
 @signed_in
 def delete_key(user: UserInfo, key_id: str) -> Response:
     _require_admin(user)
-    deleted = services().keys.delete(user.account_id, key_id)
+    deleted = services().keys.delete(user.account_id, key_id, actor=_page_actor(user.email))
     return _answer(user, f"Deleted the key {deleted.name!r}.")

@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import builtins
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, selectinload
 
+from .. import audit
+from ..audit import OPERATOR, Actor, AuditAction
 from ..clock import Clock
 from ..db import Database
 from ..encryption import StoredSecrets, UnreadableSecret
@@ -127,7 +130,15 @@ class HookStore:
         self._secrets = secrets
         self._allow_private = allow_private_targets
 
-    def create(self, account_id: str, key_id: str, new: NewHook, platform: str) -> CreatedHook:
+    def create(
+        self,
+        account_id: str,
+        key_id: str,
+        new: NewHook,
+        platform: str,
+        *,
+        actor: Actor = OPERATOR,
+    ) -> CreatedHook:
         check_target(new.target_url, allow_private=self._allow_private)
         secret = signing.new_secret()
         hook = Hook(
@@ -148,6 +159,15 @@ class HookStore:
                     "Delete unused ones first.",
                 )
             session.add(hook)
+            audit.record(
+                session,
+                account_id,
+                AuditAction.HOOK_CREATED,
+                hook.id,
+                actor,
+                hook.created_at,
+                _audit_detail(hook),
+            )
         return CreatedHook(**HookInfo.of(hook).model_dump(), secret=secret)
 
     def reencrypt_secrets(self) -> tuple[int, builtins.list[str]]:
@@ -211,9 +231,19 @@ class HookStore:
         with self._db.transaction() as session:
             return HookInfo.of(_find_hook(session, account_id, hook_id))
 
-    def delete(self, account_id: str, hook_id: str) -> None:
+    def delete(self, account_id: str, hook_id: str, *, actor: Actor = OPERATOR) -> None:
         with self._db.transaction() as session:
-            session.delete(_find_hook(session, account_id, hook_id))
+            hook = _find_hook(session, account_id, hook_id)
+            session.delete(hook)
+            audit.record(
+                session,
+                account_id,
+                AuditAction.HOOK_DELETED,
+                hook.id,
+                actor,
+                self._clock.now(),
+                _audit_detail(hook),
+            )
 
     def deliveries(self, account_id: str, hook_id: str, page: PageQuery) -> DeliveryPage:
         with self._db.transaction() as session:
@@ -269,6 +299,16 @@ class HookStore:
                 )
             )
             return DeliveryInfo.of(delivery, attempts)
+
+
+def _audit_detail(hook: Hook) -> dict[str, Any]:
+    """What the audit log says of a subscription: its host only, since a target URL's path or
+    query may hold the receiver's secret token."""
+    return {
+        "platform": hook.platform,
+        "events": hook.event_types,
+        "target_host": urlsplit(hook.target_url).hostname,
+    }
 
 
 def delete_hooks_of_key(session: Session, key_id: str) -> None:

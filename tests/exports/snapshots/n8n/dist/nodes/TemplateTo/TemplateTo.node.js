@@ -594,6 +594,14 @@ class TemplateTo {
           "value": "api_key.old_value_used"
         },
         {
+          "name": "API_KEY.ROTATION_DUE",
+          "value": "api_key.rotation_due"
+        },
+        {
+          "name": "API Key Leaked",
+          "value": "api_key.leaked"
+        },
+        {
           "name": "Webhook Disabled",
           "value": "hook.disabled"
         }
