@@ -16,7 +16,7 @@ from ..audit import Actor, Via
 from ..leaks import LeakSource
 from ..secret_scanning import KEY_IDENTIFIER_HEADER, SIGNATURE_HEADER, parse_matches
 from ..services import services
-from .errors import ErrorResponse
+from .errors import KEY_ROUTE_ERRORS
 
 # Who reported a leak, in the audit log.
 GITHUB = "GitHub secret scanning"
@@ -32,13 +32,8 @@ blueprint = APIBlueprint(
             "API key.",
         )
     ],
-    abp_responses={
-        "400": ErrorResponse,
-        "401": ErrorResponse,
-        "413": ErrorResponse,
-        "422": ErrorResponse,
-        "503": ErrorResponse,
-    },
+    # The errors of every route, in the same shape (401: a refused signature).
+    abp_responses=KEY_ROUTE_ERRORS,
 )
 
 
