@@ -94,6 +94,9 @@ def test_binary_files_symbolic_links_and_git_directories_are_not_read(tmp_path: 
     tree = tmp_path / "tree"
     (tree / ".git" / "objects").mkdir(parents=True)
     (tree / ".git" / "COMMIT_EDITMSG").write_text(keys.generate())
+    for other in (".hg", ".svn"):
+        (tree / other).mkdir()
+        (tree / other / "last-message.txt").write_text(keys.generate())
     (tree / "image.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00" + keys.generate().encode())
     (tree / "linked.txt").symlink_to(outside / "secret.txt")
     (tree / "linked-dir").symlink_to(outside, target_is_directory=True)
@@ -154,3 +157,19 @@ def test_chunked_reading_finds_what_reading_whole_finds(
 
     assert [finding.line for finding in found] == expected_lines
     assert {finding.digest for finding in found} == {keys.fingerprint(value)}
+
+
+def test_report_takes_the_admin_key_from_the_environment_and_no_url_may_hold_one(
+    tmp_path: Path,
+) -> None:
+    value = keys.generate()
+    runner = CliRunner()
+    report = ["scan", "--report", "http://127.0.0.1:9", str(tmp_path)]
+    in_url = ["scan", "--report", f"http://127.0.0.1:9/?key={value}", str(tmp_path)]
+
+    without_key = runner.invoke(main, report, env={"TEMPLATETO_API_KEY": ""})
+    key_in_url = runner.invoke(main, in_url, env={"TEMPLATETO_API_KEY": value})
+
+    assert without_key.exit_code == 2 and "TEMPLATETO_API_KEY" in without_key.output
+    assert key_in_url.exit_code == 2 and "a URL is no place for a key" in key_in_url.output
+    assert value not in key_in_url.output

@@ -17,7 +17,6 @@ from flask.testing import FlaskClient
 from connector import keys
 from connector.app import create_app
 from connector.config import Settings
-from connector.models import KeyPolicy
 from connector.paging import PageQuery
 from connector.services import EXTENSION
 
@@ -65,16 +64,11 @@ def leak_events(client, admin_key) -> list[dict]:
     return events.json["data"]
 
 
-def set_on_leak(services, account_id: str, on_leak: str) -> None:
-    with services.db.transaction() as session:
-        session.merge(
-            KeyPolicy(
-                account_id=account_id,
-                max_age_days=None,
-                on_leak=on_leak,
-                updated_at=services.clock.now(),
-            )
-        )
+def set_on_leak(client, admin_key, on_leak: str) -> None:
+    answer = client.put(
+        "/v1/key-policy", json={"on_leak": on_leak}, headers=key_header(admin_key.value)
+    )
+    assert answer.status_code == 200, answer.json
 
 
 def test_each_token_is_labelled_true_only_while_its_value_works(
@@ -129,6 +123,7 @@ def test_a_leak_marks_the_key_and_records_one_event_without_the_value(
     assert event["data"]["hint"] == zap.hint
     assert event["data"]["url"] == url
     assert event["data"]["on_leak"] == "notify"
+    assert event["data"]["source"] == "github" and event["data"]["leaked_at"] is not None
     assert zap.value not in json.dumps(event)
     # notify: the key keeps working
     assert client.get("/v1/me", headers=key_header(zap.value)).status_code == 200
@@ -156,7 +151,7 @@ def app_with(settings: Settings, clock, **overrides: object) -> Iterator[FlaskCl
 def test_on_leak_roll_rolls_the_key_at_once_once_and_records_the_leak_response(
     report, client, services, account, admin_key
 ) -> None:
-    set_on_leak(services, account.id, "roll")
+    set_on_leak(client, admin_key, "roll")
     zap = services.keys.create(account.id, "Zapier staging")
 
     first = report(zap.value)
@@ -182,7 +177,7 @@ def test_on_leak_roll_rolls_the_key_at_once_once_and_records_the_leak_response(
 def test_a_token_found_twice_in_one_request_is_one_leak_labelled_alike(
     report, client, services, account, admin_key
 ) -> None:
-    set_on_leak(services, account.id, "roll")
+    set_on_leak(client, admin_key, "roll")
     zap = services.keys.create(account.id, "Zapier staging")
 
     answer = report(zap.value, zap.value)
@@ -289,6 +284,7 @@ def test_a_refreshed_keys_file_is_read_without_a_restart_and_a_broken_one_is_a_5
         (b'[{"type": "templateto_api_key"}]', 422, "validation_failed"),
         (b'[{"token": 5, "type": "t"}]', 422, "validation_failed"),
         (json.dumps([{"token": "t", "type": "t"}] * 1001).encode(), 422, "validation_failed"),
+        (b"[" + b" " * 1_000_000 + b"]", 413, "payload_too_large"),
     ],
 )
 def test_a_signed_body_of_the_wrong_shape_is_a_clear_4xx(
@@ -347,6 +343,11 @@ def test_scan_reports_mark_only_the_callers_keys_by_digest(
     assert services.keys.get(None, theirs.id).leaked_at is None
     [event] = leak_events(client, admin_key)
     assert event["data"]["source"] == "scan"
+    again = client.post(
+        "/v1/api-keys/leaks", json={"leaks": leaks[:1]}, headers=key_header(admin_key.value)
+    )
+    assert [(r["status"], r["hint"]) for r in again.json["data"]] == [("already_leaked", zap.hint)]
+    assert len(leak_events(client, admin_key)) == 1
     actors = {
         e.actor
         for e in services.audit.list(account.id, _page()).data

@@ -12,7 +12,6 @@ from pathlib import Path
 import requests
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from connector.models import KeyPolicy
 from connector.webhooks.subscriptions import NewHook
 
 from ..helpers import (
@@ -80,21 +79,19 @@ def test_github_reports_a_leak_which_is_marked_and_delivered_to_hooks(
 def test_scan_report_marks_the_accounts_leaked_keys_and_rolls_them_by_policy(
     start_server, server_env, services, account, admin_key, tmp_path: Path
 ) -> None:
-    with services.db.transaction() as session:
-        session.add(
-            KeyPolicy(
-                account_id=account.id,
-                max_age_days=None,
-                on_leak="roll",
-                updated_at=services.clock.now(),
-            )
-        )
     zap = services.keys.create(account.id, "Zapier staging")
     others = services.keys.create(services.accounts.create("Other Ltd").id, "Theirs")
     project = tmp_path / "project"
     project.mkdir()
     (project / "settings.py").write_text(f'ZAPIER = "{zap.value}"\nOTHER = "{others.value}"\n')
     server = start_server()
+    policy = requests.put(
+        server.url + "/v1/key-policy",
+        json={"on_leak": "roll"},
+        headers=key_header(admin_key.value),
+        timeout=10,
+    )
+    assert policy.status_code == 200
 
     scanned = subprocess.run(
         bridge_command("scan", "--report", server.url, "settings.py"),
@@ -128,18 +125,3 @@ def test_scan_report_marks_the_accounts_leaked_keys_and_rolls_them_by_policy(
     )
     by_id = {key["id"]: key for key in json.loads(listed_by_cli.stdout)}
     assert by_id[zap.id]["leak_url"] == "settings.py:1"
-
-
-def test_scan_report_takes_the_key_from_the_environment_only(server_env, tmp_path: Path) -> None:
-    (tmp_path / "clean.txt").write_text("nothing here\n")
-
-    without_key = subprocess.run(
-        bridge_command("scan", "--report", "http://127.0.0.1:9", str(tmp_path)),
-        env=server_env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-    assert without_key.returncode == 2
-    assert "TEMPLATETO_API_KEY" in without_key.stderr
