@@ -5,7 +5,9 @@ key policy says `on_leak: roll`; anything unsigned, unknown or no longer working
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
@@ -16,7 +18,10 @@ from flask.testing import FlaskClient
 
 from connector import keys
 from connector.app import create_app
+from connector.audit import Actor, Via
 from connector.config import Settings
+from connector.events import EventType
+from connector.leaks import LeakSource, LeakStatus
 from connector.paging import PageQuery
 from connector.services import EXTENSION
 
@@ -373,3 +378,28 @@ def test_scan_reports_need_an_admin_key_and_digests_never_values(
     assert by_standard.status_code == 403
     assert with_a_value.status_code == 422
     assert admin_key.value not in with_a_value.get_data(as_text=True)
+
+
+def test_reports_of_one_value_at_the_same_moment_mark_and_roll_it_once(
+    client, services, account, admin_key
+) -> None:
+    set_on_leak(client, admin_key, "roll")
+    zap = services.keys.create(account.id, "Zapier staging")
+    reporters = 4
+    start = threading.Barrier(reporters)
+    github = Actor("GitHub secret scanning", Via.API)
+
+    def report(_: int) -> LeakStatus:
+        start.wait()
+        digest = keys.fingerprint(zap.value)
+        return services.leaks.report(
+            digest, "https://github.com/x", LeakSource.GITHUB, github
+        ).status
+
+    with ThreadPoolExecutor(reporters) as pool:
+        statuses = list(pool.map(report, range(reporters)))
+
+    assert statuses.count(LeakStatus.LEAKED) == 1
+    assert len(leak_events(client, admin_key)) == 1
+    rolls = services.events.list(account.id, _page(), EventType.API_KEY_ROLLED).data
+    assert [event.data["id"] for event in rolls] == [zap.id]
