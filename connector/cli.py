@@ -24,8 +24,9 @@ from sqlalchemy.exc import OperationalError
 from . import __version__, schema
 from . import keys as keys_format
 from .accounts import NewUser, Role
-from .api_keys import MAX_GRACE, ApiKeyInfo, IssuedApiKey, Permission
+from .api_keys import MAX_GRACE, ApiKeyInfo, IssuedApiKey, Permission, Rotation
 from .app import platforms
+from .audit import AuditAction, AuditEntryInfo
 from .config import DEFAULT_HOST, DEFAULT_PORT, Settings, load_settings
 from .errors import ApiKeyMissing, BridgeError, ConfigError, SchemaOutdated
 from .logs import configure as configure_logs
@@ -109,9 +110,13 @@ def _describe_key(key: ApiKeyInfo) -> str:
         details.append(f"last used {key.last_used_at:%Y-%m-%d %H:%M}")
     if key.deleted_at:
         details.append(f"deleted {key.deleted_at:%Y-%m-%d %H:%M}")
+    if key.rotate_by:
+        details.append(f"rotate by {key.rotate_by:%Y-%m-%d %H:%M}")
     if key.leaked_at:
         details.append(f"leaked {key.leaked_at:%Y-%m-%d %H:%M}")
     described = f"{line}  ({', '.join(details)} UTC)"
+    if key.rotation is not Rotation.OK:
+        described += f"  {key.rotation.value.upper()}"
     if key.leaked_at and key.leak_url:
         described += f"\n  leak found at {key.leak_url}"
     return described
@@ -390,13 +395,20 @@ def keys_create(account_id: str, name: str, permission: str, as_json: bool) -> N
 @keys.command("list")
 @click.option("--account", "account_id", required=True, help="Account id (acc_...).")
 @click.option("--include-deleted", is_flag=True)
+@click.option("--due", is_flag=True, help="Only keys due or overdue for rolling.")
 @json_option
-def keys_list(account_id: str, include_deleted: bool, as_json: bool) -> None:
-    """List an account's keys: id, name, permission, hint (never the value) and status."""
+def keys_list(account_id: str, include_deleted: bool, due: bool, as_json: bool) -> None:
+    """List an account's keys: id, name, permission, hint (never the value), status, and when
+    each is to be rolled (marked DUE within 7 days, OVERDUE after)."""
     with _services() as services:
         services.accounts.get(account_id)
-        found = services.keys.list(account_id, include_deleted=include_deleted)
-        _emit(as_json, found, lambda: "\n".join(map(_describe_key, found)) or "No keys.")
+        found = services.keys.list(
+            account_id,
+            include_deleted=include_deleted,
+            rotation={Rotation.DUE, Rotation.OVERDUE} if due else None,
+        )
+        empty = "No keys due for rolling." if due else "No keys."
+        _emit(as_json, found, lambda: "\n".join(map(_describe_key, found)) or empty)
 
 
 @keys.command("roll")
@@ -452,6 +464,58 @@ def keys_failures(key_id: str, as_json: bool) -> None:
             )
 
         _emit(as_json, reports, text)
+
+
+def _describe_entry(entry: AuditEntryInfo) -> str:
+    where = " ".join(
+        filter(None, [entry.source_address, entry.user_agent and repr(entry.user_agent)])
+    )
+    detail = f"  {json.dumps(entry.detail)}" if entry.detail else ""
+    return (
+        f"{entry.created_at:%Y-%m-%d %H:%M:%S} UTC  {entry.action.value}  {entry.target}  "
+        f"by {entry.actor} via {entry.via.value}{f' from {where}' if where else ''}{detail}"
+    )
+
+
+@main.command()
+@click.option("--account", "account_id", required=True, help="Account id (acc_...).")
+@click.option(
+    "--action",
+    type=click.Choice([action.value for action in AuditAction]),
+    help="Only entries of this action.",
+)
+@click.option("--target", help="Only entries about this key or hook id, user email or key_policy.")
+@click.option(
+    "--limit", type=click.IntRange(1, 100), default=50, show_default=True, help="Entries to show."
+)
+@click.option("--cursor", help="Where the previous page ended (printed after it).")
+@json_option
+def audit(
+    account_id: str,
+    action: str | None,
+    target: str | None,
+    limit: int,
+    cursor: str | None,
+    as_json: bool,
+) -> None:
+    """The account's audit log, newest first: who created, rolled or deleted keys, changed the
+    key policy, signed in or out, or subscribed to events, through what and from where."""
+    with _services() as services:
+        services.accounts.get(account_id)
+        page = services.audit.list(
+            account_id,
+            PageQuery(limit=limit, cursor=cursor),
+            action=AuditAction(action) if action else None,
+            target=target,
+        )
+
+        def text() -> str:
+            lines = [_describe_entry(entry) for entry in page.data] or ["Nothing recorded."]
+            if page.next_cursor:
+                lines.append(f"More: --cursor {page.next_cursor}")
+            return "\n".join(lines)
+
+        _emit(as_json, page, text)
 
 
 @main.group()

@@ -138,6 +138,10 @@ class InvalidGrace(BadRequest):
     code = "invalid_grace"
 
 
+class InvalidPolicyForm(BadRequest):
+    code = "invalid_policy_form"
+
+
 # Refused by gunicorn's HTTP parser before the app (answered in this shape by refusals.py).
 
 

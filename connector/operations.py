@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Generic, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, Field, model_validator
 
+from .api_keys import Rotation
 from .auth import Principal
 from .clients import Client
 from .documents import DocumentInfo, NewDocument
@@ -241,6 +242,26 @@ class OldValueUse(BaseModel):
         return cls.model_validate({"situation": situation, **event.data, "id": event.id})
 
 
+class KeyDueForRotation(BaseModel):
+    id: str = Field(description="The event's ID.")
+    key_id: str
+    key_name: str
+    hint: str = Field(description="The key's current value, shown as tt_live_…abcd.")
+    rotation: Rotation = Field(
+        description="due: its rotate-by time is within 7 days; overdue: it has passed."
+    )
+    rotate_by: datetime
+    created_at: datetime
+    rolled_at: datetime | None
+
+    @classmethod
+    def of(cls, event: EventInfo) -> KeyDueForRotation:
+        data = event.data
+        return cls.model_validate(
+            {**data, "id": event.id, "key_id": data["id"], "key_name": data["name"]}
+        )
+
+
 Item = TypeVar("Item", bound=BaseModel)
 
 
@@ -338,6 +359,16 @@ def _list_old_value_uses(services: Services, caller: Caller, query: Browse) -> P
     )
     items = [OldValueUse.of(event) for event in page.data]
     return Page[OldValueUse](items=items, next_cursor=page.next_cursor)
+
+
+def _list_keys_due_for_rotation(
+    services: Services, caller: Caller, query: Browse
+) -> Page[KeyDueForRotation]:
+    page = services.events.list(
+        caller.account_id, query.as_page_query(), EventType.API_KEY_ROTATION_DUE
+    )
+    items = [KeyDueForRotation.of(event) for event in page.data]
+    return Page[KeyDueForRotation](items=items, next_cursor=page.next_cursor)
 
 
 _DOCUMENT_SAMPLE = {
@@ -464,6 +495,28 @@ LIST_OLD_VALUE_USES = Capability(
     item_of=OldValueUse.of,
 )
 
+LIST_KEYS_DUE_FOR_ROTATION = Capability(
+    key="list_keys_due_for_rotation",
+    noun="API Key Due for Rotation",
+    description="Lists API keys that became due or overdue for rolling, newest first.",
+    input=Browse,
+    item=KeyDueForRotation,
+    gives=Gives.PAGE,
+    run=_list_keys_due_for_rotation,
+    sample={
+        "id": "evt_7kD2pQ9mLx4RtY1vKz8W",
+        "key_id": "key_UcYa1m6TcUD7y7fEHr8b",
+        "key_name": "Zapier production",
+        "hint": "tt_live_…qous",
+        "rotation": "due",
+        "rotate_by": "2027-02-18T10:03:00Z",
+        "created_at": "2026-11-20T10:03:00Z",
+        "rolled_at": None,
+    },
+    event=EventType.API_KEY_ROTATION_DUE,
+    item_of=KeyDueForRotation.of,
+)
+
 # The events a platform's trigger may subscribe to, each delivered on its own.
 TRIGGER_EVENTS: tuple[EventType, ...] = (
     EventType.DOCUMENT_CREATED,
@@ -471,4 +524,5 @@ TRIGGER_EVENTS: tuple[EventType, ...] = (
     EventType.API_KEY_ROLLED,
     EventType.API_KEY_DELETED,
     EventType.API_KEY_OLD_VALUE_USED,
+    EventType.API_KEY_ROTATION_DUE,
 )

@@ -15,6 +15,7 @@ from connector.operations import (
     FIND_TEMPLATES,
     GET_DOCUMENT,
     LIST_DOCUMENTS,
+    LIST_KEYS_DUE_FOR_ROTATION,
     LIST_OLD_VALUE_USES,
     LIST_TEMPLATES,
     Capability,
@@ -125,6 +126,15 @@ OPERATIONS: tuple[ZapierOperation, ...] = (
         LIST_OLD_VALUE_USES,
         "Old API Key Value Used",
         "Triggers when an integration still uses a rolled or deleted API key value.",
+        instant=True,
+    ),
+    ZapierOperation(
+        "key_rotation_due",
+        Kind.TRIGGER,
+        LIST_KEYS_DUE_FOR_ROTATION,
+        "API Key Due for Rotation",
+        "Triggers when an API key becomes due for rolling under the key policy, and again when "
+        "it is overdue.",
         instant=True,
     ),
     ZapierOperation(

@@ -35,12 +35,16 @@ from ..errors import (
     AdminRequired,
     BridgeError,
     CsrfInvalid,
+    InvalidCursor,
     InvalidGrace,
     InvalidKeyForm,
+    InvalidPolicyForm,
     InvalidSignInForm,
     SignedOut,
     TooManyRequests,
 )
+from ..key_policy import MAX_AGE_DAYS_LIMIT, KeyPolicyChange, OnLeak
+from ..paging import PageQuery
 from ..services import services
 
 blueprint = Blueprint(
@@ -60,6 +64,11 @@ GRACE_CHOICES = {
 # How long the banner still tells of a leak once the key has been rolled since.
 LEAK_SHOWN_AFTER_ROLL = timedelta(days=7)
 CLIENT_NAMES = {"zapier": "Zapier", "n8n": "n8n", "other": "Other"}
+ON_LEAK_CHOICES = {
+    OnLeak.NOTIFY: "Tell: mark the key leaked and send api_key.leaked",
+    OnLeak.ROLL: "Also roll the key at once, with no grace period",
+}
+AUDIT_ENTRIES_SHOWN = 50
 CONTENT_SECURITY_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
     "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
@@ -142,7 +151,11 @@ def _secure_headers(response: Response) -> Response:
 
 @blueprint.app_context_processor
 def _template_helpers() -> dict[str, Any]:
-    return {"csrf_token": generate_csrf, "format_time": _format_optional_time}
+    return {
+        "csrf_token": generate_csrf,
+        "format_time": _format_optional_time,
+        "format_age": _format_age,
+    }
 
 
 @blueprint.app_template_filter("host")
@@ -153,6 +166,12 @@ def _host(url: str) -> str:
 
 def _format_optional_time(moment: datetime | None, empty: str = "Never") -> str:
     return format_time(moment) if moment is not None else empty
+
+
+def _format_age(since: datetime) -> str:
+    """How old a key's current value is, in whole days: "today", "1 day", "16 days"."""
+    days = (services().clock.now() - since).days
+    return "today" if days < 1 else f"{days} day" if days == 1 else f"{days} days"
 
 
 def _local_path(target: str | None) -> str:
@@ -270,6 +289,16 @@ def _leaks(user: UserInfo, keys: list[ApiKeyInfo]) -> list[ApiKeyInfo]:
 def _page_data(user: UserInfo) -> dict[str, Any]:
     svc = services()
     rows = _rows_data(user)
+    is_admin = user.role is Role.ADMIN
+    audit = None
+    if is_admin:
+        cursor = request.args.get("audit_cursor") or None
+        try:
+            audit = svc.audit.list(
+                user.account_id, PageQuery(limit=AUDIT_ENTRIES_SHOWN, cursor=cursor)
+            )
+        except InvalidCursor:  # a link edited by hand: the newest entries instead
+            audit = svc.audit.list(user.account_id, PageQuery(limit=AUDIT_ENTRIES_SHOWN))
     return {
         **rows,
         "leaks": _leaks(user, [row["key"] for row in rows["rows"]]),
@@ -277,6 +306,10 @@ def _page_data(user: UserInfo) -> dict[str, Any]:
         "account": svc.accounts.get(user.account_id),
         "integrations": svc.hooks.integrations(user.account_id),
         "permissions": list(Permission),
+        "policy": svc.key_policies.get(user.account_id),
+        "on_leak_choices": ON_LEAK_CHOICES,
+        "max_age_limit": MAX_AGE_DAYS_LIMIT,
+        "audit": audit,
     }
 
 
@@ -363,3 +396,25 @@ def delete_key(user: UserInfo, key_id: str) -> Response:
     _require_admin(user)
     deleted = services().keys.delete(user.account_id, key_id, actor=_page_actor(user.email))
     return _answer(user, f"Deleted the key {deleted.name!r}.")
+
+
+@blueprint.post(f"{KEYS_PAGE}/policy")
+@signed_in
+def change_policy(user: UserInfo) -> Response:
+    _require_admin(user)
+    max_age = request.form.get("max_age_days", "").strip()
+    try:
+        change = KeyPolicyChange.model_validate(
+            {
+                "max_age_days": int(max_age) if max_age else None,
+                "on_leak": request.form.get("on_leak", OnLeak.NOTIFY.value),
+            }
+        )
+    except ValueError:  # int() or the model's own checks (pydantic's error is a ValueError)
+        raise InvalidPolicyForm(
+            f"Maximum age: enter a whole number of days from 1 to {MAX_AGE_DAYS_LIMIT}, or leave "
+            "it empty for no maximum; on a leak: choose one of the two choices."
+        ) from None
+    policy = services().key_policies.change(user.account_id, change, actor=_page_actor(user.email))
+    age = f"{policy.max_age_days} days" if policy.max_age_days else "no maximum age"
+    return _answer(user, f"Saved the key policy: {age}; on a leak: {policy.on_leak.value}.")

@@ -628,3 +628,35 @@ def test_subtitles_say_what_the_node_does(package, n8n_runtime) -> None:
         "Create a file"
     )
     assert node_subtitle(trigger, {"event": "api_key.rolled"}) == "API Key Rolled"
+
+
+def test_a_key_due_for_rotation_starts_the_trigger_workflow(
+    n8n, package, start_server, services, account, standard_key, clock
+) -> None:
+    server = start_server()
+    runtime: N8n = n8n(package)
+    runtime.import_credential(credential("good", server.url, standard_key.value))
+    trigger = node(
+        package, "TemplateTo Trigger", "templateToTrigger", "good", event="api_key.rotation_due"
+    )
+    trigger["webhookId"] = "0b7d3c52-1f0e-4d3b-8a4e-2f6c9d1e7b21"
+    runtime.import_workflow(workflow("rotation", [trigger], []))
+
+    with runtime.running() as n8n_server:
+        n8n_server.activate("rotation")
+        # The server runs on the real clock: a rotate-by time it has passed. Its delivery loop
+        # looks every 30 s.
+        clock.current = datetime.now(UTC)
+        services.keys.set_rotate_by(
+            account.id, standard_key.id, clock.current - timedelta(minutes=1)
+        )
+        [execution] = n8n_server.executions("rotation", count=1, timeout=90)
+        n8n_server.deactivate("rotation")
+
+    assert execution["status"] == "success"
+    [delivered] = node_items(execution, "TemplateTo Trigger")
+    assert delivered["type"] == "api_key.rotation_due"
+    assert delivered["data"]["id"] == standard_key.id
+    assert delivered["data"]["rotation"] == "overdue"
+    assert delivered["data"]["hint"] == standard_key.hint
+    assert standard_key.value not in json.dumps(delivered)

@@ -273,7 +273,14 @@ def test_hooks_of_other_platforms_are_not_listed(client, headers, hook) -> None:
 
 
 @pytest.mark.parametrize(
-    "event", ["template.created", "api_key.rolled", "api_key.deleted", "api_key.old_value_used"]
+    "event",
+    [
+        "template.created",
+        "api_key.rolled",
+        "api_key.deleted",
+        "api_key.old_value_used",
+        "api_key.rotation_due",
+    ],
 )
 def test_the_trigger_events_can_be_subscribed(client, headers, receiver, event) -> None:
     response = client.post(

@@ -399,3 +399,35 @@ def test_the_app_follows_zapiers_conventions(app_dir, standard_key) -> None:
         "list": True,
     }
     assert outputs["file"]["type"] == "file"
+
+
+def test_a_key_due_for_rotation_fires_the_instant_trigger(
+    app_dir, services, account, standard_key, receiver, clock
+) -> None:
+    app, _ = app_dir
+    subscribed = run(
+        app,
+        standard_key.value,
+        "subscribeOnly",
+        {"key": "key_rotation_due", "targetUrl": receiver.url + "/zap"},
+    )
+    # The server runs on the real clock: a rotate-by time it has passed.
+    clock.current = datetime.now(UTC)
+    services.keys.set_rotate_by(account.id, standard_key.id, clock.current - timedelta(minutes=1))
+
+    # The server's delivery loop looks every 30 s, and delivers what it records at once.
+    [delivery] = receiver.wait_for(1, timeout=60)
+    zap = run(
+        app,
+        standard_key.value,
+        "restHook",
+        {"key": "key_rotation_due", "cleanedRequest": delivery.json},
+    )
+
+    assert subscribed["ok"] and subscribed["result"]["event"] == "api_key.rotation_due"
+    assert zap["ok"], zap
+    [item] = zap["result"]["delivered"]
+    assert item["key_id"] == standard_key.id and item["key_name"] == "n8n workflows"
+    assert item["rotation"] == "overdue" and item["hint"] == standard_key.hint
+    assert zap["result"]["listed"] == [item]  # polling gives the same item
+    assert standard_key.value not in delivery.body.decode()

@@ -224,6 +224,19 @@ def test_old_value_used_trigger_lists_the_events(client, services, clock, accoun
     assert items[0]["failure_count"] == 1 and items[0]["id"].startswith("evt_")
 
 
+def test_key_rotation_due_trigger_lists_the_events(client, services, clock, account, headers):
+    other = services.keys.create(account.id, "Reporting")
+    services.keys.set_rotate_by(account.id, other.id, clock.now() + timedelta(days=2))
+    services.rotation.tell_due_keys()
+
+    items = client.get("/zapier/triggers/key_rotation_due", headers=headers).json
+
+    assert [(i["key_id"], i["key_name"], i["rotation"]) for i in items] == [
+        (other.id, "Reporting", "due")
+    ]
+    assert items[0]["id"].startswith("evt_") and items[0]["hint"] == other.hint
+
+
 def test_every_message_fits_whole_in_what_zapier_shows(
     client, services, account, standard_key, headers, invoice
 ) -> None:

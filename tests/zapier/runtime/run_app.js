@@ -146,6 +146,25 @@ const run = async () => {
       );
       return { subscribeData, unsubscribed };
     }
+    case 'subscribeOnly':
+      return appTester(app.triggers[input.key].operation.performSubscribe, {
+        authData,
+        targetUrl: input.targetUrl,
+      });
+    case 'restHook': {
+      // What a REST hook trigger gives for one delivery (perform, with Zapier's cleanedRequest)
+      // and when polled for samples (performList).
+      const operation = app.triggers[input.key].operation;
+      const delivered = await appTester(operation.perform, {
+        authData,
+        cleanedRequest: input.cleanedRequest,
+      });
+      const listed = await appTester(operation.performList, {
+        authData,
+        meta: { page: 0, limit: 10 },
+      });
+      return { delivered, listed };
+    }
     case 'dataField': {
       const dynamic = app.creates.create_file.operation.inputFields.find(
         (field) => typeof field === 'function',

@@ -6,6 +6,7 @@ const hydrators = require('./hydrators');
 const triggers_new_document = require('./triggers/new_document');
 const triggers_new_template = require('./triggers/new_template');
 const triggers_old_value_used = require('./triggers/old_value_used');
+const triggers_key_rotation_due = require('./triggers/key_rotation_due');
 const triggers_templates = require('./triggers/templates');
 const creates_create_file = require('./creates/create_file');
 const searches_find_template = require('./searches/find_template');
@@ -18,7 +19,7 @@ module.exports = {
   beforeRequest: [addApiKey],
   afterResponse: [handleErrors],
   hydrators,
-  triggers: {[triggers_new_document.key]: triggers_new_document, [triggers_new_template.key]: triggers_new_template, [triggers_old_value_used.key]: triggers_old_value_used, [triggers_templates.key]: triggers_templates},
+  triggers: {[triggers_new_document.key]: triggers_new_document, [triggers_new_template.key]: triggers_new_template, [triggers_old_value_used.key]: triggers_old_value_used, [triggers_key_rotation_due.key]: triggers_key_rotation_due, [triggers_templates.key]: triggers_templates},
   creates: {[creates_create_file.key]: creates_create_file},
   searches: {[searches_find_template.key]: searches_find_template, [searches_find_document.key]: searches_find_document},
 };

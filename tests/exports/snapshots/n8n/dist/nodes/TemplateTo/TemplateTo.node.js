@@ -594,7 +594,7 @@ class TemplateTo {
           "value": "api_key.old_value_used"
         },
         {
-          "name": "API_KEY.ROTATION_DUE",
+          "name": "API Key Due for Rotation",
           "value": "api_key.rotation_due"
         },
         {
