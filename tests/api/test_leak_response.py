@@ -403,3 +403,29 @@ def test_reports_of_one_value_at_the_same_moment_mark_and_roll_it_once(
     assert len(leak_events(client, admin_key)) == 1
     rolls = services.events.list(account.id, _page(), EventType.API_KEY_ROLLED).data
     assert [event.data["id"] for event in rolls] == [zap.id]
+
+
+def test_control_characters_and_lone_surrogates_in_a_signed_body_are_answered_not_500(
+    client, services, account, admin_key, github_signer
+) -> None:
+    zap = services.keys.create(account.id, "Zapier staging")
+    with_nul = json.dumps(
+        [
+            {"token": zap.value, "type": "templateto_api_key", "url": "https://x/\u0000"},
+            {"token": "\u0000", "type": "templateto_api_key"},
+        ]
+    ).encode()
+    with_surrogate = json.dumps([{"token": "\ud800", "type": "templateto_api_key"}]).encode()
+
+    answers = [
+        client.post(
+            GITHUB_PATH, data=body, headers=signed_by_github(body, github_signer, "github-key-1")
+        )
+        for body in (with_nul, with_surrogate)
+    ]
+
+    assert answers[0].status_code == 200
+    assert [match["label"] for match in answers[0].json] == ["true_positive", "false_positive"]
+    assert key_json(client, admin_key, zap.id)["leak_url"] == "https://x/?"
+    assert answers[1].status_code == 422
+    assert answers[1].json["error"]["code"] == "validation_failed"
