@@ -10,6 +10,7 @@ import pytest
 from connector.audit import OPERATOR, Actor, AuditAction, Via, record
 from connector.errors import InvalidCursor
 from connector.paging import PageQuery
+from connector.services import Services
 
 ADA = Actor("ada@acme.example", Via.PAGE, "203.0.113.7", "Firefox")
 
@@ -113,3 +114,25 @@ def test_creating_rolling_and_deleting_a_key_are_recorded_with_who_did_it(
         ),
     ]
     assert not any(value in str(entries) for value in (key.value,))
+
+
+def test_the_retention_period_is_bridge_audit_retention_days(settings, account, clock) -> None:
+    short = Services.build(settings.model_copy(update={"audit_retention_days": 30}), clock)
+    try:
+        with short.db.transaction() as session:
+            record(
+                session,
+                account.id,
+                AuditAction.USER_CREATED,
+                "a@acme.example",
+                OPERATOR,
+                clock.now(),
+            )
+        clock.advance(days=30)
+        short.audit.housekeeping()
+        assert len(short.audit.list(account.id, PageQuery()).data) == 1
+        clock.advance(hours=1, seconds=1)  # past 30 days, and the next purge is due
+        short.audit.housekeeping()
+        assert short.audit.list(account.id, PageQuery()).data == []
+    finally:
+        short.close()

@@ -27,6 +27,7 @@ def test_defaults_put_sqlite_and_a_generated_secret_under_var(tmp_path) -> None:
     assert settings.database_url == f"sqlite:///{tmp_path / 'var' / 'bridge.db'}"
     assert str(settings.public_url) == "http://127.0.0.1:8000/"
     assert settings.max_body_bytes == 1_000_000
+    assert settings.audit_retention_days == 365
     secret_file = tmp_path / "var" / "secret_key"
     assert stat.S_IMODE(secret_file.stat().st_mode) == 0o600
     assert settings.secret_key.get_secret_value() == secret_file.read_text().strip()
@@ -45,6 +46,7 @@ def test_environment_variables_are_read(monkeypatch, tmp_path) -> None:
     monkeypatch.setenv("BRIDGE_PUBLIC_URL", "https://bridge.example.com")
     monkeypatch.setenv("BRIDGE_SECRET_KEY", "s" * 40)
     monkeypatch.setenv("BRIDGE_MAX_BODY_BYTES", "2048")
+    monkeypatch.setenv("BRIDGE_AUDIT_RETENTION_DAYS", "30")
 
     settings = load_settings()
 
@@ -53,6 +55,7 @@ def test_environment_variables_are_read(monkeypatch, tmp_path) -> None:
     assert str(settings.public_url) == "https://bridge.example.com/"
     assert settings.secret_key.get_secret_value() == "s" * 40
     assert settings.max_body_bytes == 2048
+    assert settings.audit_retention_days == 30
     assert not (tmp_path / "elsewhere" / "secret_key").exists()
 
 
@@ -66,6 +69,8 @@ def test_environment_variables_are_read(monkeypatch, tmp_path) -> None:
         ("BRIDGE_MAX_BODY_BYTES", "0", "greater than 0"),
         ("BRIDGE_MAX_BODY_BYTES", "lots", "integer"),
         ("BRIDGE_KEEPALIVE_SECONDS", "0", "greater than or equal to 1"),
+        ("BRIDGE_AUDIT_RETENTION_DAYS", "0", "greater than or equal to 1"),
+        ("BRIDGE_AUDIT_RETENTION_DAYS", "36501", "less than or equal to 36500"),
     ],
 )
 def test_bad_values_are_refused_naming_the_variable(monkeypatch, variable, value, words) -> None:

@@ -9,6 +9,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
+from connector.clock import iso
 from connector.events import EventType
 from connector.key_policy import KeyPolicyChange
 from connector.models import Event
@@ -120,3 +121,13 @@ def test_the_notice_is_delivered_to_subscriptions_by_the_worker_loop(
     data = delivered.json["data"]
     assert (data["id"], data["name"], data["rotation"]) == (standard_key.id, "n8n workflows", "due")
     assert data["hint"] == standard_key.hint and standard_key.value not in delivered.body.decode()
+
+
+def test_key_events_carry_rotate_by_and_rotation(services, account, clock) -> None:
+    services.key_policies.change(account.id, KeyPolicyChange(max_age_days=10))
+    services.keys.create(account.id, "Zapier")
+
+    [created] = services.events.list(account.id, PageQuery(), EventType.API_KEY_CREATED).data
+
+    assert created.data["rotate_by"] == iso(clock.now() + timedelta(days=10))
+    assert created.data["rotation"] == "ok"

@@ -22,12 +22,16 @@ from sqlalchemy.engine import make_url
 
 from connector import keys as keys_format
 from connector import schema
+from connector.api_keys import Rotation
 from connector.app import platforms
+from connector.audit import AuditAction
 from connector.config import load_settings
 from connector.db import make_engine
 from connector.encryption import StoredSecrets
 from connector.errors import ApiKeyDeleted, ApiKeyRolled
+from connector.key_policy import KeyPolicyChange
 from connector.models import ApiKey, AuditEntry, Base, Event, Hook, KeyPolicy, OldValueAlert
+from connector.paging import PageQuery
 from connector.services import Services
 
 from ..conftest import TEST_DATABASE_URL
@@ -164,6 +168,7 @@ def test_the_previous_release_store_upgrades_without_loss(
         assert_issue_18_starts_empty(services)
         # New rows after the restored ones: rolling again works.
         assert services.keys.roll(None, keys["Zapier production"]).value
+        assert_issue_18_works_on_the_upgraded_store(services, keys, written_at)
     finally:
         services.close()
 
@@ -177,6 +182,25 @@ def assert_issue_18_starts_empty(services: Services) -> None:
         assert {(k.rotate_by, k.leaked_at, k.leak_url) for k in upgraded} == {(None, None, None)}
         assert session.scalars(select(KeyPolicy)).all() == []
         assert session.scalars(select(AuditEntry)).all() == []
+
+
+def assert_issue_18_works_on_the_upgraded_store(
+    services: Services, keys: dict[str, str], written_at: datetime
+) -> None:
+    """The restored keys follow a new key policy, are told due once, and what is done to them is
+    in the audit log (the roll just made)."""
+    [account_id] = [account.id for account in services.accounts.list()]
+    [rolled] = services.audit.list(account_id, PageQuery(), target=keys["Zapier production"]).data
+    assert (rolled.action, rolled.actor) == (AuditAction.API_KEY_ROLLED, "operator")
+    assert {key.rotation for key in services.keys.list(account_id)} == {Rotation.OK}
+    services.key_policies.change(account_id, KeyPolicyChange(max_age_days=3))
+    assert isinstance(services.clock, ManualClock)
+    services.clock.current = written_at + timedelta(days=4)
+    # Every live key was made or rolled when the store was written (or just now): overdue.
+    assert services.rotation.tell_due_keys() == 3
+    assert services.rotation.tell_due_keys() == 0
+    due = services.keys.list(account_id, rotation={Rotation.OVERDUE})
+    assert sorted(key.name for key in due) == ["Reporting", "Zapier production", "n8n workflows"]
 
 
 @pytest.mark.filterwarnings("ignore:Skipped unsupported reflection")
