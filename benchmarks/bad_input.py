@@ -110,6 +110,7 @@ def seed(services: Services) -> Seeded:
         "document_id": [fuzz.document_id, bystander.document_id],
         "hook_id": [hook_id],
         "delivery_id": [services.hooks.deliveries(fuzz.id, hook_id, PageQuery()).data[0].id],
+        "entry_id": [services.audit.list(fuzz.id, PageQuery()).data[0].id],
         "key": ["new_template", "new_document", "create_file", "find_template", "find_document"],
         # n8n's items by ID: a template or a document, of either account.
         "id": [fuzz.template_id, fuzz.document_id, bystander.document_id],
