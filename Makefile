@@ -69,6 +69,7 @@ bench: $(BIN)/.installed
 	$(BIN)/python -m benchmarks.documents
 	$(BIN)/python -m benchmarks.webhooks
 	$(BIN)/python -m benchmarks.scanning
+	$(BIN)/python -m benchmarks.rotation
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

@@ -127,11 +127,18 @@ def rotate_by(key: ApiKey, max_age_days: int | None) -> datetime | None:
     policy's maximum age, else never (and never for a deleted key)."""
     if key.deleted_at is not None:
         return None
-    if key.rotate_by is not None:
-        return key.rotate_by
+    return live_key_rotate_by(key.rotate_by, key.rolled_at or key.created_at, max_age_days)
+
+
+def live_key_rotate_by(
+    own: datetime | None, clock_started: datetime, max_age_days: int | None
+) -> datetime | None:
+    """:func:`rotate_by` of a live key, from its columns alone."""
+    if own is not None:
+        return own
     if max_age_days is None:
         return None
-    return (key.rolled_at or key.created_at) + timedelta(days=max_age_days)
+    return clock_started + timedelta(days=max_age_days)
 
 
 def rotation(deadline: datetime | None, now: datetime) -> Rotation:

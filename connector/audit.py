@@ -10,6 +10,7 @@ from __future__ import annotations
 import builtins
 import enum
 import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -86,7 +87,7 @@ def record(
     or ``key_policy``. ``detail``: what else a reader needs (a key's name, a roll's grace), never
     a key value."""
     entry = AuditEntry(
-        id=new_id("aud_"),
+        id=_entry_id(),
         account_id=account_id,
         created_at=at,
         action=action.value,
@@ -99,6 +100,13 @@ def record(
     )
     session.add(entry)
     return entry
+
+
+def _entry_id() -> str:
+    """``aud_``, the nanoseconds now in 19 digits, 8 random characters: entries of one instant
+    (one transaction's, such as a leak and the roll it caused) list in the order recorded,
+    whatever the database's collation, as the newest-first order breaks ties by id."""
+    return f"aud_{time.time_ns():019d}{new_id('')[:8]}"
 
 
 class AuditEntryInfo(BaseModel):

@@ -12,15 +12,15 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select, tuple_
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import selectinload
 
-from .api_keys import ApiKeyInfo, Rotation
+from .api_keys import ApiKeyInfo, Rotation, live_key_rotate_by, rotation
 from .clock import Clock
 from .db import Database, insert_if_absent
 from .events import EventType, record
-from .models import ApiKey, KeyPolicy, RotationNotice
+from .models import ApiKey, KeyPolicy, KeyValue, RotationNotice
 
 log = logging.getLogger(__name__)
 
@@ -38,24 +38,62 @@ class RotationWatch:
         """Record api_key.rotation_due for each live key that is due or overdue and has not been
         told so in its current rotation period; returns how many were recorded."""
         now = self._clock.now()
-        told = 0
         with self._db.transaction() as session:
-            # Only keys that have a deadline at all: their own, or their account's maximum age.
-            # In id order, the order in which every worker takes their notices' locks.
+            # Only the columns that decide, of keys with a deadline at all (their own, or their
+            # account's maximum age): a look over many keys builds nothing for those not due.
+            latest_value = (
+                select(func.max(KeyValue.id))
+                .where(KeyValue.key_id == ApiKey.id)
+                .correlate(ApiKey)
+                .scalar_subquery()
+            )
             candidates = session.execute(
-                select(ApiKey, KeyPolicy.max_age_days)
+                select(
+                    ApiKey.id,
+                    latest_value,
+                    ApiKey.rotate_by,
+                    func.coalesce(ApiKey.rolled_at, ApiKey.created_at),
+                    KeyPolicy.max_age_days,
+                )
                 .outerjoin(KeyPolicy, KeyPolicy.account_id == ApiKey.account_id)
                 .where(
                     ApiKey.deleted_at.is_(None),
                     or_(ApiKey.rotate_by.is_not(None), KeyPolicy.max_age_days.is_not(None)),
                 )
+            ).all()
+            stages = {}
+            for key_id, value_id, own, started, max_age_days in candidates:
+                stage = rotation(live_key_rotate_by(own, started, max_age_days), now)
+                if stage is not Rotation.OK:
+                    stages[key_id] = (value_id, stage, max_age_days)
+            if not stages:
+                return 0
+            told = set(
+                session.execute(
+                    select(RotationNotice.value_id, RotationNotice.stage).where(
+                        tuple_(RotationNotice.value_id, RotationNotice.stage).in_(
+                            [(value_id, stage.value) for value_id, stage, _ in stages.values()]
+                        )
+                    )
+                ).all()
+            )
+            untold = sorted(
+                key_id
+                for key_id, (value_id, stage, _) in stages.items()
+                if (value_id, stage.value) not in told
+            )
+            recorded = 0
+            # In id order, the order in which every worker takes their notices' locks.
+            for key in session.scalars(
+                select(ApiKey)
+                .where(ApiKey.id.in_(untold))
                 .options(selectinload(ApiKey.values))
                 .order_by(ApiKey.id)
-            ).all()
-            for key, max_age_days in candidates:
+            ):
+                _, _, max_age_days = stages[key.id]
                 info = ApiKeyInfo.of(key, now, max_age_days)
                 if info.rotation is Rotation.OK:
-                    continue
+                    continue  # rolled or given a later date since the first query
                 first = insert_if_absent(
                     session,
                     RotationNotice,
@@ -66,8 +104,8 @@ class RotationWatch:
                 if first:
                     data = info.model_dump(mode="json")
                     record(session, key.account_id, EventType.API_KEY_ROTATION_DUE, data, now)
-                    told += 1
-        return told
+                    recorded += 1
+        return recorded
 
     def housekeeping(self) -> None:
         """Look for keys due at most every ``CHECK_EVERY``; run by the delivery worker's loop.

@@ -136,3 +136,21 @@ def test_the_retention_period_is_bridge_audit_retention_days(settings, account, 
         assert short.audit.list(account.id, PageQuery()).data == []
     finally:
         short.close()
+
+
+def test_entries_of_one_instant_list_in_the_order_recorded(services, account, clock) -> None:
+    with services.db.transaction() as session:
+        for number in range(20):
+            record(
+                session,
+                account.id,
+                AuditAction.HOOK_CREATED,
+                f"hook_{number}",
+                OPERATOR,
+                clock.now(),
+            )
+
+    listed = services.audit.list(account.id, PageQuery(limit=7))
+    rest = services.audit.list(account.id, PageQuery(limit=20, cursor=listed.next_cursor))
+
+    assert [e.target for e in listed.data + rest.data] == [f"hook_{n}" for n in reversed(range(20))]

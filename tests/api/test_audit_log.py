@@ -115,10 +115,13 @@ def test_page_sign_ins_sign_outs_and_key_actions_name_the_user(
     assert "nobody@acme.example" not in str(log)  # an email that is nobody's is not kept
 
 
-def test_users_created_and_passwords_set_are_recorded(client, headers, services, account) -> None:
+def test_users_created_and_passwords_set_are_recorded(
+    client, headers, services, account, clock
+) -> None:
     services.accounts.add_user(
         account.id, NewUser(email="eve@acme.example", password=PASSWORD, role=Role.EDITOR)
     )
+    clock.advance(seconds=1)
     services.accounts.set_password("eve@acme.example", "another good password")
 
     log = entries(client, headers, "?target=eve@acme.example")

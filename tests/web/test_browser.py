@@ -8,6 +8,7 @@ import os
 import re
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -203,3 +204,29 @@ def test_names_are_text_keyboard_works_and_phones_fit(
         "n8n production",
         "<script>alert(1)</script>",
     }
+
+
+def test_an_admin_sets_the_policy_and_sees_which_keys_are_due(
+    browser, server, screenshots, services, account, admin_user, clock
+) -> None:
+    # The server runs on the real clock.
+    clock.current = datetime.now(UTC)
+    due = services.keys.create(account.id, "n8n production")
+    clock.advance(milliseconds=10)  # each action after the last, as in the audit log
+    late = services.keys.create(account.id, "Old monitor")
+    clock.advance(milliseconds=10)
+    services.keys.set_rotate_by(account.id, due.id, clock.current + timedelta(days=3))
+    clock.advance(milliseconds=10)
+    services.keys.set_rotate_by(account.id, late.id, clock.current - timedelta(days=1))
+    page = open_page(browser, server, admin_user.email)
+
+    page.get_by_label("Maximum key age (days)").fill("90")
+    page.get_by_label("When a key's value is reported leaked").select_option("roll")
+    page.get_by_role("button", name="Update policy").click()
+
+    expect(page.get_by_text("Saved the key policy: 90 days; on a leak: roll.")).to_be_visible()
+    expect(row(page, "n8n production").get_by_text("Due", exact=True)).to_be_visible()
+    expect(row(page, "Old monitor").get_by_text("Overdue", exact=True)).to_be_visible()
+    expect(page.locator("#audit-log").get_by_text("key_policy.changed")).to_be_visible()
+    page.screenshot(path=screenshots / "rotation.png", full_page=True)
+    assert services.key_policies.get(account.id).max_age_days == 90
