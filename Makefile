@@ -68,6 +68,7 @@ bench: $(BIN)/.installed
 	$(BIN)/python -m benchmarks.rendering
 	$(BIN)/python -m benchmarks.documents
 	$(BIN)/python -m benchmarks.webhooks
+	$(BIN)/python -m benchmarks.scanning
 	$(BIN)/python -m benchmarks.rotation
 
 clean:

@@ -174,6 +174,14 @@ class ApiKeyInfo(BaseModel):
     rotation: Rotation = Field(
         description="ok; due: rotate_by is within 7 days; overdue: rotate_by has passed."
     )
+    leaked_at: datetime | None = Field(
+        description="When a working value of the key was last reported leaked (secret "
+        "scanning, scan --report); null if never."
+    )
+    leak_url: str | None = Field(
+        description="Where that leak was found: the URL GitHub gave, or the FILE:LINE a scan "
+        "reported."
+    )
     old_values: list[OldValueInfo]
 
     @classmethod
@@ -192,6 +200,8 @@ class ApiKeyInfo(BaseModel):
             deleted_at=key.deleted_at,
             rotate_by=deadline,
             rotation=rotation(deadline, now),
+            leaked_at=key.leaked_at,
+            leak_url=key.leak_url,
             old_values=[
                 OldValueInfo(
                     hint=keys.display_hint(value.last4),

@@ -32,6 +32,7 @@ from .errors import ApiKeyMissing, BridgeError, ConfigError, SchemaOutdated
 from .logs import configure as configure_logs
 from .paging import PageQuery
 from .platforms import API, Platform
+from .scanning import Finding, Scan
 from .services import Services
 from .templates import TemplateFields, TemplateInfo, TemplateSummary
 
@@ -111,10 +112,14 @@ def _describe_key(key: ApiKeyInfo) -> str:
         details.append(f"deleted {key.deleted_at:%Y-%m-%d %H:%M}")
     if key.rotate_by:
         details.append(f"rotate by {key.rotate_by:%Y-%m-%d %H:%M}")
+    if key.leaked_at:
+        details.append(f"leaked {key.leaked_at:%Y-%m-%d %H:%M}")
     described = f"{line}  ({', '.join(details)} UTC)"
-    return (
-        described if key.rotation is Rotation.OK else f"{described}  {key.rotation.value.upper()}"
-    )
+    if key.rotation is not Rotation.OK:
+        described += f"  {key.rotation.value.upper()}"
+    if key.leaked_at and key.leak_url:
+        described += f"\n  leak found at {key.leak_url}"
+    return described
 
 
 def _describe_issued(key: IssuedApiKey) -> str:
@@ -634,6 +639,91 @@ def check(url: str, timeout: float) -> None:
     if isinstance(refusal, dict) and "code" in refusal:
         _fail(f"{refusal['code']}: {refusal.get('message', '')}")
     _fail(f"unexpected_response: HTTP {response.status_code} from {target}")
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, metavar="PATH...")
+@click.option(
+    "--report",
+    "report_url",
+    metavar="URL",
+    help="Also report the keys found to the service at URL as leaks of the account of the "
+    f"admin key in {API_KEY_VARIABLE}: their SHA-256 and FILE:LINE, never the values.",
+)
+@click.option("--timeout", default=30.0, show_default=True, help="Seconds to wait for --report.")
+def scan(paths: tuple[str, ...], report_url: str | None, timeout: float) -> None:
+    """Find TemplateTo API keys in files and directories (PATH...), by their format and
+    checksum: no network, no database. Prints FILE:LINE and each key's hint, never its value;
+    exit 1 when any is found, else 0. Binary files, symbolic links and .git are skipped."""
+    missing = [path for path in paths if not os.path.lexists(path)]
+    if missing:
+        raise click.BadParameter(f"{missing[0]!r} does not exist", param_hint="PATH")
+    admin_key = os.environ.get(API_KEY_VARIABLE, "")
+    if report_url is not None:
+        if keys_format.PREFIX in report_url.lower():
+            raise click.BadParameter(
+                f"a URL is no place for a key: set {API_KEY_VARIABLE}", param_hint="--report"
+            )
+        if not admin_key:
+            raise click.UsageError(
+                f"--report needs an admin key in {API_KEY_VARIABLE} (never on the command line)."
+            )
+    found = Scan()
+    findings = []
+    for finding in found.run(paths):
+        click.echo(f"{finding.location}: {finding.hint}")
+        findings.append(finding)
+    for path, reason in found.unreadable:
+        click.echo(f"warning: {path} was not scanned: {reason}", err=True)
+    if report_url is not None and findings:
+        _report_leaks(report_url, admin_key, findings, timeout)
+    if findings:
+        click.echo(
+            f"{len(findings)} TemplateTo API key value(s) found in {found.files} file(s) "
+            "scanned. Roll each key (the API keys page, or templateto-bridge keys roll) and "
+            "remove the value from the files.",
+            err=True,
+        )
+        sys.exit(EXIT_FAILED)
+
+
+LEAKS_PER_REPORT = 1_000
+
+
+def _report_leaks(url: str, admin_key: str, findings: list[Finding], timeout: float) -> None:
+    """POST the findings' digests and places to ``/v1/api-keys/leaks``; print each outcome."""
+    target = url.rstrip("/") + "/v1/api-keys/leaks"
+    for start in range(0, len(findings), LEAKS_PER_REPORT):
+        batch = findings[start : start + LEAKS_PER_REPORT]
+        try:
+            response = requests.post(
+                target,
+                json={"leaks": [{"sha256": f.digest, "location": f.location} for f in batch]},
+                headers={
+                    "X-Api-Key": admin_key,
+                    "User-Agent": f"templateto-bridge-scan/{__version__}",
+                },
+                timeout=timeout,
+                allow_redirects=False,
+            )
+        except requests.RequestException as error:
+            _fail(f"unreachable: could not report to {target} ({type(error).__name__})")
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if response.status_code != 200 or not isinstance(body, dict):
+            refusal = body.get("error") if isinstance(body, dict) else None
+            if isinstance(refusal, dict) and "code" in refusal:
+                _fail(f"report refused: {refusal['code']}: {refusal.get('message', '')}")
+            _fail(f"report refused: HTTP {response.status_code} from {target}")
+        for result in body["data"]:
+            line = f"reported {result['location']}: {result['status']}"
+            if result.get("key_id"):
+                line += f" (key {result['key_name']!r}, {result['key_id']})"
+            if result.get("rolled"):
+                line += ", rolled"
+            click.echo(line)
 
 
 def _fail(line: str) -> NoReturn:

@@ -177,6 +177,12 @@ class Settings(BaseSettings):
         description="How long audit log entries are kept; the delivery worker's loop purges "
         "older ones.",
     )
+    github_secret_scanning_keys: Path | None = Field(
+        default=None,
+        description="GitHub's secret scanning public keys, as GitHub publishes them (a JSON "
+        "file, refreshed by the operator's cron job): POST /v1/secret-scanning/github accepts "
+        "only matches signed with one of them. Unset: it accepts none.",
+    )
     max_body_bytes: int = Field(
         default=1_000_000,
         gt=0,

@@ -247,6 +247,30 @@ class ApiKeyDeleted(ApiKeyRetired):
     when_field = "deleted_at"
 
 
+class SignatureRefused(BridgeError):
+    """A request signed by a third party (GitHub's secret scanning) whose signature could not
+    be checked or did not match. Not an API key refusal: nothing counts it as one."""
+
+    status = 401
+    code = "signature_refused"
+
+
+class SecretScanningNotConfigured(SignatureRefused):
+    code = "secret_scanning_not_configured"
+
+
+class SignatureMissing(SignatureRefused):
+    code = "signature_missing"
+
+
+class SignatureKeyUnknown(SignatureRefused):
+    code = "signature_key_unknown"
+
+
+class SignatureInvalid(SignatureRefused):
+    code = "signature_invalid"
+
+
 # --- 403 -------------------------------------------------------------------------------------
 
 
@@ -498,6 +522,15 @@ class TransactionConflict(StorageUnavailable):
     """PostgreSQL undid the transaction (a deadlock or serialization failure): retry it."""
 
     code = "transaction_conflict"
+
+
+class SecretScanningKeysUnavailable(BridgeError):
+    """BRIDGE_GITHUB_SECRET_SCANNING_KEYS names a file that cannot be read as GitHub's public
+    keys: the operator's to fix; GitHub sends the matches again later."""
+
+    status = 503
+    code = "secret_scanning_keys_unavailable"
+    retry_after = 60
 
 
 class RenderUnavailable(BridgeError):

@@ -28,6 +28,8 @@ class EventType(enum.StrEnum):
     API_KEY_DELETED = "api_key.deleted"
     API_KEY_OLD_VALUE_USED = "api_key.old_value_used"
     API_KEY_ROTATION_DUE = "api_key.rotation_due"
+    # A working value was reported found in public (connector/leaks.py).
+    API_KEY_LEAKED = "api_key.leaked"
     HOOK_DISABLED = "hook.disabled"
 
 

@@ -13,6 +13,7 @@ import re
 import secrets
 import string
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 PREFIX = "tt_live_"
@@ -25,6 +26,11 @@ _QUOTES = "\"'`"
 _PLACEHOLDER_MARKS = ("{{", "}}", "bundle.authData", "$credentials", "${")
 # Key-shaped: the prefix in any case, then letters and digits (a whole value, or part of one).
 _KEY_SHAPED = re.compile(f"{re.escape(PREFIX)}[0-9A-Za-z]+", re.IGNORECASE | re.ASCII)
+# A whole value in bytes of any ASCII-compatible text: the prefix, then exactly 38 letters and
+# digits that no further letter or digit follows (a longer run is not one of our values).
+_CANDIDATE = re.compile(
+    re.escape(PREFIX).encode() + rb"[0-9A-Za-z]{%d}(?![0-9A-Za-z])" % (KEY_LENGTH - len(PREFIX))
+)
 REDACTED = PREFIX + "[redacted]"
 
 
@@ -118,6 +124,15 @@ def checksum_matches(value: str) -> bool:
     """Whether a well-shaped value's last 6 characters are the checksum of its random part."""
     random_part = value[len(PREFIX) : len(PREFIX) + RANDOM_LENGTH]
     return secrets.compare_digest(checksum(random_part), value[-CHECKSUM_LENGTH:])
+
+
+def find_values(data: bytes) -> Iterator[tuple[int, str]]:
+    """Where in ``data`` a TemplateTo key value stands, and the value: shaped like one and with
+    a matching checksum, so a mistyped or made-up look-alike is not one. For secret scanning."""
+    for match in _CANDIDATE.finditer(data):
+        value = match.group().decode("ascii")
+        if checksum_matches(value):
+            yield match.start(), value
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from .documents import DocumentStore
 from .encryption import StoredSecrets
 from .events import EventLog
 from .key_policy import KeyPolicies
+from .leaks import LeakResponder
 from .limits import ApiLimits, LocalCounts, MachineCounts, RedisLink, SignInLimits, counted_in
 from .links import DownloadLinks
 from .metrics import Metrics
@@ -34,6 +35,7 @@ from .rendering.slots import RenderSlots
 from .rendering.upstream import UpstreamPdfConverter
 from .revocations import RevocationListener, RevocationSignal
 from .rotation import RotationWatch
+from .secret_scanning import GitHubPublicKeys
 from .storage import LocalFileStore
 from .templates import TemplateStore
 from .usage import UsageRecorder
@@ -57,6 +59,9 @@ class Services:
     renderer: Renderer
     documents: DocumentStore
     events: EventLog
+    leaks: LeakResponder
+    # GitHub's public keys, which sign its secret scanning matches.
+    github_keys: GitHubPublicKeys
     audit: AuditLog
     key_policies: KeyPolicies
     rotation: RotationWatch
@@ -124,6 +129,7 @@ class Services:
             clock,
             timedelta(seconds=settings.document_ttl_seconds),
         )
+        key_manager = KeyManager(db, clock, on_revoke=revocations.bump)
         audit = AuditLog(db, clock, timedelta(days=settings.audit_retention_days))
         rotation = RotationWatch(db, clock)
         return cls(
@@ -132,12 +138,14 @@ class Services:
             db=db,
             usage=usage,
             authenticator=authenticator,
-            keys=KeyManager(db, clock, on_revoke=revocations.bump),
+            keys=key_manager,
             accounts=Accounts(db, clock),
             templates=templates,
             renderer=renderer,
             documents=documents,
             events=EventLog(db, clock),
+            leaks=LeakResponder(db, clock, key_manager),
+            github_keys=GitHubPublicKeys(settings.github_secret_scanning_keys),
             audit=audit,
             key_policies=KeyPolicies(db, clock),
             rotation=rotation,

@@ -35,6 +35,7 @@ EVENT_NAMES = {
     "api_key.deleted": "API Key Deleted",
     "api_key.old_value_used": "Old API Key Value Used",
     "api_key.rotation_due": "API Key Due for Rotation",
+    "api_key.leaked": "API Key Leaked",
     "hook.disabled": "Webhook Disabled",
 }
 CATEGORIES = ["Productivity"]

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import socket
 import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from standardwebhooks import Webhook
 
 from connector.clock import Clock
@@ -56,3 +61,46 @@ def verify_signature(secret: str, headers: Mapping[str, str], body: bytes) -> bo
     sent_at = datetime.fromtimestamp(int(headers["webhook-timestamp"]), UTC)
     expected = Webhook(secret).sign(headers["webhook-id"], sent_at, body.decode())
     return expected in headers["webhook-signature"].split()
+
+
+# --- GitHub secret scanning, as GitHub signs its matches -------------------------------------
+
+
+def public_pem(private: ec.EllipticCurvePrivateKey) -> str:
+    return (
+        private.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+
+
+def write_github_keys(path: Path, signers: dict[str, ec.EllipticCurvePrivateKey]) -> None:
+    """The file as GitHub publishes it (what the operator's cron job fetches)."""
+    entries = [
+        {"key_identifier": name, "key": public_pem(private), "is_current": True}
+        for name, private in signers.items()
+    ]
+    path.write_text(json.dumps({"public_keys": entries}))
+
+
+def signed_by_github(
+    body: bytes, private: ec.EllipticCurvePrivateKey, identifier: str
+) -> dict[str, str]:
+    signature = base64.b64encode(private.sign(body, ec.ECDSA(hashes.SHA256()))).decode()
+    return {
+        "Content-Type": "application/json",
+        "Github-Public-Key-Identifier": identifier,
+        "Github-Public-Key-Signature": signature,
+    }
+
+
+def github_matches(
+    *tokens: str, url: str = "https://github.com/acme/app/blob/abc/settings.py#L2"
+) -> bytes:
+    """Matches as GitHub sends them, one per token."""
+    return json.dumps(
+        [
+            {"token": t, "type": "templateto_api_key", "url": url, "source": "content"}
+            for t in tokens
+        ]
+    ).encode()

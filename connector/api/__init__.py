@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from flask_openapi3 import OpenAPI
 
-from . import api_keys, audit_log, documents, events, hooks, key_policy, me, render, templates
+from . import (
+    api_keys,
+    audit_log,
+    documents,
+    events,
+    hooks,
+    key_policy,
+    me,
+    render,
+    secret_scanning,
+    templates,
+)
 from .errors import register_error_handlers
 
 
@@ -20,6 +31,7 @@ def register_api(app: OpenAPI) -> None:
     app.register_blueprint(documents.downloads)
     app.register_api(events.blueprint)
     app.register_api(hooks.blueprint)
+    app.register_api(secret_scanning.blueprint)
     # The description at the conventional root address, besides /openapi/openapi.json where
     # the bundled Swagger UI (served from local files) reads it.
     app.add_url_rule("/openapi.json", "openapi_json", lambda: app.api_doc)

@@ -19,6 +19,7 @@ from ..api_keys import (
     Rotation,
 )
 from ..errors import MalformedJson
+from ..leaks import LeakOutcome, LeakSource
 from ..services import services
 from .security import key_protected_blueprint, request_actor, require_admin
 
@@ -81,6 +82,33 @@ class Roll(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     grace_seconds: GraceSeconds = 0
+
+
+class ReportedLeak(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    sha256: str = Field(
+        pattern=r"^[0-9a-f]{64}$",
+        description="The SHA-256 (lower-case hex) of a value found: never the value itself.",
+    )
+    location: str = Field(
+        min_length=1, max_length=2_000, description="Where it was found: FILE:LINE, or a URL."
+    )
+
+
+class LeakReport(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    leaks: list[ReportedLeak] = Field(min_length=1, max_length=1_000)
+
+
+class LeakResult(LeakOutcome):
+    sha256: str
+    location: str
+
+
+class LeakResults(BaseModel):
+    data: list[LeakResult]
 
 
 class KeyList(BaseModel):
@@ -185,3 +213,27 @@ def key_failures(path: KeyPath) -> dict:
     principal = require_admin()
     reports = services().keys.failures(principal.account_id, path.key_id)
     return FailureList(data=reports).model_dump(mode="json")
+
+
+@blueprint.post("/leaks", responses={200: LeakResults})
+def report_leaks(body: LeakReport) -> dict:
+    """Report key values found where they should not be (``templateto-bridge scan --report``),
+    by their SHA-256 only. A working value of one of this account's keys is a leak: the key is
+    marked leaked, ``api_key.leaked`` is recorded, and the key policy's ``on_leak: roll`` rolls
+    it at once. Values of other accounts' keys are ``not_found``, like values never issued."""
+    principal = require_admin(to_change=True)
+    reporter = request_actor()
+    outcomes: dict[str, LeakOutcome] = {}
+    results = []
+    for leak in body.leaks:
+        if leak.sha256 not in outcomes:
+            outcomes[leak.sha256] = services().leaks.report(
+                leak.sha256,
+                leak.location,
+                LeakSource.SCAN,
+                reporter,
+                account_id=principal.account_id,
+            )
+        outcome = outcomes[leak.sha256]
+        results.append(LeakResult(sha256=leak.sha256, location=leak.location, **dict(outcome)))
+    return LeakResults(data=results).model_dump(mode="json")

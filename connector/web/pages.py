@@ -28,7 +28,7 @@ from pydantic import BaseModel, ValidationError
 from wtforms import ValidationError as CsrfRefused
 
 from ..accounts import Role, UserInfo
-from ..api_keys import IssuedApiKey, KeyName, Permission
+from ..api_keys import ApiKeyInfo, IssuedApiKey, KeyName, Permission
 from ..audit import Actor, Via
 from ..clock import format_time
 from ..errors import (
@@ -61,6 +61,8 @@ GRACE_CHOICES = {
     "86400": ("In 24 hours", timedelta(hours=24)),
     "604800": ("In 7 days", timedelta(days=7)),
 }
+# How long the banner still tells of a leak once the key has been rolled since.
+LEAK_SHOWN_AFTER_ROLL = timedelta(days=7)
 CLIENT_NAMES = {"zapier": "Zapier", "n8n": "n8n", "other": "Other"}
 ON_LEAK_CHOICES = {
     OnLeak.NOTIFY: "Tell: mark the key leaked and send api_key.leaked",
@@ -265,8 +267,28 @@ def _rows_data(user: UserInfo) -> dict[str, Any]:
     }
 
 
+def _leaks(user: UserInfo, keys: list[ApiKeyInfo]) -> list[ApiKeyInfo]:
+    """The keys whose leak the account's admins are shown: every live key not rolled since its
+    leak (anyone who found the value can use it), and, for a week, those rolled since."""
+    if user.role is not Role.ADMIN:
+        return []
+    now = services().clock.now()
+    return [
+        key
+        for key in keys
+        if key.leaked_at is not None
+        and key.deleted_at is None
+        and (
+            key.rolled_at is None
+            or key.rolled_at < key.leaked_at
+            or now - key.leaked_at < LEAK_SHOWN_AFTER_ROLL
+        )
+    ]
+
+
 def _page_data(user: UserInfo) -> dict[str, Any]:
     svc = services()
+    rows = _rows_data(user)
     is_admin = user.role is Role.ADMIN
     audit = None
     if is_admin:
@@ -278,7 +300,8 @@ def _page_data(user: UserInfo) -> dict[str, Any]:
         except InvalidCursor:  # a link edited by hand: the newest entries instead
             audit = svc.audit.list(user.account_id, PageQuery(limit=AUDIT_ENTRIES_SHOWN))
     return {
-        **_rows_data(user),
+        **rows,
+        "leaks": _leaks(user, [row["key"] for row in rows["rows"]]),
         "user": user,
         "account": svc.accounts.get(user.account_id),
         "integrations": svc.hooks.integrations(user.account_id),

@@ -598,6 +598,10 @@ class TemplateTo {
           "value": "api_key.rotation_due"
         },
         {
+          "name": "API Key Leaked",
+          "value": "api_key.leaked"
+        },
+        {
           "name": "Webhook Disabled",
           "value": "hook.disabled"
         }

@@ -46,7 +46,7 @@ class TemplateToTrigger {
     "trigger"
   ],
   "version": 1,
-  "subtitle": "={{ ({\"document.created\": \"Document Created\", \"template.created\": \"Template Created\", \"template.updated\": \"Template Updated\", \"api_key.created\": \"API Key Created\", \"api_key.rolled\": \"API Key Rolled\", \"api_key.deleted\": \"API Key Deleted\", \"api_key.old_value_used\": \"Old API Key Value Used\", \"api_key.rotation_due\": \"API Key Due for Rotation\", \"hook.disabled\": \"Webhook Disabled\"})[$parameter[\"event\"]] }}",
+  "subtitle": "={{ ({\"document.created\": \"Document Created\", \"template.created\": \"Template Created\", \"template.updated\": \"Template Updated\", \"api_key.created\": \"API Key Created\", \"api_key.rolled\": \"API Key Rolled\", \"api_key.deleted\": \"API Key Deleted\", \"api_key.old_value_used\": \"Old API Key Value Used\", \"api_key.rotation_due\": \"API Key Due for Rotation\", \"api_key.leaked\": \"API Key Leaked\", \"hook.disabled\": \"Webhook Disabled\"})[$parameter[\"event\"]] }}",
   "description": "Starts the workflow when a document is generated, or a key changes",
   "defaults": {
     "name": "TemplateTo Trigger"
