@@ -183,6 +183,8 @@ def test_every_engine_is_stopped_at_the_time_limit_and_the_pool_renders_on(
 ) -> None:
     rows = "{% for i in (1..15000) %}<tr><td>{{ i }}</td><td>cell {{ i }}</td></tr>{% endfor %}"
     table = TemplateSource("tpl_table", "Table", body=f"<table>{rows}</table>", engine=engine)
+    browser = set(browser_processes())
+    assert bool(browser) == (engine is Engine.CHROMIUM)
 
     with pytest.raises(RenderLimitExceeded) as stopped:
         renderer.render("acc_a", table, {}, Format.PDF)
@@ -190,6 +192,7 @@ def test_every_engine_is_stopped_at_the_time_limit_and_the_pool_renders_on(
 
     assert stopped.value.details == {"limit": "time", "seconds": PDF_SECONDS}
     assert after.content.startswith(b"%PDF")
+    assert browser & set(browser_processes()) == set()  # Chromium's went with its process
 
 
 def browser_processes() -> list[int]:
