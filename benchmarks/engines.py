@@ -26,7 +26,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-slots-") as slots:
         # One process: every render meets the same browser, as a busy render process's do.
         renderer = Renderer(
-            RenderPool(processes=1, memory_mb=512, warm_chromium=True),
+            RenderPool(processes=1, memory_mb=512, warm=Engine.CHROMIUM),
             RenderSlots(Path(slots), capacity=1, queue=4),
             RenderLimits(),
         )

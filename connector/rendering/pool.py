@@ -30,7 +30,7 @@ from typing import Any, NamedTuple
 from ..errors import BridgeError, RenderLimitExceeded, RenderUnavailable
 from ..logs import configure as configure_logs
 from . import processes
-from .engines import DEFAULT_CHROMIUM
+from .engines import DEFAULT_CHROMIUM, Engine
 
 SANDBOX = "connector.rendering.sandbox"
 _CONTEXT = multiprocessing.get_context("forkserver")
@@ -67,11 +67,11 @@ class _Ended(Exception):
 
 
 class _RenderProcess:
-    def __init__(self, memory_bytes: int, chromium_path: Path, warm_chromium: bool) -> None:
+    def __init__(self, memory_bytes: int, chromium_path: Path, warm: Engine | None) -> None:
         self._connection, child_end = _CONTEXT.Pipe()
         self._process = _CONTEXT.Process(
             target=_serve,
-            args=(child_end, memory_bytes, chromium_path, warm_chromium),
+            args=(child_end, memory_bytes, chromium_path, warm),
             name="render",
             daemon=True,
         )
@@ -120,8 +120,9 @@ class _RenderProcess:
 
 class RenderPool:
     """Up to ``processes`` render processes, started as renders need them, each with an
-    address space of ``memory_mb`` (and as much for its Chromium, at ``chromium_path``, which
-    ``warm_chromium`` starts with the process rather than on its first Chromium render)."""
+    address space of ``memory_mb`` (and as much for its Chromium, at ``chromium_path``). Each
+    process readies the ``warm`` engine as it starts (the deployment's default), rather than on
+    its first render with it: a browser's start, WeasyPrint's fonts, are not a render's time."""
 
     def __init__(
         self,
@@ -129,12 +130,12 @@ class RenderPool:
         memory_mb: int,
         chromium_path: Path = DEFAULT_CHROMIUM,
         *,
-        warm_chromium: bool = False,
+        warm: Engine | None = None,
     ) -> None:
         self._size = processes
         self._memory_mb = memory_mb
         self._chromium_path = chromium_path
-        self._warm_chromium = warm_chromium
+        self._warm = warm
         # Most recently used first: under light load the others stay as the fork server made them.
         self._idle: queue.LifoQueue[_RenderProcess] = queue.LifoQueue()
         self._live: set[_RenderProcess] = set()
@@ -222,9 +223,7 @@ class RenderPool:
                     "No render process came free. Retry in a few seconds."
                 ) from None
         try:
-            process = _RenderProcess(
-                self._memory_mb * 2**20, self._chromium_path, self._warm_chromium
-            )
+            process = _RenderProcess(self._memory_mb * 2**20, self._chromium_path, self._warm)
         except BaseException:
             with self._lock:
                 self._count -= 1
@@ -274,13 +273,13 @@ def _shutting_down() -> RenderUnavailable:
 
 
 def _serve(
-    connection: Connection, memory_bytes: int, chromium_path: Path, warm_chromium: bool
+    connection: Connection, memory_bytes: int, chromium_path: Path, warm: Engine | None
 ) -> None:
     """A render process: answer tasks until the web worker goes away. It logs as the service
     does (JSON lines), and ends quietly when its web worker has."""
     configure_logs()
     sandbox = importlib.import_module(SANDBOX)
-    sandbox.start_process(memory_bytes, chromium_path, warm_chromium)
+    sandbox.start_process(memory_bytes, chromium_path, warm)
     size_at_start = _peak_kb()
     try:
         connection.send(_READY)

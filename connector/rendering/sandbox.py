@@ -40,7 +40,7 @@ _chromium = ChromiumPrinter(DEFAULT_CHROMIUM, memory_bytes=512 * 2**20)
 
 
 def start_process(
-    memory_bytes: int, chromium_path: Path = DEFAULT_CHROMIUM, warm_chromium: bool = False
+    memory_bytes: int, chromium_path: Path = DEFAULT_CHROMIUM, warm: Engine | None = None
 ) -> None:
     """Runs once in each new render process, before its first task."""
     global _chromium
@@ -48,11 +48,13 @@ def start_process(
     _, hard = resource.getrlimit(resource.RLIMIT_AS)
     resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, hard))
     _chromium = ChromiumPrinter(chromium_path, memory_bytes)
-    if warm_chromium:
-        try:
+    try:
+        if warm is Engine.CHROMIUM:
             _chromium.start()
-        except EngineUnavailable as error:  # said again to each render that asks for it
-            log.warning("%s", error.message)
+        elif warm is Engine.WEASYPRINT:
+            weasy.html_to_pdf("<p></p>", None)  # imports it and loads the system's fonts (1 s)
+    except EngineUnavailable as error:  # said again to each render that asks for it
+        log.warning("%s", error.message)
     os.nice(NICENESS)
     # Ctrl-C in a terminal reaches the whole process group: the web worker decides; a render
     # process ends when its web worker does.

@@ -40,11 +40,11 @@ TWO_PAGES = '<p>one</p><div style="page-break-before: always">two</div>'
 
 @pytest.fixture
 def renderer(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Renderer]:
-    """One render process; for Chromium's tests, its browser started with it, as where Chromium
-    is the default (memory is not what these tests are about)."""
-    chromium = request.node.get_closest_marker("chromium") is not None
+    """One render process, readying the test's engine as it starts, as where that engine is the
+    default (memory is not what these tests are about)."""
+    engine = getattr(request.node, "callspec", None) and request.node.callspec.params.get("engine")
     renderer = Renderer(
-        RenderPool(processes=1, memory_mb=2048, warm_chromium=chromium),
+        RenderPool(processes=1, memory_mb=2048, warm=engine or None),
         RenderSlots(tmp_path / "slots", capacity=1, queue=4),
         RenderLimits(txt_seconds=5, pdf_seconds=PDF_SECONDS),
     )
@@ -216,7 +216,7 @@ def test_chromium_growing_past_the_memory_limit_is_stopped_and_leaves_nothing_be
 ) -> None:
     # No JavaScript: the page grows the browser's memory with elements, 100,000 of them.
     renderer = Renderer(
-        RenderPool(processes=1, memory_mb=300, warm_chromium=True),
+        RenderPool(processes=1, memory_mb=300, warm=Engine.CHROMIUM),
         RenderSlots(tmp_path, capacity=1, queue=0),
         RenderLimits(txt_seconds=5, pdf_seconds=120),  # time is not what this is about
     )
