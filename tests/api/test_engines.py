@@ -92,7 +92,9 @@ def test_a_template_names_its_engine_and_page_setup(client, standard_key) -> Non
     assert pdf_producer(plain.data).startswith("xhtml2pdf")
 
 
-def test_documents_name_the_scripts_their_engine_could_not_draw(client, standard_key) -> None:
+def test_documents_name_the_scripts_their_engine_could_not_draw(
+    client, clock, standard_key
+) -> None:
     headers = key_header(standard_key.value)
     template = client.post(
         "/v1/templates", json={"name": "Greeting", "body": "<p>{{ text }}</p>"}, headers=headers
@@ -103,6 +105,7 @@ def test_documents_name_the_scripts_their_engine_could_not_draw(client, standard
         return client.post("/v1/documents", json=body, headers=headers)
 
     boxed = create()
+    clock.advance(seconds=1)
     drawn = create(engine="weasyprint")
     listed = client.get("/v1/documents", headers=headers).json["data"]
 
