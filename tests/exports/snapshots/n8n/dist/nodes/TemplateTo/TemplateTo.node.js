@@ -445,7 +445,7 @@ class TemplateTo {
       "type": "options",
       "options": [
         {
-          "name": "Any",
+          "name": "Default",
           "value": ""
         },
         {
