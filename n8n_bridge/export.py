@@ -459,8 +459,8 @@ def _field(name: str, field: FieldInfo, op: NodeOperation) -> dict[str, Any]:
             {"name": EVENT_NAMES.get(value, value.upper()), "value": value}
             for value in (str(member.value) for member in choices)
         ]
-        if optional:
-            options.insert(0, {"name": "Any", "value": ""})
+        if optional:  # a filter's "any", or a create's choice left to the service
+            options.insert(0, {"name": "Default" if op.gives_file else "Any", "value": ""})
         prop.update(type="options", options=options, default=default.value if default else "")
     elif annotation is bool:
         prop.update(type="boolean", default=bool(default))

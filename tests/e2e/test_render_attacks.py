@@ -24,15 +24,26 @@ TABLE = (
     "<td>more text</td></tr>{% endfor %}</table>"
 )
 ATTACKS = [
-    # (format, template, data, status, the limit named)
-    pytest.param("txt", "{{ x }}", {"x": "<!--" * 60_000}, 200, None, id="html-to-text-quadratic"),
+    # (format, template, data, status, the limit named, the template's PDF engine)
     pytest.param(
-        "txt", "{{ x | strip_html | size }}", {"x": ">" + "<!--" * 60_000}, 422, "time",
+        "txt", "{{ x }}", {"x": "<!--" * 60_000}, 200, None, None, id="html-to-text-quadratic"
+    ),
+    pytest.param(
+        "txt", "{{ x | strip_html | size }}", {"x": ">" + "<!--" * 60_000}, 422, "time", None,
         id="slow-filter",
     ),
-    pytest.param("txt", '{{ (1..20000000) | join: "," }}', {}, 422, "value", id="range-join"),
-    pytest.param("pdf", TABLE, {}, 422, "time", id="pdf-15000-rows"),
-    pytest.param("txt", "{{ x }}", {"x": "<![<!["}, 200, None, id="malformed-declaration"),
+    pytest.param(
+        "txt", '{{ (1..20000000) | join: "," }}', {}, 422, "value", None, id="range-join"
+    ),
+    pytest.param("pdf", TABLE, {}, 422, "time", None, id="pdf-15000-rows"),
+    pytest.param("pdf", TABLE, {}, 422, "time", "weasyprint", id="pdf-15000-rows-weasyprint"),
+    pytest.param(
+        "pdf", TABLE, {}, 422, "time", "chromium", id="pdf-15000-rows-chromium",
+        marks=pytest.mark.chromium,
+    ),
+    pytest.param(
+        "txt", "{{ x }}", {"x": "<![<!["}, 200, None, None, id="malformed-declaration"
+    ),
 ]  # fmt: skip
 
 
@@ -89,14 +100,16 @@ def new_account_key(services, name: str) -> str:
     return services.keys.create(account.id, "Renders", Permission.STANDARD).value
 
 
-@pytest.mark.parametrize(("format", "body", "data", "status", "limit"), ATTACKS)
+@pytest.mark.parametrize(("format", "body", "data", "status", "limit", "engine"), ATTACKS)
 def test_an_attack_is_answered_within_its_limit_and_others_are_served(
-    start_server, services, format, body, data, status, limit
+    start_server, services, format, body, data, status, limit, engine
 ) -> None:
     server = ready(start_server(workers=2))
     attacker = services.accounts.create("Mallory")
     key = services.keys.create(attacker.id, "Renders", Permission.STANDARD).value
-    template = services.templates.create(attacker.id, TemplateFields(name="Attack", body=body))
+    template = services.templates.create(
+        attacker.id, TemplateFields(name="Attack", body=body, engine=engine)
+    )
 
     with someone_else_polling(server.url, new_account_key(services, "Bystander")) as statuses:
         started = time.monotonic()

@@ -26,7 +26,8 @@ const OPERATIONS = {
       "format",
       "data",
       "preserve_line_breaks",
-      "strict"
+      "strict",
+      "engine"
     ]
   },
   "document.getAll": {
@@ -426,6 +427,41 @@ class TemplateTo {
       },
       "type": "boolean",
       "default": false
+    },
+    {
+      "displayName": "PDF Engine",
+      "name": "engine",
+      "description": "Used where the template names none: xhtml2pdf, weasyprint (modern CSS, every script) or chromium (as a browser prints). Empty: the service's default.",
+      "displayOptions": {
+        "show": {
+          "resource": [
+            "document"
+          ],
+          "operation": [
+            "create"
+          ]
+        }
+      },
+      "type": "options",
+      "options": [
+        {
+          "name": "Default",
+          "value": ""
+        },
+        {
+          "name": "XHTML2PDF",
+          "value": "xhtml2pdf"
+        },
+        {
+          "name": "WEASYPRINT",
+          "value": "weasyprint"
+        },
+        {
+          "name": "CHROMIUM",
+          "value": "chromium"
+        }
+      ],
+      "default": ""
     },
     {
       "displayName": "Put Output File in Field",
