@@ -5,9 +5,11 @@ Words are read with their positions from both PDFs, in the order their text is w
 follows the document for the engines measured), and paired by a sequence alignment on their text
 (case aside). A reference word counts when its partner is on the same page and its centre,
 relative to that page's content box, is within ``TOLERANCE`` of the reference's in x and in y.
-The content box of a page is the bounding box of the words that the two PDFs share on it: margins
-that differ evenly do not count, nor does text that only one engine prints (a running footer); a
-block that moves does.
+The content box is found from the words that the two PDFs share on that page (text that only one
+engine prints, a running footer, does not count): it starts at their top left, so margins that
+differ do not count; across, it is as wide as they reach, as text set to the page's width follows
+the width the engine's margins leave; down, distances are fractions of the page's height (3%:
+25 pt on A4), as the text of a short document does not reach the foot of its content box.
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ logging.getLogger("pdfminer").setLevel(logging.ERROR)
 
 @dataclass(frozen=True)
 class Word:
-    """A word's text, its page (from 0) and its box on the page in points from the top left."""
+    """A word's text, its page (from 0), its box on the page in points from the top left, and
+    the page's size."""
 
     text: str
     page: int
@@ -38,27 +41,27 @@ class Word:
     top: float
     x1: float
     bottom: float
+    page_width: float
+    page_height: float
 
 
 @dataclass(frozen=True)
-class _Box:
+class _ContentBox:
     left: float
     top: float
     width: float
-    height: float
 
     @classmethod
-    def around(cls, words: Iterable[Word]) -> _Box:
+    def around(cls, words: Iterable[Word]) -> _ContentBox:
         words = list(words)
-        left, top = min(w.x0 for w in words), min(w.top for w in words)
-        right, bottom = max(w.x1 for w in words), max(w.bottom for w in words)
-        # A box one line high or one word wide still places its words.
-        return cls(left, top, max(right - left, 1.0), max(bottom - top, 1.0))
+        left = min(w.x0 for w in words)
+        # One word's width at least: a page with a single word still places it.
+        return cls(left, min(w.top for w in words), max(max(w.x1 for w in words) - left, 1.0))
 
     def centre(self, word: Word) -> tuple[float, float]:
         return (
             ((word.x0 + word.x1) / 2 - self.left) / self.width,
-            ((word.top + word.bottom) / 2 - self.top) / self.height,
+            ((word.top + word.bottom) / 2 - self.top) / word.page_height,
         )
 
 
@@ -70,7 +73,10 @@ def words(pdf: bytes) -> list[Word]:
     with pdfplumber.open(io.BytesIO(pdf)) as document:
         for number, page in enumerate(document.pages):
             extracted = page.extract_words(use_text_flow=True, return_chars=True)
-            found.extend(Word(text, number, *box) for text, *box in _split(extracted))
+            found.extend(
+                Word(text, number, *box, float(page.width), float(page.height))
+                for text, *box in _split(extracted)
+            )
     return found
 
 
@@ -102,11 +108,11 @@ def score(reference: Sequence[Word], candidate: Sequence[Word]) -> float:
     return placed / len(reference)
 
 
-def _boxes_by_page(words: Iterable[Word]) -> dict[int, _Box]:
+def _boxes_by_page(words: Iterable[Word]) -> dict[int, _ContentBox]:
     pages: dict[int, list[Word]] = {}
     for word in words:
         pages.setdefault(word.page, []).append(word)
-    return {page: _Box.around(on_page) for page, on_page in pages.items()}
+    return {page: _ContentBox.around(on_page) for page, on_page in pages.items()}
 
 
 def _split(extracted: list[dict[str, Any]]) -> Iterator[tuple[str, float, float, float, float]]:
