@@ -26,6 +26,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from .errors import ConfigError
+from .rendering.engines import DEFAULT_CHROMIUM, Engine
 from .storage import owner_only
 
 SECRET_KEY_FILE = "secret_key"
@@ -157,7 +158,16 @@ class Settings(BaseSettings):
         default=512,
         ge=128,
         le=65_536,
-        description="Address space of each render process (RLIMIT_AS), in MB.",
+        description="Address space of each render process (RLIMIT_AS), in MB; also how much "
+        "a Chromium render may grow its browser's resident memory.",
+    )
+    pdf_engine: Engine = Field(
+        default=Engine.XHTML2PDF,
+        description="The PDF engine of templates and requests that name none: xhtml2pdf, "
+        "weasyprint (an extra) or chromium (needs Chromium).",
+    )
+    chromium_path: Path = Field(
+        default=DEFAULT_CHROMIUM, description="The Chromium the chromium engine drives."
     )
     delivery_concurrency: int = Field(
         default=16, ge=1, le=256, description="Webhook POSTs in flight at once, per worker."

@@ -399,6 +399,13 @@ class PdfConversionFailed(ValidationFailed):
     code = "pdf_conversion_failed"
 
 
+class EngineUnavailable(ValidationFailed):
+    """The PDF engine asked for is not installed on this deployment; the message says what to
+    install, ``details["engine"]`` names it."""
+
+    code = "engine_unavailable"
+
+
 class IdempotencyKeyReused(ValidationFailed):
     code = "idempotency_key_reused"
 

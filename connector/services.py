@@ -184,13 +184,18 @@ def _renderer(settings: Settings, slots_dir: Path) -> Renderer:
             str(settings.render_upstream_url), settings.render_upstream_key.get_secret_value()
         )
     return Renderer(
-        RenderPool(processes=settings.render_concurrency, memory_mb=settings.render_memory_mb),
+        RenderPool(
+            processes=settings.render_concurrency,
+            memory_mb=settings.render_memory_mb,
+            chromium_path=settings.chromium_path,
+        ),
         RenderSlots(slots_dir, capacity=settings.render_concurrency, queue=settings.render_queue),
         RenderLimits(
             txt_seconds=settings.render_txt_seconds,
             pdf_seconds=settings.render_pdf_seconds,
         ),
         upstream,
+        default_engine=settings.pdf_engine,
     )
 
 

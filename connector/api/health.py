@@ -1,5 +1,6 @@
 """``/healthz`` (the process answers), ``/readyz`` (it can serve: database, schema, delivery,
-render processes; "degraded" while the limits' Redis does not answer) and ``/metrics``
+render processes and the default PDF engine, listing the engines this deployment has; "degraded"
+while the limits' Redis does not answer) and ``/metrics``
 (Prometheus). No key needed; they say nothing about any account."""
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from .. import schema
-from ..errors import SchemaOutdated
+from ..errors import BridgeError, SchemaOutdated
 from ..services import services
 
 blueprint = Blueprint("health", __name__)
@@ -39,6 +40,17 @@ def readyz() -> tuple[dict[str, Any], int]:
         checks["schema"] = "outdated: run templateto-bridge init"
     checks["delivery"] = svc.delivery.health()
     checks["rendering"] = svc.renderer.health()
+    engines: dict[str, Any] = {}
+    if checks["rendering"] == "ok":
+        try:
+            engines = svc.renderer.engines()
+        except BridgeError as error:
+            checks["pdf_engine"] = f"unknown ({error.code})"
+        else:
+            default = engines["default"]
+            checks["pdf_engine"] = (
+                "ok" if default in engines["available"] else f"{default} is not installed"
+            )
     ready = all(value in {"ok", "separate workers"} for value in checks.values())
     status = "ready" if ready else "not ready"
     if svc.redis is not None:
@@ -48,7 +60,7 @@ def readyz() -> tuple[dict[str, Any], int]:
         else:
             checks["redis"] = "unreachable: abuse limits count locally"
             status = "degraded" if ready else status
-    return {"status": status, "checks": checks}, 200 if ready else 503
+    return {"status": status, "checks": checks, "pdf_engines": engines}, 200 if ready else 503
 
 
 @blueprint.get("/metrics")

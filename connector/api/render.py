@@ -13,6 +13,8 @@ from pydantic import BaseModel, Field
 
 from ..errors import DataNotObject, InvalidBase64Html
 from ..rendering import Format, RenderedFile
+from ..rendering.engines import Engine
+from ..rendering.page import PageSetup
 from ..services import services
 from .security import current_principal, key_protected_blueprint
 
@@ -39,6 +41,14 @@ class RenderQuery(BaseModel):
 
 class HtmlBody(BaseModel):
     base64HtmlString: str = Field(description="The HTML to convert, base64-encoded.")
+    engine: Engine | None = Field(
+        default=None,
+        description="xhtml2pdf, weasyprint or chromium; default: the service's (GET /readyz "
+        "lists those it has).",
+    )
+    page: PageSetup | None = Field(
+        default=None, description="Paper size, orientation, margins, page numbers."
+    )
 
 
 def _data() -> dict[str, Any]:
@@ -60,11 +70,21 @@ def _render(template_id: str, format: Format, strict: bool) -> RenderedFile:
 def _file(rendered: RenderedFile, name: str) -> Response:
     response = Response(rendered.content, mimetype=rendered.media_type)
     response.headers["Content-Disposition"] = f'inline; filename="{name}.{rendered.format}"'
+    return _warned(response, rendered)
+
+
+def _warned(response: Response, rendered: RenderedFile) -> Response:
+    """A render that printed boxes says so (the scripts are Unicode's names, plain ASCII)."""
+    if rendered.missing_scripts:
+        response.headers["X-Render-Warning"] = (
+            f"missing-scripts: {', '.join(rendered.missing_scripts)}: the engine's fonts cannot "
+            "draw these characters (they print as boxes); try the weasyprint or chromium engine"
+        )
     return response
 
 
 def _byte_array(rendered: RenderedFile) -> Response:
-    return jsonify(base64.b64encode(rendered.content).decode("ascii"))
+    return _warned(jsonify(base64.b64encode(rendered.content).decode("ascii")), rendered)
 
 
 @blueprint.post("/pdf/<templateId>", openapi_extensions=_DATA_BODY)
@@ -102,4 +122,5 @@ def render_pdf_from_html(body: HtmlBody) -> Response:
             "with standard base64."
         ) from None
     account_id = current_principal().account_id
-    return _file(services().renderer.html_to_pdf(account_id, html), "document")
+    rendered = services().renderer.html_to_pdf(account_id, html, engine=body.engine, page=body.page)
+    return _file(rendered, "document")

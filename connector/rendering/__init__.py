@@ -1,7 +1,7 @@
-"""Templates plus data give files. Liquid, HTML to text and xhtml2pdf run only in render
-processes (:mod:`.sandbox`, :mod:`.pool`), within the machine's render slots (:mod:`.slots`);
-a web worker only waits for their answer. In upstream mode the PDF step is a TemplateTo-compatible
-API instead (:mod:`.upstream`)."""
+"""Templates plus data give files. Liquid, HTML to text and the PDF engines (:mod:`.engines`)
+run only in render processes (:mod:`.sandbox`, :mod:`.pool`), within the machine's render slots
+(:mod:`.slots`); a web worker only waits for their answer. In upstream mode the PDF step is a
+TemplateTo-compatible API instead (:mod:`.upstream`)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..errors import TemplateRenderError
+from .engines import Engine
+from .page import PageSetup
 from .pool import RenderPool
 from .slots import RenderSlots
 
@@ -40,12 +42,16 @@ class TemplateSource:
     name: str
     body: str
     text_body: str | None = None
+    engine: Engine | None = None  # None: the request's choice, or the deployment's default
+    page: PageSetup | None = None
 
 
 @dataclass(frozen=True)
 class RenderedFile:
     content: bytes
     format: Format
+    # Scripts of characters the engine's fonts cannot draw (printed as boxes): "Han", "Thai", …
+    missing_scripts: tuple[str, ...] = ()
 
     @property
     def media_type(self) -> str:
@@ -61,6 +67,8 @@ class RenderJob:
     pickled_data: bytes
     strict: bool
     preserve_line_breaks: bool
+    engine: Engine = Engine.XHTML2PDF
+    page: PageSetup | None = None
 
 
 class PdfConverter(Protocol):
@@ -85,11 +93,14 @@ class Renderer:
         slots: RenderSlots,
         limits: RenderLimits,
         upstream: PdfConverter | None = None,
+        default_engine: Engine = Engine.XHTML2PDF,
     ) -> None:
         self._pool = pool
         self._slots = slots
         self._limits = limits
         self._upstream = upstream
+        self._default_engine = default_engine
+        self._available: list[str] | None = None
 
     def render(
         self,
@@ -100,9 +111,17 @@ class Renderer:
         *,
         strict: bool = False,
         preserve_line_breaks: bool = False,
+        engine: Engine | None = None,
     ) -> RenderedFile:
+        """``engine`` applies where the template names none (else the deployment's default)."""
         job = RenderJob(
-            template.body, template.text_body, _pickled(data), strict, preserve_line_breaks
+            template.body,
+            template.text_body,
+            _pickled(data),
+            strict,
+            preserve_line_breaks,
+            template.engine or engine or self._default_engine,
+            template.page,
         )
         with self._slots.held(account_id):
             if format is Format.TXT:
@@ -111,15 +130,39 @@ class Renderer:
                 html = self._pool.run("render_html", job, seconds=self._limits.txt_seconds)
                 content = self._upstream.convert(html)
             else:
-                content = self._pool.run("render_pdf", job, seconds=self._limits.pdf_seconds)
+                rendered: RenderedFile = self._pool.run(
+                    "render_pdf", job, seconds=self._limits.pdf_seconds
+                )
+                return rendered
         return RenderedFile(content, format)
 
-    def html_to_pdf(self, account_id: str, html: str) -> RenderedFile:
+    def html_to_pdf(
+        self,
+        account_id: str,
+        html: str,
+        *,
+        engine: Engine | None = None,
+        page: PageSetup | None = None,
+    ) -> RenderedFile:
         with self._slots.held(account_id):
             if self._upstream is not None:
                 return RenderedFile(self._upstream.convert(html), Format.PDF)
-            content = self._pool.run("convert_html", html, seconds=self._limits.pdf_seconds)
-        return RenderedFile(content, Format.PDF)
+            rendered: RenderedFile = self._pool.run(
+                "convert_html",
+                html,
+                engine or self._default_engine,
+                page,
+                seconds=self._limits.pdf_seconds,
+            )
+        return rendered
+
+    def engines(self) -> dict[str, Any]:
+        """For readiness and the docs: the default engine, and those this deployment has."""
+        if self._upstream is not None:
+            return {"default": "upstream", "available": ["upstream"]}
+        if self._available is None:
+            self._available = self._pool.run("available_engines", seconds=self._limits.txt_seconds)
+        return {"default": self._default_engine.value, "available": self._available}
 
     def variables(self, account_id: str, *sources: str) -> list[str]:
         """The variables the sources read, sorted; ``TemplateSyntaxError`` when one does not

@@ -1,5 +1,5 @@
-"""HTML to PDF with xhtml2pdf, with an embedded Unicode font and no access to local files or
-the network: a template is someone else's HTML, rendered on our server."""
+"""HTML to PDF with xhtml2pdf (the default engine), with an embedded Unicode font and no access
+to local files or the network: a template is someone else's HTML, rendered on our server."""
 
 from __future__ import annotations
 
@@ -11,9 +11,11 @@ from xhtml2pdf import pisa
 from xhtml2pdf.config.resources import ResourceAccessPolicy
 
 from ..errors import PdfConversionFailed
+from .engines import check_size, conversion_failed
+from .page import PageSetup, with_style
 
 FONTS = Path(__file__).with_name("fonts")
-MAX_HTML_CHARS = 5_000_000
+FONT_FILES = tuple(sorted(FONTS.glob("*.ttf")))
 
 # DejaVu Sans covers Latin, Greek, Cyrillic and common symbols (the euro sign, dashes): without
 # an embedded font xhtml2pdf falls back to Helvetica, whose Latin-1 glyphs turn "Łódź" into boxes.
@@ -35,7 +37,7 @@ _FACES = (
     ("DejaVuSans-Oblique.ttf", "font-style: italic;"),
     ("DejaVuSans-BoldOblique.ttf", "font-weight: bold; font-style: italic;"),
 )
-_FONT_CSS = (
+FONT_CSS = (
     "\n".join(
         f'@font-face {{ font-family: "{family}"; src: url("{file}"); {face} }}'
         for family in _FAMILIES
@@ -53,17 +55,16 @@ _POLICY = ResourceAccessPolicy.server(base_dir=FONTS, allow_remote=False, max_re
 logging.getLogger("xhtml2pdf").setLevel(logging.ERROR)
 
 
-def html_to_pdf(html: str) -> bytes:
+def html_to_pdf(html: str, page: PageSetup | None = None) -> bytes:
     """A PDF of ``html``. Raises :class:`PdfConversionFailed` when it cannot be converted."""
-    if len(html) > MAX_HTML_CHARS:
-        raise PdfConversionFailed(
-            f"The HTML is longer than {MAX_HTML_CHARS:,} characters; this service converts at "
-            "most that."
-        )
+    check_size(html)
+    html = with_style(html, FONT_CSS, first=True)
+    if page is not None:
+        html = with_style(html + page.xhtml2pdf_footer(), page.xhtml2pdf_css(), first=False)
     output = io.BytesIO()
     try:
         status = pisa.CreatePDF(
-            _with_font(html),
+            html,
             dest=output,
             path=str(FONTS / "document.html"),
             encoding="utf-8",
@@ -76,20 +77,9 @@ def html_to_pdf(html: str) -> bytes:
         # address-space cap, an allocation inside a C call can fail this way.
         raise MemoryError from None
     except Exception as error:  # xhtml2pdf raises many kinds on odd HTML and CSS
-        raise PdfConversionFailed(
-            f"The HTML could not be converted to PDF: {error}. Check the template's markup and CSS."
-        ) from None
+        raise conversion_failed(error) from None
     if status.err:
         raise PdfConversionFailed(
             "The HTML could not be converted to PDF. Check the template's markup and CSS."
         )
     return output.getvalue()
-
-
-def _with_font(html: str) -> str:
-    style = f"<style>{_FONT_CSS}</style>"
-    lowered = html.lower()
-    head = lowered.find("<head>")
-    if head >= 0:
-        return html[: head + 6] + style + html[head + 6 :]
-    return style + html

@@ -24,10 +24,13 @@ import signal
 import sys
 import threading
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any, NamedTuple
 
 from ..errors import BridgeError, RenderLimitExceeded, RenderUnavailable
 from ..logs import configure as configure_logs
+from . import processes
+from .engines import DEFAULT_CHROMIUM
 
 SANDBOX = "connector.rendering.sandbox"
 _CONTEXT = multiprocessing.get_context("forkserver")
@@ -64,10 +67,13 @@ class _Ended(Exception):
 
 
 class _RenderProcess:
-    def __init__(self, memory_bytes: int) -> None:
+    def __init__(self, memory_bytes: int, chromium_path: Path) -> None:
         self._connection, child_end = _CONTEXT.Pipe()
         self._process = _CONTEXT.Process(
-            target=_serve, args=(child_end, memory_bytes), name="render", daemon=True
+            target=_serve,
+            args=(child_end, memory_bytes, chromium_path),
+            name="render",
+            daemon=True,
         )
         # Ready once it says so: a task sent before would wait, and its time run, meanwhile.
         try:
@@ -99,23 +105,29 @@ class _RenderProcess:
         return self._process.is_alive()
 
     def kill(self) -> None:
-        """End the process; a thread waiting on it sees it end (only it may close the pipe)."""
+        """End the process and its own (Chromium's); a thread waiting on it sees it end (only
+        it may close the pipe)."""
+        if self._process.pid is not None:
+            processes.kill_all(processes.descendants(self._process.pid))
         self._process.kill()
 
     def stop(self) -> None:
         if self._process.pid is not None:  # started
-            self._process.kill()
+            self.kill()
             self._process.join(_START_SECONDS)
         self._connection.close()
 
 
 class RenderPool:
     """Up to ``processes`` render processes, started as renders need them, each with an
-    address space of ``memory_mb``."""
+    address space of ``memory_mb`` (and as much for its Chromium, at ``chromium_path``)."""
 
-    def __init__(self, processes: int, memory_mb: int) -> None:
+    def __init__(
+        self, processes: int, memory_mb: int, chromium_path: Path = DEFAULT_CHROMIUM
+    ) -> None:
         self._size = processes
         self._memory_mb = memory_mb
+        self._chromium_path = chromium_path
         # Most recently used first: under light load the others stay as the fork server made them.
         self._idle: queue.LifoQueue[_RenderProcess] = queue.LifoQueue()
         self._live: set[_RenderProcess] = set()
@@ -203,7 +215,7 @@ class RenderPool:
                     "No render process came free. Retry in a few seconds."
                 ) from None
         try:
-            process = _RenderProcess(self._memory_mb * 2**20)
+            process = _RenderProcess(self._memory_mb * 2**20, self._chromium_path)
         except BaseException:
             with self._lock:
                 self._count -= 1
@@ -252,19 +264,23 @@ def _shutting_down() -> RenderUnavailable:
     return RenderUnavailable("The service is shutting down. Retry in a few seconds.")
 
 
-def _serve(connection: Connection, memory_bytes: int) -> None:
+def _serve(connection: Connection, memory_bytes: int, chromium_path: Path) -> None:
     """A render process: answer tasks until the web worker goes away. It logs as the service
     does (JSON lines), and ends quietly when its web worker has."""
     configure_logs()
     sandbox = importlib.import_module(SANDBOX)
-    sandbox.start_process(memory_bytes)
+    sandbox.start_process(memory_bytes, chromium_path)
     size_at_start = _peak_kb()
     try:
         connection.send(_READY)
         while True:
             task, args = connection.recv()
             answer = _answer(sandbox, task, args)
-            retire = answer.retire or _peak_kb() > size_at_start + RECYCLE_GROWTH_KB
+            retire = (
+                answer.retire
+                or _peak_kb() > size_at_start + RECYCLE_GROWTH_KB
+                or sandbox.outgrown()
+            )
             connection.send(answer._replace(retire=retire))
             # Nothing of the task may outlive it here: a failed render's traceback holds its
             # frames, and with them everything it allocated.

@@ -1,35 +1,51 @@
-"""What runs inside a render process, and nowhere else: Liquid, HTML to text and HTML to PDF.
+"""What runs inside a render process, and nowhere else: Liquid, HTML to text and HTML to PDF
+with each engine (:mod:`.pdf`, :mod:`.weasy`, :mod:`.chrome`).
 
 A render process lives under limits the kernel enforces: an address-space cap (``RLIMIT_AS``)
 set once when it starts, and a CPU-time cap (``RLIMIT_CPU``) renewed for each task. The web
-worker adds the wall-clock limit by killing the process (:mod:`.pool`). Data crosses as pickled
-bytes, unpickled here, so that data the web worker cannot pickle is refused there, in its own
-thread, and never reaches the pool's machinery.
+worker adds the wall-clock limit by killing the process (:mod:`.pool`). Chromium, which cannot
+live under an address-space cap, is bounded by its own watch (:mod:`.chrome`). Data crosses as
+pickled bytes, unpickled here, so that data the web worker cannot pickle is refused there, in
+its own thread, and never reaches the pool's machinery.
 """
 
 from __future__ import annotations
 
+import functools
+import logging
 import math
 import os
 import pickle
 import resource
 import signal
+import subprocess
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any, TypeVar
 
 from ..errors import TemplateRenderError
-from . import RenderJob, liquid
-from .pdf import html_to_pdf
+from . import Format, RenderedFile, RenderJob, liquid, weasy
+from .chrome import ChromiumPrinter
+from .coverage import FontCoverage
+from .engines import DEFAULT_CHROMIUM, Engine
+from .page import PageSetup
+from .pdf import FONT_FILES, FONTS, html_to_pdf
 from .text import html_to_text
 
 _T = TypeVar("_T")
 # Render processes give way to the web workers: a machine busy rendering still answers at once.
 NICENESS = 10
+log = logging.getLogger(__name__)
+_chromium = ChromiumPrinter(DEFAULT_CHROMIUM, memory_bytes=512 * 2**20)
 
 
-def start_process(memory_bytes: int) -> None:
+def start_process(memory_bytes: int, chromium_path: Path = DEFAULT_CHROMIUM) -> None:
     """Runs once in each new render process, before its first task."""
-    resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+    global _chromium
+    # The soft limit only: Chromium's processes are started without it (chrome.py).
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, hard))
+    _chromium = ChromiumPrinter(chromium_path, memory_bytes)
     os.nice(NICENESS)
     # Ctrl-C in a terminal reaches the whole process group: the web worker decides; a render
     # process ends when its web worker does.
@@ -90,12 +106,63 @@ def render_html(job: RenderJob, cpu_seconds: float) -> str:
     return within_cpu(cpu_seconds, lambda: _html(job))
 
 
-def render_pdf(job: RenderJob, cpu_seconds: float) -> bytes:
-    return within_cpu(cpu_seconds, lambda: html_to_pdf(_html(job)))
+def render_pdf(job: RenderJob, cpu_seconds: float) -> RenderedFile:
+    return within_cpu(cpu_seconds, lambda: _pdf(_html(job), job.engine, job.page))
 
 
-def convert_html(html: str, cpu_seconds: float) -> bytes:
-    return within_cpu(cpu_seconds, lambda: html_to_pdf(html))
+def convert_html(
+    html: str, engine: Engine, page: PageSetup | None, cpu_seconds: float
+) -> RenderedFile:
+    return within_cpu(cpu_seconds, lambda: _pdf(html, engine, page))
+
+
+def available_engines(cpu_seconds: float) -> list[str]:
+    """The engines this render process can use (Chromium's presence, not a start)."""
+    usable = {
+        Engine.XHTML2PDF: True,
+        Engine.WEASYPRINT: weasy.available(),
+        Engine.CHROMIUM: _chromium.available(),
+    }
+    return [engine.value for engine, ok in usable.items() if ok]
+
+
+def outgrown() -> bool:
+    """Whether this render process should be replaced after its task: Chromium kept memory."""
+    return _chromium.outgrown()
+
+
+def _pdf(html: str, engine: Engine, page: PageSetup | None) -> RenderedFile:
+    if engine is Engine.WEASYPRINT:
+        content = weasy.html_to_pdf(html, page)
+    elif engine is Engine.CHROMIUM:
+        content = _chromium.html_to_pdf(html, page)
+    else:
+        content = html_to_pdf(html, page)
+    return RenderedFile(content, Format.PDF, tuple(_missing_scripts(html, engine)))
+
+
+def _missing_scripts(html: str, engine: Engine) -> list[str]:
+    coverage = _bundled_fonts() if engine is Engine.XHTML2PDF else _system_fonts()
+    if coverage is None:
+        return []
+    return coverage.missing_scripts(html_to_text(html))
+
+
+@functools.cache
+def _bundled_fonts() -> FontCoverage:
+    """Read by a process's first PDF (0.1 s; in the fork server, every process would carry its
+    few megabytes, TXT renders too)."""
+    return FontCoverage.of_font_files(FONT_FILES)
+
+
+@functools.cache
+def _system_fonts() -> FontCoverage | None:
+    """Read by a process's first WeasyPrint or Chromium render (0.4 s, 10 MB)."""
+    try:
+        return FontCoverage.of_fontconfig()
+    except (OSError, subprocess.SubprocessError) as error:
+        log.warning("fontconfig's fc-list failed (%s): no warnings of missing scripts", error)
+        return None
 
 
 def template_variables(sources: tuple[str, ...], cpu_seconds: float) -> list[str]:
@@ -108,6 +175,8 @@ def template_variables(sources: tuple[str, ...], cpu_seconds: float) -> list[str
     return within_cpu(cpu_seconds, work)
 
 
-# Only render processes' fork server imports this module: one conversion here loads what
-# xhtml2pdf loads lazily on its first document (0.3 s), once, for every process it forks.
+# Only render processes' fork server imports this module, once for every process it forks: one
+# conversion here loads what xhtml2pdf loads lazily on its first document (0.3 s). WeasyPrint and
+# Chromium see the bundled fonts and the system's.
+os.environ["FONTCONFIG_FILE"] = str(FONTS / "fonts.conf")
 html_to_pdf("<p></p>")

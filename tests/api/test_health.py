@@ -15,6 +15,7 @@ import requests
 from connector import keys
 from connector.app import create_app
 from connector.config import load_settings
+from connector.rendering.engines import Engine
 from connector.services import EXTENSION
 from connector.templates import TemplateFields
 from connector.webhooks.subscriptions import NewHook
@@ -55,9 +56,30 @@ def test_readyz_checks_database_schema_and_delivery(client, services) -> None:
             "schema": "ok",
             "delivery": "separate workers",
             "rendering": "ok",  # its processes start with the first render
+            "pdf_engine": "ok",
+        },
+        # CI installs WeasyPrint's and Chromium's system packages (.ci/run).
+        "pdf_engines": {
+            "default": "xhtml2pdf",
+            "available": ["xhtml2pdf", "weasyprint", "chromium"],
         },
     }
     assert delivering.json["checks"]["delivery"] == "ok"
+
+
+def test_readyz_is_503_when_the_default_engine_is_not_installed(settings, tmp_path) -> None:
+    missing = settings.model_copy(
+        update={"pdf_engine": Engine.CHROMIUM, "chromium_path": tmp_path / "no-chromium"}
+    )
+    app = create_app(missing)
+    try:
+        response = app.test_client().get("/readyz")
+    finally:
+        app.extensions[EXTENSION].close()
+
+    assert response.status_code == 503
+    assert response.json["checks"]["pdf_engine"] == "chromium is not installed"
+    assert response.json["pdf_engines"]["available"] == ["xhtml2pdf", "weasyprint"]
 
 
 def fork_server_pid() -> int:
