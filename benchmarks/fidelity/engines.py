@@ -1,6 +1,6 @@
 """The service's PDF engines as the benchmark uses them: the renderer the service builds (a render
-slot, a render process of its pool, its limits), converting HTML as ``POST
-/render/pdf/fromhtml`` does."""
+slot, a render process of its pool, the default limits), converting HTML as ``POST
+/render/pdf/fromhtml`` does with its ``"engine"``."""
 
 from __future__ import annotations
 
@@ -10,11 +10,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from connector.rendering import Renderer, RenderLimits
+from connector.rendering.engines import Engine
 from connector.rendering.pool import RenderPool
 from connector.rendering.slots import RenderSlots
 
-ENGINES = ("xhtml2pdf", "weasyprint", "chromium")
+ENGINES = tuple(engine.value for engine in Engine)
 ACCOUNT = "acc_fidelity"
+MEMORY_MB = 512  # the service's default (BRIDGE_RENDER_MEMORY_MB)
 
 
 class ServiceEngines:
@@ -24,13 +26,15 @@ class ServiceEngines:
         self._renderer = renderer
 
     def unavailable(self) -> dict[str, str]:
-        """Each engine this deployment lacks, with why."""
-        return {engine: "not in this version of the service" for engine in ENGINES[1:]}
+        """Each engine this deployment lacks, with what to install."""
+        available = self._renderer.engines()["available"]
+        return {
+            engine.value: engine.install_hint for engine in Engine if engine.value not in available
+        }
 
     def convert(self, engine: str, html: str) -> bytes:
         """``html`` as a PDF by ``engine``; the service's ``BridgeError`` when it refuses it."""
-        assert engine == "xhtml2pdf", engine
-        return self._renderer.html_to_pdf(ACCOUNT, html).content
+        return self._renderer.html_to_pdf(ACCOUNT, html, engine=Engine(engine)).content
 
 
 @contextmanager
@@ -39,7 +43,7 @@ def service_engines() -> Iterator[ServiceEngines]:
     starts it in a web worker."""
     with tempfile.TemporaryDirectory(prefix="bench-fidelity-") as slots:
         renderer = Renderer(
-            RenderPool(processes=2, memory_mb=512),
+            RenderPool(processes=2, memory_mb=MEMORY_MB),
             RenderSlots(Path(slots), capacity=2, queue=4),
             RenderLimits(),
         )
