@@ -1,6 +1,6 @@
 """The service's PDF engines as the benchmark uses them: the renderer the service builds (a render
 slot, a render process of its pool, the default limits), converting HTML as ``POST
-/render/pdf/fromhtml`` does with its ``"engine"``."""
+/render/pdf/fromhtml`` does with its ``"engine"`` and ``"page"`` (the benchmark's page setup)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from benchmarks.fidelity.reference import PAGE
 from connector.rendering import Renderer, RenderLimits
 from connector.rendering.engines import Engine
 from connector.rendering.pool import RenderPool
@@ -34,7 +35,7 @@ class ServiceEngines:
 
     def convert(self, engine: str, html: str) -> bytes:
         """``html`` as a PDF by ``engine``; the service's ``BridgeError`` when it refuses it."""
-        return self._renderer.html_to_pdf(ACCOUNT, html, engine=Engine(engine)).content
+        return self._renderer.html_to_pdf(ACCOUNT, html, engine=Engine(engine), page=PAGE).content
 
 
 @contextmanager
