@@ -26,6 +26,7 @@ from .links import DownloadLinks
 from .models import Document, new_id
 from .paging import PageQuery, newest_first, next_cursor
 from .rendering import Format, Renderer
+from .rendering.engines import Engine
 from .storage import FileStore
 from .templates import TemplateStore
 
@@ -51,6 +52,11 @@ class NewDocument(BaseModel):
     filename: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] | None = (
         Field(default=None, description="Default: the template's name and the format.")
     )
+    engine: Engine | None = Field(
+        default=None,
+        description="The PDF engine where the template names none: xhtml2pdf, weasyprint or "
+        "chromium; default: the service's.",
+    )
 
 
 class DocumentInfo(BaseModel):
@@ -66,6 +72,11 @@ class DocumentInfo(BaseModel):
     expires_at: datetime = Field(description="When the file and its link stop being available.")
     file_url: str | None = Field(
         description="A signed download link needing no API key; null once the file expired."
+    )
+    missing_scripts: builtins.list[str] = Field(
+        default_factory=builtins.list,
+        description='Scripts ("Han", "Thai", …) of characters the engine\'s fonts could not draw, '
+        "printed as boxes; empty when none.",
     )
 
 
@@ -84,7 +95,12 @@ class DownloadedFile:
 def _digest(request: NewDocument) -> str:
     # The data as it came, not through pydantic's serializer, which stops 255 levels deep: the
     # same data renders with and without an Idempotency-Key.
-    fields = {**request.model_dump(mode="json", exclude={"data"}), "data": request.data}
+    # No engine named digests as before engines existed: a retry across the upgrade still matches.
+    unnamed = {"engine"} if request.engine is None else set()
+    fields = {
+        **request.model_dump(mode="json", exclude={"data", *unnamed}),
+        "data": request.data,
+    }
     try:
         canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"))
     except RecursionError:
@@ -143,6 +159,7 @@ class DocumentStore:
             request.format,
             strict=request.strict,
             preserve_line_breaks=request.preserve_line_breaks,
+            engine=request.engine,
         )
         now = self._clock.now()
         document = Document(
@@ -159,6 +176,7 @@ class DocumentStore:
             expires_at=now + self._ttl,
             idempotency_key=idempotency_key,
             request_digest=digest,
+            missing_scripts=builtins.list(rendered.missing_scripts),
         )
         document.storage_key = f"{account_id}/{document.id}.{request.format}"
         info = self._info(document, now)
@@ -287,6 +305,7 @@ class DocumentStore:
             created_at=document.created_at,
             expires_at=document.expires_at,
             file_url=self._links.url(document.id, document.expires_at) if available else None,
+            missing_scripts=document.missing_scripts or [],
         )
 
     @staticmethod

@@ -202,6 +202,9 @@ class Template(Base):
     variables: Mapped[list[str]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # The PDF engine and page setup it asks for; null: the request's, or the deployment's.
+    engine: Mapped[str | None] = mapped_column(String(16))
+    page: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class Document(Base):
@@ -231,6 +234,8 @@ class Document(Base):
     # The client's Idempotency-Key, and a digest of the request it came with.
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
     request_digest: Mapped[str | None] = mapped_column(String(64))
+    # Scripts of characters its engine's fonts could not draw; null for documents made before.
+    missing_scripts: Mapped[list[str] | None] = mapped_column(JSON)
 
 
 class Event(Base):

@@ -26,6 +26,7 @@ from .errors import (
 from .events import EventInfo, EventType
 from .paging import Limit, PageQuery
 from .rendering import Format
+from .rendering.engines import Engine
 from .usage import SITUATION_OF_REASON, Situation
 
 if TYPE_CHECKING:
@@ -97,6 +98,15 @@ FailOnMissing = Annotated[
     ),
 ]
 
+PdfEngine = Annotated[
+    Engine | None,
+    Field(
+        title="PDF engine",
+        description="Used where the template names none: xhtml2pdf, weasyprint (modern CSS, "
+        "every script) or chromium (as a browser prints). Empty: the service's default.",
+    ),
+]
+
 
 class CreateFile(WorkflowInput):
     template_id: TemplateId
@@ -104,6 +114,7 @@ class CreateFile(WorkflowInput):
     data: TemplateData = Field(default_factory=dict)
     preserve_line_breaks: PreserveLineBreaks = False
     strict: FailOnMissing = False
+    engine: PdfEngine = None
 
 
 class FindByName(WorkflowInput):
@@ -306,6 +317,7 @@ def _create_document(services: Services, caller: Caller, request: CreateFile) ->
         data=request.data,
         preserve_line_breaks=request.preserve_line_breaks,
         strict=request.strict,
+        engine=request.engine,
     )
     return DocumentItem.of(services.documents.create(caller.account_id, new, caller.client))
 

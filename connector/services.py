@@ -27,6 +27,7 @@ from .links import DownloadLinks
 from .metrics import Metrics
 from .platforms import API, Platform
 from .rendering import PdfConverter, Renderer, RenderLimits
+from .rendering.engines import Engine
 from .rendering.pool import RenderPool
 from .rendering.slots import RenderSlots
 from .rendering.upstream import UpstreamPdfConverter
@@ -188,6 +189,7 @@ def _renderer(settings: Settings, slots_dir: Path) -> Renderer:
             processes=settings.render_concurrency,
             memory_mb=settings.render_memory_mb,
             chromium_path=settings.chromium_path,
+            warm_chromium=settings.pdf_engine is Engine.CHROMIUM,
         ),
         RenderSlots(slots_dir, capacity=settings.render_concurrency, queue=settings.render_queue),
         RenderLimits(

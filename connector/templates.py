@@ -18,6 +18,8 @@ from .events import EventType, record
 from .models import Template, new_id
 from .paging import PageQuery, newest_first, next_cursor
 from .rendering import Renderer, TemplateSource
+from .rendering.engines import Engine
+from .rendering.page import PageSetup
 
 TemplateName = Annotated[
     str,
@@ -43,6 +45,14 @@ class TemplateFields(BaseModel):
         max_length=MAX_TEMPLATE_CHARS,
         description="Liquid text for TXT documents; when absent, TXT is derived from the HTML.",
     )
+    engine: Engine | None = Field(
+        default=None,
+        description="The PDF engine: xhtml2pdf, weasyprint or chromium; null: the one a render "
+        "asks for, else the service's default.",
+    )
+    page: PageSetup | None = Field(
+        default=None, description="Paper size, orientation, margins, page numbers of its PDFs."
+    )
 
 
 class TemplateSummary(BaseModel):
@@ -58,11 +68,24 @@ class TemplateSummary(BaseModel):
 class TemplateInfo(TemplateSummary):
     body: str
     text_body: str | None
+    engine: Engine | None
+    page: PageSetup | None
 
 
 class TemplatePage(BaseModel):
     data: builtins.list[TemplateSummary]
     next_cursor: str | None
+
+
+def _source(template: Template) -> TemplateSource:
+    return TemplateSource(
+        template.id,
+        template.name,
+        template.body,
+        template.text_body,
+        Engine(template.engine) if template.engine else None,
+        PageSetup.model_validate(template.page) if template.page else None,
+    )
 
 
 def _event_data(template: TemplateInfo) -> dict[str, Any]:
@@ -93,7 +116,7 @@ class TemplateStore:
             variables=variables,
             created_at=now,
             updated_at=now,
-            **fields.model_dump(),
+            **fields.model_dump(mode="json"),
         )
         info = TemplateInfo.model_validate(template)
         with self._db.transaction() as session:
@@ -130,15 +153,13 @@ class TemplateStore:
         return self._read(account_id, template_id, TemplateInfo.model_validate)
 
     def source(self, account_id: str, template_id: str) -> TemplateSource:
-        return self._read(
-            account_id, template_id, lambda t: TemplateSource(t.id, t.name, t.body, t.text_body)
-        )
+        return self._read(account_id, template_id, _source)
 
     def replace(self, account_id: str, template_id: str, fields: TemplateFields) -> TemplateInfo:
         variables = self._variables(account_id, fields)
         with self._db.transaction() as session:
             template = self._find(session, account_id, template_id)
-            for name, value in fields.model_dump().items():
+            for name, value in fields.model_dump(mode="json").items():
                 setattr(template, name, value)
             template.variables = variables
             template.updated_at = self._clock.now()

@@ -56,3 +56,12 @@ def verify_signature(secret: str, headers: Mapping[str, str], body: bytes) -> bo
     sent_at = datetime.fromtimestamp(int(headers["webhook-timestamp"]), UTC)
     expected = Webhook(secret).sign(headers["webhook-id"], sent_at, body.decode())
     return expected in headers["webhook-signature"].split()
+
+
+def pdf_producer(content: bytes) -> str:
+    """The PDF's Producer: which engine made it (xhtml2pdf, WeasyPrint, Skia/PDF for Chromium)."""
+    import io
+
+    from pypdf import PdfReader
+
+    return str((PdfReader(io.BytesIO(content)).metadata or {}).get("/Producer", ""))

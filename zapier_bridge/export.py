@@ -213,7 +213,7 @@ def _input_fields(op: ZapierOperation) -> list[Any]:
             field["choices"] = choices
         if prop.get("type") == "boolean":
             field["type"] = "boolean"
-        if "default" in prop:
+        if prop.get("default") is not None:
             field["default"] = str(prop["default"]).lower()
         if extra == "switched":
             fields.append(_switched_by_advanced(field))
@@ -223,8 +223,10 @@ def _input_fields(op: ZapierOperation) -> list[Any]:
 
 
 def _choices(prop: dict[str, Any], schema: dict[str, Any]) -> dict[str, str] | None:
+    # An enum, or an optional one (anyOf: the enum or null).
+    options = [*prop.get("allOf", []), *prop.get("anyOf", [])]
     reference = prop.get("$ref") or next(
-        (option["$ref"] for option in prop.get("allOf", []) if "$ref" in option), None
+        (option["$ref"] for option in options if "$ref" in option), None
     )
     if reference is None:
         return None

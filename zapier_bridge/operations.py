@@ -21,6 +21,7 @@ from connector.operations import (
     CreateFile,
     DocumentType,
     FailOnMissing,
+    PdfEngine,
     PreserveLineBreaks,
     TemplateData,
     TemplateId,
@@ -57,6 +58,7 @@ class ZapierCreateFile(WorkflowInput):
     preserve_line_breaks: PreserveLineBreaks = False
     document_type: DocumentType = Format.PDF
     strict: FailOnMissing = False
+    engine: PdfEngine = None
 
     @field_validator("data", mode="before")
     @classmethod
@@ -72,6 +74,7 @@ class ZapierCreateFile(WorkflowInput):
             data=self.data,
             preserve_line_breaks=self.preserve_line_breaks,
             strict=self.strict,
+            engine=self.engine,
         )
 
 

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from ..clients import classify
 from ..documents import DocumentInfo, DocumentPage, DownloadedFile, NewDocument
 from ..paging import PageQuery
+from ..rendering.coverage import WARNING_HEADER, missing_scripts_warning
 from ..services import services
 from .security import current_principal, key_protected_blueprint
 
@@ -39,7 +40,7 @@ class DocumentQuery(PageQuery):
 
 
 @blueprint.post("", responses={201: DocumentInfo})
-def create_document(body: NewDocument, header: DocumentHeaders) -> tuple[dict, int]:
+def create_document(body: NewDocument, header: DocumentHeaders) -> tuple[dict, int, dict]:
     """Render a template with data into a PDF or TXT file and record it. The answer's file_url
     downloads the file without an API key until expires_at. Send an Idempotency-Key to retry
     safely."""
@@ -49,7 +50,10 @@ def create_document(body: NewDocument, header: DocumentHeaders) -> tuple[dict, i
         classify(request.headers.get("User-Agent")),
         idempotency_key=header.idempotency_key,
     )
-    return document.model_dump(mode="json"), 201
+    headers = {}
+    if document.missing_scripts:
+        headers[WARNING_HEADER] = missing_scripts_warning(document.missing_scripts)
+    return document.model_dump(mode="json"), 201, headers
 
 
 @blueprint.get("", responses={200: DocumentPage})

@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 
 from ..errors import DataNotObject, InvalidBase64Html
 from ..rendering import Format, RenderedFile
+from ..rendering.coverage import WARNING_HEADER, missing_scripts_warning
 from ..rendering.engines import Engine
 from ..rendering.page import PageSetup
 from ..services import services
@@ -74,12 +75,9 @@ def _file(rendered: RenderedFile, name: str) -> Response:
 
 
 def _warned(response: Response, rendered: RenderedFile) -> Response:
-    """A render that printed boxes says so (the scripts are Unicode's names, plain ASCII)."""
+    """A render that printed boxes says so."""
     if rendered.missing_scripts:
-        response.headers["X-Render-Warning"] = (
-            f"missing-scripts: {', '.join(rendered.missing_scripts)}: the engine's fonts cannot "
-            "draw these characters (they print as boxes); try the weasyprint or chromium engine"
-        )
+        response.headers[WARNING_HEADER] = missing_scripts_warning(rendered.missing_scripts)
     return response
 
 

@@ -1,6 +1,6 @@
 """HTML to PDF as Chromium prints it, driven by Playwright: one warm browser per render process
-(started by its first Chromium render, kept for the next), JavaScript off, and every request
-refused but ``data:`` URIs.
+(started with the process where Chromium is the default engine, else by its first Chromium
+render; kept for the next), JavaScript off, and every request refused but ``data:`` URIs.
 
 The render process's kernel limits do not suit Chromium: it reserves far more address space than
 it uses, so under ``RLIMIT_AS`` it cannot start. Playwright's driver and the browser are started
@@ -35,7 +35,7 @@ class ChromiumPrinter:
         self._executable = executable
         self._memory_bytes = memory_bytes
         self._page: Any = None
-        self._idle_bytes = 0  # the browser's resident size once it had printed a first page
+        self._idle_bytes = 0  # the browser's resident size once started
 
     def available(self) -> bool:
         return os.access(self._executable, os.X_OK) and _playwright_installed()
@@ -56,13 +56,15 @@ class ChromiumPrinter:
                 if watch.tripped:
                     raise MemoryError from None
                 raise conversion_failed(error) from None
-        if not self._idle_bytes:
-            self._idle_bytes = _resident()
         return pdf
 
     def outgrown(self) -> bool:
         """Whether the browser kept more than half the memory limit after its renders."""
-        return bool(self._idle_bytes) and _resident() > self._idle_bytes + self._memory_bytes // 2
+        return self._page is not None and _resident() > self._idle_bytes + self._memory_bytes // 2
+
+    def start(self) -> None:
+        """Start the browser now (a render process's start is not a render's time)."""
+        self._tab()
 
     def _tab(self) -> Any:
         if self._page is None:
@@ -83,9 +85,12 @@ class ChromiumPrinter:
                 browser = driver.chromium.launch(executable_path=self._executable, args=_ARGS)
             context = browser.new_context(java_script_enabled=False, service_workers="block")
             context.route("**/*", _only_data_uris)
-            return context.new_page()
+            tab = context.new_page()
+            tab.pdf()  # its renderer process is up: what renders use is measured from here
         except PlaywrightError as error:
             raise unavailable(Engine.CHROMIUM, f"it did not start: {error.message}") from None
+        self._idle_bytes = _resident()
+        return tab
 
 
 def _only_data_uris(route: Any) -> None:

@@ -14,6 +14,17 @@ import unicodedata
 from collections.abc import Iterable
 from pathlib import Path
 
+WARNING_HEADER = "X-Render-Warning"
+
+
+def missing_scripts_warning(scripts: Iterable[str]) -> str:
+    """The X-Render-Warning of a render that printed boxes (scripts' names are plain ASCII)."""
+    return (
+        f"missing-scripts: {', '.join(scripts)}: the engine's fonts cannot draw these "
+        "characters (they print as boxes); try the weasyprint or chromium engine"
+    )
+
+
 # Characters no font needs to draw: spaces, controls, and format marks (bidi, joiners).
 _NOT_DRAWN = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp", "Cs"})
 

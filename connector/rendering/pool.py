@@ -67,11 +67,11 @@ class _Ended(Exception):
 
 
 class _RenderProcess:
-    def __init__(self, memory_bytes: int, chromium_path: Path) -> None:
+    def __init__(self, memory_bytes: int, chromium_path: Path, warm_chromium: bool) -> None:
         self._connection, child_end = _CONTEXT.Pipe()
         self._process = _CONTEXT.Process(
             target=_serve,
-            args=(child_end, memory_bytes, chromium_path),
+            args=(child_end, memory_bytes, chromium_path, warm_chromium),
             name="render",
             daemon=True,
         )
@@ -120,14 +120,21 @@ class _RenderProcess:
 
 class RenderPool:
     """Up to ``processes`` render processes, started as renders need them, each with an
-    address space of ``memory_mb`` (and as much for its Chromium, at ``chromium_path``)."""
+    address space of ``memory_mb`` (and as much for its Chromium, at ``chromium_path``, which
+    ``warm_chromium`` starts with the process rather than on its first Chromium render)."""
 
     def __init__(
-        self, processes: int, memory_mb: int, chromium_path: Path = DEFAULT_CHROMIUM
+        self,
+        processes: int,
+        memory_mb: int,
+        chromium_path: Path = DEFAULT_CHROMIUM,
+        *,
+        warm_chromium: bool = False,
     ) -> None:
         self._size = processes
         self._memory_mb = memory_mb
         self._chromium_path = chromium_path
+        self._warm_chromium = warm_chromium
         # Most recently used first: under light load the others stay as the fork server made them.
         self._idle: queue.LifoQueue[_RenderProcess] = queue.LifoQueue()
         self._live: set[_RenderProcess] = set()
@@ -215,7 +222,9 @@ class RenderPool:
                     "No render process came free. Retry in a few seconds."
                 ) from None
         try:
-            process = _RenderProcess(self._memory_mb * 2**20, self._chromium_path)
+            process = _RenderProcess(
+                self._memory_mb * 2**20, self._chromium_path, self._warm_chromium
+            )
         except BaseException:
             with self._lock:
                 self._count -= 1
@@ -264,12 +273,14 @@ def _shutting_down() -> RenderUnavailable:
     return RenderUnavailable("The service is shutting down. Retry in a few seconds.")
 
 
-def _serve(connection: Connection, memory_bytes: int, chromium_path: Path) -> None:
+def _serve(
+    connection: Connection, memory_bytes: int, chromium_path: Path, warm_chromium: bool
+) -> None:
     """A render process: answer tasks until the web worker goes away. It logs as the service
     does (JSON lines), and ends quietly when its web worker has."""
     configure_logs()
     sandbox = importlib.import_module(SANDBOX)
-    sandbox.start_process(memory_bytes, chromium_path)
+    sandbox.start_process(memory_bytes, chromium_path, warm_chromium)
     size_at_start = _peak_kb()
     try:
         connection.send(_READY)

@@ -9,8 +9,6 @@ import os
 import signal
 from pathlib import Path
 
-_PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
-
 
 def descendants(pid: int) -> list[int]:
     """Every process below ``pid``, parents before their children."""
@@ -31,12 +29,13 @@ def descendants(pid: int) -> list[int]:
 
 
 def resident_bytes(pids: list[int]) -> int:
-    """The resident memory of these processes together (each one's RSS)."""
+    """The memory of their own these processes hold together: the anonymous part of each one's
+    resident size (heaps, not the libraries they share, which RSS counts once per process)."""
     total = 0
     for pid in pids:
-        fields = _read(f"/proc/{pid}/statm").split()
-        if len(fields) > 1:
-            total += int(fields[1]) * _PAGE_BYTES
+        for line in _read(f"/proc/{pid}/status").splitlines():
+            if line.startswith("RssAnon:"):
+                total += int(line.split()[1]) * 1024
     return total
 
 

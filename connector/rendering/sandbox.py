@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ..errors import TemplateRenderError
+from ..errors import EngineUnavailable, TemplateRenderError
 from . import Format, RenderedFile, RenderJob, liquid, weasy
 from .chrome import ChromiumPrinter
 from .coverage import FontCoverage
@@ -39,13 +39,20 @@ log = logging.getLogger(__name__)
 _chromium = ChromiumPrinter(DEFAULT_CHROMIUM, memory_bytes=512 * 2**20)
 
 
-def start_process(memory_bytes: int, chromium_path: Path = DEFAULT_CHROMIUM) -> None:
+def start_process(
+    memory_bytes: int, chromium_path: Path = DEFAULT_CHROMIUM, warm_chromium: bool = False
+) -> None:
     """Runs once in each new render process, before its first task."""
     global _chromium
     # The soft limit only: Chromium's processes are started without it (chrome.py).
     _, hard = resource.getrlimit(resource.RLIMIT_AS)
     resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, hard))
     _chromium = ChromiumPrinter(chromium_path, memory_bytes)
+    if warm_chromium:
+        try:
+            _chromium.start()
+        except EngineUnavailable as error:  # said again to each render that asks for it
+            log.warning("%s", error.message)
     os.nice(NICENESS)
     # Ctrl-C in a terminal reaches the whole process group: the web worker decides; a render
     # process ends when its web worker does.

@@ -21,7 +21,7 @@ from connector.clock import format_time
 from connector.templates import TemplateFields
 from n8n_bridge.export import export
 
-from ..helpers import key_header
+from ..helpers import key_header, pdf_producer
 from .harness import NOWHERE, Execution, N8n, node_items, node_subtitle, node_type
 
 # Each test starts n8n (a command ~3 s, a server ~10 s) several times.
@@ -261,7 +261,14 @@ def test_runs_pair_every_item_and_keep_the_services_words(
         manual_workflow(
             "actions",
             templateto("List", **list_all),
-            templateto("PDF", **create, template_id=by_id, format="pdf", data='{"n": 1}'),
+            templateto(
+                "PDF",
+                **create,
+                template_id=by_id,
+                format="pdf",
+                data='{"n": 1}',
+                engine="weasyprint",
+            ),
             templateto(
                 "TXT",
                 **create,
@@ -357,6 +364,7 @@ def test_runs_pair_every_item_and_keep_the_services_words(
     assert pdf_binary["fileName"] == f"Invoice-{pdf['id']}.pdf"
     assert pdf_binary["mimeType"] == "application/pdf"
     assert pdf_bytes.startswith(b"%PDF") and len(pdf_bytes) == pdf["size"]
+    assert pdf_producer(pdf_bytes).startswith("WeasyPrint")  # the engine chosen in the node
     [txt] = run.items("TXT")
     [txt_item] = run.data["data"]["resultData"]["runData"]["TXT"][0]["data"]["main"][0]
     assert list(txt_item["binary"]) == ["invoice"]  # the field the node was told to use

@@ -11,7 +11,7 @@ from connector.clients import Client
 from connector.documents import NewDocument
 from connector.templates import TemplateFields
 
-from ..helpers import key_header
+from ..helpers import key_header, pdf_producer
 
 N8N = "n8n"
 
@@ -101,6 +101,20 @@ def test_templates_are_wrapped_paged_newest_first(client, services, clock, accou
     assert rest.json["templates"][0]["name"] == "First"
     assert one == first["templates"][0]
     assert set(one) == {"id", "name", "variables", "created_at"} and one["variables"] == ["x"]
+
+
+def test_create_file_takes_the_engine(client, headers, invoice) -> None:
+    weasy = client.post(
+        "/n8n/documents",
+        json={"template_id": invoice.id, "engine": "weasyprint"},
+        headers=headers,
+    )
+    unknown = client.post(
+        "/n8n/documents", json={"template_id": invoice.id, "engine": "word"}, headers=headers
+    )
+
+    assert pdf_producer(weasy.data).startswith("WeasyPrint")
+    assert unknown.status_code == 422 and "engine" in unknown.json["message"], unknown.json
 
 
 def test_render_answers_the_file_with_its_name_and_record(client, clock, headers, invoice):

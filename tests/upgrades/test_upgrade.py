@@ -2,7 +2,8 @@
 with that release's code), upgraded by this one: nothing is lost. Keys keep authenticating as
 they did, hooks keep their signing secrets (encrypted now, and a delivery the previous release
 queued is signed with them after the upgrade), failure reports and events stay (with key values
-in their paths redacted), and the upgraded schema is exactly the one the models describe. On
+in their paths redacted), templates render as before and may name a PDF engine, and the upgraded
+schema is exactly the one the models describe. On
 SQLite, and on PostgreSQL when TEST_DATABASE_URL is set (as CI's second run does)."""
 
 from __future__ import annotations
@@ -23,16 +24,23 @@ from sqlalchemy.engine import make_url
 from connector import keys as keys_format
 from connector import schema
 from connector.app import platforms
+from connector.clients import Client
 from connector.config import load_settings
 from connector.db import make_engine
+from connector.documents import NewDocument
 from connector.encryption import StoredSecrets
 from connector.errors import ApiKeyDeleted, ApiKeyRolled
 from connector.models import Base, Event, Hook, OldValueAlert
+from connector.paging import PageQuery
+from connector.rendering.engines import Engine as PdfEngine
+from connector.rendering.page import PageSetup, PaperSize
 from connector.services import Services
+from connector.templates import TemplateFields
 
 from ..conftest import TEST_DATABASE_URL
 from ..helpers import ManualClock, verify_signature
 
+LETTER = PageSetup(size=PaperSize.LETTER, margin_mm=15, page_numbers=True)
 STORES = sorted(Path(__file__).parent.glob("store-*.json"), key=lambda path: path.stem)
 
 
@@ -163,6 +171,22 @@ def test_the_previous_release_store_upgrades_without_loss(
         assert sorted(events) == sorted(row["id"] for row in store["tables"]["events"])
         # New rows after the restored ones: rolling again works.
         assert services.keys.roll(None, keys["Zapier production"]).value
+
+        # 0011: the restored template names no engine or page setup (the default's), and now may.
+        account_id = store["tables"]["accounts"][0]["id"]
+        template_id = store["tables"]["templates"][0]["id"]
+        restored = services.templates.get(account_id, template_id)
+        assert (restored.engine, restored.page) == (None, None)
+        fields = TemplateFields(
+            name=restored.name, body="<p>{{ n }}</p>", engine=PdfEngine.WEASYPRINT, page=LETTER
+        )
+        services.templates.replace(account_id, template_id, fields)
+        document = services.documents.create(
+            account_id, NewDocument(template_id=template_id, data={"n": "東京"}), Client.OTHER
+        )
+        listed = services.documents.list(account_id, PageQuery()).data
+        assert [d.missing_scripts for d in listed] == [[]] and document.missing_scripts == []
+        assert services.templates.get(account_id, template_id).page == LETTER
     finally:
         services.close()
 

@@ -18,6 +18,7 @@ from connector.clock import format_time
 from connector.templates import TemplateFields
 from zapier_bridge.export import export
 
+from ..helpers import pdf_producer
 from .conftest import RUNTIME
 
 NODE_MODULES = RUNTIME / "node_modules"
@@ -121,7 +122,12 @@ def test_connect_triggers_create_search_and_hooks(
         app,
         key,
         "create",
-        {"template": invoice.id, "data": {"number": "42"}, "document_type": "pdf"},
+        {
+            "template": invoice.id,
+            "data": {"number": "42"},
+            "document_type": "pdf",
+            "engine": "weasyprint",
+        },
     )
     txt = run(
         app,
@@ -147,6 +153,8 @@ def test_connect_triggers_create_search_and_hooks(
     assert pdf["ok"], pdf
     assert pdf["result"]["document"]["format"] == "pdf"
     assert pdf["result"]["file"]["text"].startswith("%PDF")
+    made = services.documents.file(account.id, pdf["result"]["document"]["id"]).content
+    assert pdf_producer(made).startswith("WeasyPrint")  # the engine chosen in the Zap
     assert "Invoice.pdf" in pdf["result"]["file"]["disposition"]
     assert key not in json.dumps(pdf["result"]["document"])
     assert txt["result"]["file"]["text"] == "Invoice 7 Łódź €\n"

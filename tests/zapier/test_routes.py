@@ -9,9 +9,10 @@ import pytest
 from connector.clients import Client
 from connector.documents import NewDocument
 from connector.keys import NewKeyValue
+from connector.rendering.engines import Engine
 from connector.templates import TemplateFields
 
-from ..helpers import key_header
+from ..helpers import key_header, pdf_producer
 
 ZAPIER = "Zapier"
 
@@ -96,6 +97,26 @@ def test_create_file_returns_one_object_with_a_signed_file_url(client, headers, 
     assert as_text.json["format"] == "txt"
     text = client.get("/files/" + as_text.json["file_url"].rsplit("/files/", 1)[1])
     assert text.get_data(as_text=True) == "Invoice 7\nPaid\n"
+
+
+def test_create_file_offers_the_engine_where_the_template_names_none(
+    client, headers, services, account, invoice
+) -> None:
+    fixed = services.templates.create(
+        account.id, TemplateFields(name="Fixed", body="<p>Fixed</p>", engine=Engine.XHTML2PDF)
+    )
+
+    def producer(template_id: str, engine: str) -> str:
+        document = client.post(
+            "/zapier/creates/create_file",
+            json={"template": template_id, "engine": engine},
+            headers=headers,
+        ).json
+        return pdf_producer(services.documents.file(account.id, document["id"]).content)
+
+    assert producer(invoice.id, "weasyprint").startswith("WeasyPrint")
+    assert producer(invoice.id, "").startswith("xhtml2pdf")  # empty: the service's default
+    assert producer(fixed.id, "weasyprint").startswith("xhtml2pdf")  # the template's own
 
 
 def test_create_file_errors_a_zapier_user_understands(client, headers, invoice) -> None:
