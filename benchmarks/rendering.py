@@ -19,7 +19,8 @@ from xhtml2pdf import pisa
 from benchmarks import live
 from connector.cli import DEMO_FILES
 from connector.rendering import Format, Renderer, RenderLimits, TemplateSource
-from connector.rendering.pdf import FONTS, _with_font
+from connector.rendering.page import with_style
+from connector.rendering.pdf import FONT_CSS, FONTS
 from connector.rendering.pool import RenderPool
 from connector.rendering.slots import RenderSlots
 
@@ -61,7 +62,7 @@ def measure(renderer: Renderer) -> None:
 
     def direct_pdf() -> bytes:
         output = io.BytesIO()
-        html = _with_font(parsed_html.render(**data))
+        html = with_style(parsed_html.render(**data), FONT_CSS, first=True)
         pisa.CreatePDF(html, dest=output, path=str(FONTS / "document.html"), encoding="utf-8")
         return output.getvalue()
 

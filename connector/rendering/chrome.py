@@ -27,6 +27,8 @@ from .page import PageSetup, with_style
 
 WATCH_SECONDS = 0.1
 DEFAULT_CSS = 'html { font-family: "DejaVu Sans", sans-serif; }'
+# Where the template's CSS sets none: Chrome's print dialog's, room for page numbers.
+_MARGINS = {side: "10mm" for side in ("top", "right", "bottom", "left")}
 _ARGS = ["--disable-gpu", "--disable-dev-shm-usage", "--disable-extensions", "--mute-audio"]
 
 
@@ -51,7 +53,9 @@ class ChromiumPrinter:
         with _MemoryWatch(_resident() + self._memory_bytes) as watch:
             try:
                 tab.set_content(html, wait_until="load")
-                pdf: bytes = tab.pdf(format="A4", prefer_css_page_size=True, print_background=True)
+                pdf: bytes = tab.pdf(
+                    format="A4", margin=_MARGINS, prefer_css_page_size=True, print_background=True
+                )
             except PlaywrightError as error:
                 if watch.tripped:
                     raise MemoryError from None

@@ -20,7 +20,7 @@ from connector.rendering.page import Orientation, PageSetup, PaperSize
 from connector.rendering.pool import RenderPool
 from connector.rendering.slots import RenderSlots
 
-PDF_SECONDS = 8.0  # Chromium's first pages in a process take a second or two on a busy machine
+PDF_SECONDS = 5.0
 ENGINES = [
     Engine.XHTML2PDF,
     Engine.WEASYPRINT,
@@ -38,12 +38,14 @@ SCRIPTS = {
 TWO_PAGES = '<p>one</p><div style="page-break-before: always">two</div>'
 
 
-@pytest.fixture(scope="module")
-def renderer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Renderer]:
-    """One render process, its browser started with it as where Chromium is the default."""
+@pytest.fixture
+def renderer(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Renderer]:
+    """One render process; for Chromium's tests, its browser started with it, as where Chromium
+    is the default (memory is not what these tests are about)."""
+    chromium = request.node.get_closest_marker("chromium") is not None
     renderer = Renderer(
-        RenderPool(processes=1, memory_mb=512, warm_chromium=True),
-        RenderSlots(tmp_path_factory.mktemp("slots"), capacity=1, queue=4),
+        RenderPool(processes=1, memory_mb=2048, warm_chromium=chromium),
+        RenderSlots(tmp_path / "slots", capacity=1, queue=4),
         RenderLimits(txt_seconds=5, pdf_seconds=PDF_SECONDS),
     )
     renderer.start()
@@ -63,10 +65,13 @@ def size(reader: PdfReader, number: int = 0) -> tuple[int, int]:
 
 
 def fonts(reader: PdfReader) -> set[str]:
+    """The fonts' names (Chromium embeds CFF fonts as Type 3 fonts, named in their descriptor)."""
     names = set()
     for page in reader.pages:
         for font in page["/Resources"]["/Font"].values():
-            names.add(str(font.get_object()["/BaseFont"]).split("+")[-1])
+            font = font.get_object()
+            name = font.get("/BaseFont") or font["/FontDescriptor"]["/FontFamily"]
+            names.add(str(name).split("+")[-1])
     return names
 
 
@@ -82,7 +87,7 @@ def test_page_setup_is_honoured_by_every_engine(renderer, engine) -> None:
     own = "<style>@page { size: 100mm 150mm; }</style><p>x</p>"
     _, from_css = pdf(renderer, own, engine, PageSetup(size=PaperSize.CSS, page_numbers=True))
 
-    assert size(default) == size(a4) in {(595, 842), (596, 843)}  # A4, as each engine rounds
+    assert {size(default), size(a4)} <= {(595, 842), (596, 843)}  # A4, as each engine rounds
     assert [size(numbered, n) for n in (0, 1)] == [(792, 612)] * 2  # Letter, landscape
     assert "Page 1 of 2" in numbered.pages[0].extract_text()
     assert "Page 2 of 2" in numbered.pages[1].extract_text()
@@ -121,7 +126,7 @@ def test_no_engine_reads_local_files_or_the_network(renderer, engine) -> None:
     html = (
         f'<html><head><link rel="stylesheet" href="{url}/a.css">'
         f'<style>@import url("{url}/b.css"); @font-face {{ font-family: F; src: url("{url}/f");'
-        ' } p { font-family: F; }</style></head><body><p>before</p>'
+        " } p { font-family: F; }</style></head><body><p>before</p>"
         f'<img src="{url}/c.png"><img src="file:///etc/hostname"><img src="/etc/hostname">'
         f'<iframe src="file:///etc/hostname"></iframe><object data="file:///etc/hostname"></object>'
         f'<img src="{dot}" width="40" height="40"><p>after</p></body></html>'
@@ -136,7 +141,8 @@ def test_no_engine_reads_local_files_or_the_network(renderer, engine) -> None:
     assert "before" in text and "after" in text
     assert secret not in text
     assert listener.connections == 0
-    assert len(reader.pages[0].images) == 1  # the data: URI, which every engine may read
+    # The data: URI, which every engine may read (Chromium draws its broken-image icon too).
+    assert (1, 1) in {image.image.size for image in reader.pages[0].images}
 
 
 @pytest.mark.parametrize("engine", [e for e in ENGINES if e != Engine.XHTML2PDF])
@@ -186,6 +192,20 @@ def test_every_engine_is_stopped_at_the_time_limit_and_the_pool_renders_on(
     assert after.content.startswith(b"%PDF")
 
 
+def browser_processes() -> list[int]:
+    """Chromium's and Playwright's driver's processes started by this test's render processes."""
+    found = []
+    for pid in processes.descendants(os.getpid()):
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes()
+            state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+        except OSError:
+            continue
+        if state != "Z" and (b"chromium" in command or b"playwright" in command):
+            found.append(pid)
+    return found
+
+
 @pytest.mark.chromium
 @pytest.mark.slow
 def test_chromium_growing_past_the_memory_limit_is_stopped_and_leaves_nothing_behind(
@@ -199,18 +219,19 @@ def test_chromium_growing_past_the_memory_limit_is_stopped_and_leaves_nothing_be
     )
     cells = "{% for i in (1..100000) %}<div style='border: 1px solid'>{{ i }}</div>{% endfor %}"
     growing = TemplateSource("tpl_big", "Big", body=cells, engine=Engine.CHROMIUM)
+    others = set(browser_processes())  # any renderers of earlier tests still closing
     try:
         renderer.start()
-        browser = processes.descendants(os.getpid())
+        browser = set(browser_processes()) - others
         with pytest.raises(RenderLimitExceeded) as stopped:
             renderer.render("acc_a", growing, {}, Format.PDF)
-        left = set(browser) & set(processes.descendants(os.getpid()))
+        left = browser & set(browser_processes())
         after, _ = pdf(renderer, "<p>after</p>", Engine.CHROMIUM)
     finally:
         renderer.close()
 
     assert stopped.value.details == {"limit": "memory", "megabytes": 300}
-    assert left == set()  # the browser that grew is gone, driver and all
+    assert browser and left == set()  # the browser that grew is gone, driver and all
     assert after.content.startswith(b"%PDF")  # a new process, a new browser
 
 
