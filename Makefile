@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test test-fast lint bench clean n8n-runtime
+.PHONY: run test test-fast lint bench clean n8n-runtime os-packages
 
 $(BIN)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed; set PYTHON=python3.11 (or newer)")'
@@ -50,7 +50,22 @@ n8n-runtime:
 	  rm -rf $(N8N_RUNTIME)/node_modules && ln -s $(N8N_CACHE)/node_modules $(N8N_RUNTIME)/node_modules; \
 	fi
 
-test: $(BIN)/.installed $(ZAPIER_RUNTIME)/node_modules/.installed n8n-runtime
+# What the PDF engines and the browser tests need from Debian (docs/rendering.md): Chromium (the
+# chromium engine, the page's browser tests), Pango (weasyprint), fontconfig and Noto fonts (every
+# script). About 70 MB beyond Chromium. Installed when missing where apt-get can (as root: CI);
+# elsewhere, make says what to install.
+OS_PACKAGES := chromium libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fontconfig \
+  fonts-noto-core fonts-noto-cjk
+
+os-packages:
+	@if dpkg-query -W -f='$${db:Status-Status}\n' $(OS_PACKAGES) 2>/dev/null | grep -qvx installed \
+	    || ! dpkg-query -W $(OS_PACKAGES) >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(OS_PACKAGES) >/dev/null; \
+	  else echo "Some tests need: apt-get install $(OS_PACKAGES)"; fi; \
+	fi
+
+test: $(BIN)/.installed $(ZAPIER_RUNTIME)/node_modules/.installed n8n-runtime os-packages
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
