@@ -188,3 +188,14 @@ def test_a_keys_own_rotate_by_is_recorded_with_the_date(client, headers, admin_k
 
     assert entry["target"] == admin_key.id
     assert entry["detail"] == {"name": "Zapier production", "rotate_by": "2027-03-01T08:00:00Z"}
+
+
+def test_a_key_value_in_a_user_agent_is_not_kept(client, admin_key) -> None:
+    # A client that fills the wrong header with the key (a template variable gone astray).
+    careless = key_header(admin_key.value, user_agent=f"sync-script key={admin_key.value}")
+    client.put("/v1/key-policy", json={"max_age_days": 90}, headers=careless)
+
+    [entry] = entries(client, careless, "?action=key_policy.changed")
+
+    assert admin_key.value not in str(entry)
+    assert entry["user_agent"] == "sync-script key=tt_live_[redacted]"
