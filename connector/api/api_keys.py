@@ -9,6 +9,7 @@ from flask import request
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
+from .. import keys
 from ..api_keys import (
     ApiKeyInfo,
     FailureReport,
@@ -125,6 +126,12 @@ class ReportedLeak(BaseModel):
     location: str = Field(
         min_length=1, max_length=2_000, description="Where it was found: FILE:LINE, or a URL."
     )
+
+    @field_validator("location")
+    @classmethod
+    def _no_key_value(cls, value: str) -> str:
+        # A file's path may name a value (secrets/tt_live_….env): it is echoed and kept.
+        return keys.redact(value)
 
 
 class LeakReport(BaseModel):

@@ -380,6 +380,26 @@ def test_scan_reports_need_an_admin_key_and_digests_never_values(
     assert admin_key.value not in with_a_value.get_data(as_text=True)
 
 
+def test_a_key_value_in_a_reported_location_is_neither_kept_nor_echoed(
+    client, admin_key, standard_key
+) -> None:
+    # A file named after a value it holds: the location names it too.
+    location = f"secrets/{standard_key.value}.env:1"
+    leak = {"sha256": keys.fingerprint(standard_key.value), "location": location}
+
+    answer = client.post(
+        "/v1/api-keys/leaks", json={"leaks": [leak]}, headers=key_header(admin_key.value)
+    )
+
+    assert answer.status_code == 200
+    assert standard_key.value not in answer.get_data(as_text=True)
+    assert answer.json["data"][0]["location"] == "secrets/tt_live_[redacted].env:1"
+    assert (
+        key_json(client, admin_key, standard_key.id)["leak_url"]
+        == answer.json["data"][0]["location"]
+    )
+
+
 def test_reports_of_one_value_at_the_same_moment_mark_and_roll_it_once(
     client, services, account, admin_key
 ) -> None:
