@@ -136,9 +136,15 @@ class LeakResponder:
             audit.record(
                 session, key.account_id, AuditAction.API_KEY_LEAKED, key.id, reporter, now, detail
             )
+            if on_leak is OnLeak.ROLL:
+                # In the transaction of the mark: a leak is never marked, and so never again
+                # responded to, without the roll its policy asks for.
+                responder = Actor(
+                    reporter.name, Via.LEAK_RESPONSE, reporter.source_address, reporter.user_agent
+                )
+                self._keys.roll_within(
+                    session, key.account_id, key.id, timedelta(0), actor=responder
+                )
         if on_leak is OnLeak.ROLL:
-            responder = Actor(
-                reporter.name, Via.LEAK_RESPONSE, reporter.source_address, reporter.user_agent
-            )
-            self._keys.roll(key.account_id, key.id, timedelta(0), actor=responder)
+            self._keys.revoked(key.id)
         return LeakOutcome(status=LeakStatus.LEAKED, rolled=on_leak is OnLeak.ROLL, **found)

@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from flask.testing import FlaskClient
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 
 from connector import keys
 from connector.app import create_app
@@ -449,3 +451,33 @@ def test_control_characters_and_lone_surrogates_in_a_signed_body_are_answered_no
     assert key_json(client, admin_key, zap.id)["leak_url"] == "https://x/?"
     assert answers[1].status_code == 422
     assert answers[1].json["error"]["code"] == "validation_failed"
+
+
+def test_a_leak_is_marked_only_with_the_roll_its_policy_asks_for(
+    client, services, account, admin_key
+) -> None:
+    if services.db.dialect != "sqlite":
+        pytest.skip("the failure is made by an SQLite trigger")
+    set_on_leak(client, admin_key, "roll")
+    zap = services.keys.create(account.id, "Zapier staging")
+    github = Actor("GitHub secret scanning", Via.API)
+    digest = keys.fingerprint(zap.value)
+    # A real storage failure part-way: no new value can be written, so the roll fails.
+    with services.db.engine.begin() as connection:
+        connection.execute(
+            text(
+                "CREATE TRIGGER no_new_values BEFORE INSERT ON api_key_values "
+                "BEGIN SELECT RAISE(ABORT, 'disk full'); END"
+            )
+        )
+    with pytest.raises(SQLAlchemyError):
+        services.leaks.report(digest, "https://github.com/x", LeakSource.GITHUB, github)
+    with services.db.engine.begin() as connection:
+        connection.execute(text("DROP TRIGGER no_new_values"))
+
+    # GitHub sends the match again: the leak, not yet responded to, is responded to now.
+    again = services.leaks.report(digest, "https://github.com/x", LeakSource.GITHUB, github)
+
+    assert (again.status, again.rolled) == (LeakStatus.LEAKED, True)
+    assert client.get("/v1/api-keys", headers=key_header(zap.value)).status_code == 401
+    assert len(leak_events(client, admin_key)) == 1
