@@ -674,7 +674,7 @@ def scan(paths: tuple[str, ...], report_url: str | None, timeout: float) -> None
         click.echo(f"{finding.location}: {finding.hint}")
         findings.append(finding)
     for path, reason in found.unreadable:
-        click.echo(f"warning: {path} was not scanned: {reason}", err=True)
+        click.echo(f"warning: {keys_format.redact(path)} was not scanned: {reason}", err=True)
     if report_url is not None and findings:
         _report_leaks(report_url, admin_key, findings, timeout)
     if findings:

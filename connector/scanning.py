@@ -35,7 +35,8 @@ class Finding:
 
     @property
     def location(self) -> str:
-        return f"{self.path}:{self.line}"
+        """FILE:LINE, as printed and reported: a file named after a value does not name it."""
+        return keys.redact(f"{self.path}:{self.line}")
 
 
 @dataclass

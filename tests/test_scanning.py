@@ -49,6 +49,19 @@ def test_a_key_in_a_file_is_reported_by_file_line_and_hint_and_exits_1(tmp_path:
     assert "1 TemplateTo API key value(s) found" in result.stderr
 
 
+def test_a_file_named_after_a_value_it_holds_is_reported_without_the_value(
+    tmp_path: Path,
+) -> None:
+    value = keys.generate()
+    (tmp_path / f"{value}.env").write_text(f"KEY={value}\n")
+
+    result = scan(".", cwd=tmp_path)
+
+    assert result.exit_code == 1
+    assert value not in result.output
+    assert result.stdout == f"./tt_live_[redacted].env:1: {hint(value)}\n"
+
+
 def test_a_directory_is_walked_and_each_key_reported_in_order(tmp_path: Path) -> None:
     first, second, third = keys.generate(), keys.generate(), keys.generate()
     (tmp_path / "b").mkdir()
