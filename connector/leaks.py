@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, Field
-from sqlalchemy import CursorResult, or_, select, update
+from sqlalchemy import CursorResult, select, update
 
 from . import audit, keys
 from .api_keys import KeyManager
@@ -113,17 +113,16 @@ class LeakResponder:
             found = {"key_id": key.id, "key_name": key.name, "hint": hint}
             if not _works(key, value, now):
                 return LeakOutcome(status=LeakStatus.NOT_WORKING, **found)
-            # Conditional, so that two reports of one value at once mark it (and roll) once.
+            # Conditional, so that two reports of one value at once mark it (and roll) once;
+            # by value, as another value of the key (a grace period's) may have leaked before.
             marked: CursorResult[Any] = session.execute(  # type: ignore[assignment]
-                update(ApiKey)
-                .where(
-                    ApiKey.id == key.id,
-                    or_(ApiKey.leaked_at.is_(None), ApiKey.leaked_at < value.issued_at),
-                )
-                .values(leaked_at=now, leak_url=url)
+                update(KeyValue)
+                .where(KeyValue.id == value.id, KeyValue.leaked_at.is_(None))
+                .values(leaked_at=now)
             )
             if marked.rowcount != 1:
                 return LeakOutcome(status=LeakStatus.ALREADY_LEAKED, **found)
+            key.leaked_at, key.leak_url = now, url
             on_leak = policy_of(session, key.account_id).on_leak
             detail = {"name": key.name, "hint": hint, "url": url, "source": source.value}
             record(

@@ -21,6 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from connector import keys
 from connector.app import create_app
 from connector.audit import Actor, Via
+from connector.clock import iso
 from connector.config import Settings
 from connector.events import EventType
 from connector.leaks import LeakSource, LeakStatus
@@ -139,6 +140,27 @@ def test_a_leak_marks_the_key_and_records_one_event_without_the_value(
     assert [(e.target, e.actor, e.via) for e in leaked] == [
         (zap.id, "GitHub secret scanning", "api")
     ]
+
+
+def test_each_leaked_value_of_a_key_is_its_own_leak(
+    report, client, services, account, admin_key, clock
+) -> None:
+    zap = services.keys.create(account.id, "Zapier staging")
+    clock.advance(minutes=1)
+    rolled = services.keys.roll(account.id, zap.id, timedelta(days=7))
+    clock.advance(minutes=1)
+    # The old value (still in its grace period) is found first, then the new one elsewhere.
+    report(zap.value, url="https://github.com/acme/old/blob/a/settings.py#L2")
+    clock.advance(minutes=1)
+    new_url = "https://github.com/acme/new/blob/b/settings.py#L9"
+    again = report(rolled.value, url=new_url)
+    repeated = report(rolled.value, url=new_url)
+
+    assert again.json[0]["label"] == repeated.json[0]["label"] == "true_positive"
+    hints = [event["data"]["hint"] for event in leak_events(client, admin_key)]
+    assert sorted(hints) == sorted([zap.hint, rolled.hint])
+    listed = key_json(client, admin_key, zap.id)
+    assert listed["leak_url"] == new_url and listed["leaked_at"] == iso(clock.now())
 
 
 def _page() -> PageQuery:
