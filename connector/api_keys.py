@@ -447,7 +447,7 @@ class KeyManager:
                 if value.works_until is not None and value.works_until > now:
                     value.works_until = now
             self._revoked(session, key.id, now)
-            delete_hooks_of_key(session, key.id)
+            delete_hooks_of_key(session, key.id, actor, now)
             info = _info(session, key, now)
             record(session, key.account_id, EventType.API_KEY_DELETED, _event_data(info), now)
             audit.record(

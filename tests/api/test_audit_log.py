@@ -77,6 +77,23 @@ def test_hooks_created_and_deleted_are_recorded_without_their_urls_path(
     assert "secret-token-123" not in str(log)
 
 
+def test_hooks_deleted_with_their_key_are_recorded_by_who_deleted_it(
+    client, headers, services, account, admin_key, receiver
+) -> None:
+    zap = services.keys.create(account.id, "Zapier staging")
+    hook = client.post(
+        "/v1/hooks",
+        json={"target_url": receiver.url + "/hook", "events": ["template.created"]},
+        headers=key_header(zap.value),
+    ).json
+
+    client.delete(f"/v1/api-keys/{zap.id}", headers=headers)
+
+    [deleted] = entries(client, headers, f"?target={hook['id']}&action=hook.deleted")
+    assert (deleted["actor"], deleted["via"]) == (admin_key.hint, "api")
+    assert deleted["detail"]["target_host"] == "127.0.0.1"
+
+
 def test_page_sign_ins_sign_outs_and_key_actions_name_the_user(
     app, client, headers, admin_user, clock
 ) -> None:
