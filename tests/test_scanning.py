@@ -120,6 +120,21 @@ def test_binary_files_symbolic_links_and_git_directories_are_not_read(tmp_path: 
     assert scan(outside).exit_code == 1
 
 
+def test_a_named_path_that_is_not_read_is_a_warning_not_silence(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "settings.py").write_text(f'KEY = "{keys.generate()}"\n')
+    (tmp_path / "current").symlink_to(project, target_is_directory=True)
+    os.mkfifo(tmp_path / "pipe")
+
+    result = scan("current", "pipe", cwd=tmp_path)
+
+    # Nothing outside the paths is read, but "nothing found" must not pass for "all clean".
+    assert result.exit_code == 0 and result.stdout == ""
+    assert "warning: current was not scanned: a symbolic link" in result.stderr
+    assert "warning: pipe was not scanned: not a regular file or directory" in result.stderr
+
+
 def test_a_path_that_does_not_exist_is_a_usage_error(tmp_path: Path) -> None:
     result = scan(tmp_path / "missing")
 
