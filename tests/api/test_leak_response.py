@@ -475,27 +475,37 @@ def test_control_characters_and_lone_surrogates_in_a_signed_body_are_answered_no
     assert answers[1].json["error"]["code"] == "validation_failed"
 
 
+# A trigger that refuses every new key value, as a full disk would: a roll fails part-way.
+NO_NEW_VALUES = {
+    "sqlite": [
+        "CREATE TRIGGER no_new_values BEFORE INSERT ON api_key_values "
+        "BEGIN SELECT RAISE(ABORT, 'disk full'); END"
+    ],
+    "postgresql": [
+        "CREATE OR REPLACE FUNCTION refuse_values() RETURNS trigger AS "
+        "$$ BEGIN RAISE EXCEPTION 'disk full'; END $$ LANGUAGE plpgsql",
+        "CREATE TRIGGER no_new_values BEFORE INSERT ON api_key_values "
+        "FOR EACH ROW EXECUTE FUNCTION refuse_values()",
+    ],
+}
+DROP_ON = {"sqlite": "", "postgresql": " ON api_key_values"}
+
+
 def test_a_leak_is_marked_only_with_the_roll_its_policy_asks_for(
     client, services, account, admin_key
 ) -> None:
-    if services.db.dialect != "sqlite":
-        pytest.skip("the failure is made by an SQLite trigger")
     set_on_leak(client, admin_key, "roll")
     zap = services.keys.create(account.id, "Zapier staging")
     github = Actor("GitHub secret scanning", Via.API)
     digest = keys.fingerprint(zap.value)
     # A real storage failure part-way: no new value can be written, so the roll fails.
     with services.db.engine.begin() as connection:
-        connection.execute(
-            text(
-                "CREATE TRIGGER no_new_values BEFORE INSERT ON api_key_values "
-                "BEGIN SELECT RAISE(ABORT, 'disk full'); END"
-            )
-        )
+        for statement in NO_NEW_VALUES[services.db.dialect]:
+            connection.execute(text(statement))
     with pytest.raises(SQLAlchemyError):
         services.leaks.report(digest, "https://github.com/x", LeakSource.GITHUB, github)
     with services.db.engine.begin() as connection:
-        connection.execute(text("DROP TRIGGER no_new_values"))
+        connection.execute(text("DROP TRIGGER no_new_values" + DROP_ON[services.db.dialect]))
 
     # GitHub sends the match again: the leak, not yet responded to, is responded to now.
     again = services.leaks.report(digest, "https://github.com/x", LeakSource.GITHUB, github)
