@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, NoReturn
+from urllib.parse import unquote
 
 import click
 import requests
@@ -660,7 +661,8 @@ def scan(paths: tuple[str, ...], report_url: str | None, timeout: float) -> None
         raise click.BadParameter(f"{missing[0]!r} does not exist", param_hint="PATH")
     admin_key = os.environ.get(API_KEY_VARIABLE, "")
     if report_url is not None:
-        if keys_format.PREFIX in report_url.lower():
+        # Decoded as a server would read it: tt%5Flive%5F… is a key in the URL too.
+        if keys_format.PREFIX in unquote(report_url).lower():
             raise click.BadParameter(
                 f"a URL is no place for a key: set {API_KEY_VARIABLE}", param_hint="--report"
             )

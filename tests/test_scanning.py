@@ -201,3 +201,13 @@ def test_report_takes_the_admin_key_from_the_environment_and_no_url_may_hold_one
     assert without_key.exit_code == 2 and "TEMPLATETO_API_KEY" in without_key.output
     assert key_in_url.exit_code == 2 and "a URL is no place for a key" in key_in_url.output
     assert value not in key_in_url.output
+
+
+def test_a_percent_encoded_key_in_the_report_url_is_refused_too(tmp_path: Path) -> None:
+    value = keys.generate()
+    encoded = value.replace("_", "%5F")
+    in_url = ["scan", "--report", f"http://127.0.0.1:9/?key={encoded}", str(tmp_path)]
+
+    key_in_url = CliRunner().invoke(main, in_url, env={"TEMPLATETO_API_KEY": value})
+
+    assert key_in_url.exit_code == 2 and "a URL is no place for a key" in key_in_url.output
