@@ -67,15 +67,6 @@ def _works(key: ApiKey, value: KeyValue, now: datetime) -> bool:
     return value.retired_at is None or (value.works_until is not None and value.works_until > now)
 
 
-def _printable_url(url: str | None) -> str | None:
-    """Where a leak was found, fit to store and show: no control characters, nothing
-    key-shaped, bounded."""
-    if not url:
-        return None
-    cleaned = "".join(c if c.isprintable() else "?" for c in url[:MAX_LEAK_URL])
-    return keys.redact(cleaned)
-
-
 class LeakResponder:
     def __init__(self, db: Database, clock: Clock, key_manager: KeyManager) -> None:
         self._db = db
@@ -96,7 +87,7 @@ class LeakResponder:
         any (GitHub). ``reporter`` is recorded in the audit log as who marked it, and, through
         the leak response, rolled it."""
         now = self._clock.now()
-        url = _printable_url(url)
+        url = keys.printable(url, MAX_LEAK_URL) if url else None
         with self._db.transaction() as session:
             query = (
                 select(KeyValue, ApiKey)
