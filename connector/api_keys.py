@@ -371,52 +371,67 @@ class KeyManager:
     ) -> IssuedApiKey:
         """Give the key a new value. The old one is refused at once, or works until ``grace``
         has passed (at most 7 days)."""
+        with self._db.transaction() as session:
+            issued = self.roll_within(session, account_id, key_id, grace, actor=actor)
+        self.revoked(key_id)
+        return issued
+
+    def roll_within(
+        self,
+        session: Session,
+        account_id: str | None,
+        key_id: str,
+        grace: timedelta,
+        *,
+        actor: Actor,
+    ) -> IssuedApiKey:
+        """:meth:`roll` in the caller's transaction (a leak response rolls in the one that
+        marks the leak); the caller calls :meth:`revoked` once it has committed."""
         if not timedelta(0) <= grace <= MAX_GRACE:
             raise ValueError("grace must be between 0 and 7 days")
         now = self._clock.now()
         fresh = keys.NewKeyValue.generate()
-        with self._db.transaction() as session:
-            key = self._find(session, account_id, key_id, for_update=True)
-            self._refuse_if_deleted(key, "rolled")
-            current = key.latest_value
-            # Conditional, so two rolls racing on SQLite (where FOR UPDATE does nothing) cannot
-            # both retire the same value and leave two new ones working.
-            retired: CursorResult[Any] = session.execute(  # type: ignore[assignment]
-                update(KeyValue)
-                .where(KeyValue.id == current.id, KeyValue.retired_at.is_(None))
-                .values(retired_at=now, works_until=now + grace if grace else None)
+        key = self._find(session, account_id, key_id, for_update=True)
+        self._refuse_if_deleted(key, "rolled")
+        current = key.latest_value
+        # Conditional, so two rolls racing on SQLite (where FOR UPDATE does nothing) cannot
+        # both retire the same value and leave two new ones working.
+        retired: CursorResult[Any] = session.execute(  # type: ignore[assignment]
+            update(KeyValue)
+            .where(KeyValue.id == current.id, KeyValue.retired_at.is_(None))
+            .values(retired_at=now, works_until=now + grace if grace else None)
+        )
+        if retired.rowcount != 1:
+            raise ApiKeyRollConflict(
+                f"The API key {key.name!r} was rolled by another request at the same "
+                "moment. Get the key to see its state before rolling it again.",
             )
-            if retired.rowcount != 1:
-                raise ApiKeyRollConflict(
-                    f"The API key {key.name!r} was rolled by another request at the same "
-                    "moment. Get the key to see its state before rolling it again.",
-                )
-            # A new roll also shortens older grace periods to its own: rolling again with no
-            # grace cuts every old value off at once.
-            for value in key.values:
-                if value.works_until is not None and value.works_until > now + grace:
-                    value.works_until = now + grace
-            key.values.append(
-                KeyValue(fingerprint=fresh.fingerprint, last4=fresh.last4, issued_at=now)
-            )
-            key.rolled_at = now
-            # A new value starts a new rotation period: the key's own deadline was for the old one.
-            key.rotate_by = None
-            self._revoked(session, key.id, now)
-            info = _info(session, key, now)
-            record(session, key.account_id, EventType.API_KEY_ROLLED, _event_data(info), now)
-            audit.record(
-                session,
-                key.account_id,
-                AuditAction.API_KEY_ROLLED,
-                key.id,
-                actor,
-                now,
-                {"name": key.name, "grace_seconds": int(grace.total_seconds())},
-            )
-            issued = IssuedApiKey(**info.model_dump(), value=fresh.value)
+        # A new roll also shortens older grace periods to its own: rolling again with no
+        # grace cuts every old value off at once.
+        for value in key.values:
+            if value.works_until is not None and value.works_until > now + grace:
+                value.works_until = now + grace
+        key.values.append(KeyValue(fingerprint=fresh.fingerprint, last4=fresh.last4, issued_at=now))
+        key.rolled_at = now
+        # A new value starts a new rotation period: the key's own deadline was for the old one.
+        key.rotate_by = None
+        self._revoked(session, key.id, now)
+        info = _info(session, key, now)
+        record(session, key.account_id, EventType.API_KEY_ROLLED, _event_data(info), now)
+        audit.record(
+            session,
+            key.account_id,
+            AuditAction.API_KEY_ROLLED,
+            key.id,
+            actor,
+            now,
+            {"name": key.name, "grace_seconds": int(grace.total_seconds())},
+        )
+        return IssuedApiKey(**info.model_dump(), value=fresh.value)
+
+    def revoked(self, key_id: str) -> None:
+        """Drop this machine's cached values of the key, after a roll or delete committed."""
         self._on_revoke(key_id)
-        return issued
 
     def delete(self, account_id: str | None, key_id: str, *, actor: Actor = OPERATOR) -> ApiKeyInfo:
         """Stop the key working: its current value and any old value still in a grace period
@@ -432,7 +447,7 @@ class KeyManager:
                 if value.works_until is not None and value.works_until > now:
                     value.works_until = now
             self._revoked(session, key.id, now)
-            delete_hooks_of_key(session, key.id)
+            delete_hooks_of_key(session, key.id, actor, now)
             info = _info(session, key, now)
             record(session, key.account_id, EventType.API_KEY_DELETED, _event_data(info), now)
             audit.record(

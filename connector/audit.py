@@ -20,6 +20,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from . import keys
 from .clock import Clock
 from .db import Database
 from .errors import AuditEntryNotFound, excerpt
@@ -96,7 +97,8 @@ def record(
         actor=actor.name,
         via=actor.via.value,
         source_address=(actor.source_address or None) and actor.source_address[:MAX_ADDRESS],
-        user_agent=(actor.user_agent or None) and actor.user_agent[:MAX_USER_AGENT],
+        # A request's User-Agent is whatever the client put there, a key value included.
+        user_agent=(actor.user_agent or None) and keys.redact(actor.user_agent)[:MAX_USER_AGENT],
     )
     session.add(entry)
     return entry

@@ -98,12 +98,6 @@ class _Entry:
     last_used_noted: float = float("-inf")
 
 
-def _printable(path: str) -> str:
-    """A path safe to store and show: no control characters (PostgreSQL refuses NUL), nothing
-    key-shaped, bounded."""
-    return keys.redact("".join(c if c.isprintable() else "?" for c in path[:MAX_PATH_CHARS]))
-
-
 def key_in_query(query: MultiDict[str, str]) -> AuthenticationFailed | None:
     """A refusal when a URL's query string carries what looks like an API key."""
     for name, value in query.items(multi=True):
@@ -214,7 +208,7 @@ class Authenticator:
             key_id=entry.key_id,
             reason=reason,
             client=client,
-            path=_printable(path),
+            path=keys.printable(path, MAX_PATH_CHARS),
             at=self._clock.now(),
         )
 

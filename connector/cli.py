@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, NoReturn
+from urllib.parse import unquote
 
 import click
 import requests
@@ -660,7 +661,8 @@ def scan(paths: tuple[str, ...], report_url: str | None, timeout: float) -> None
         raise click.BadParameter(f"{missing[0]!r} does not exist", param_hint="PATH")
     admin_key = os.environ.get(API_KEY_VARIABLE, "")
     if report_url is not None:
-        if keys_format.PREFIX in report_url.lower():
+        # Decoded as a server would read it: tt%5Flive%5F… is a key in the URL too.
+        if keys_format.PREFIX in unquote(report_url).lower():
             raise click.BadParameter(
                 f"a URL is no place for a key: set {API_KEY_VARIABLE}", param_hint="--report"
             )
@@ -674,7 +676,7 @@ def scan(paths: tuple[str, ...], report_url: str | None, timeout: float) -> None
         click.echo(f"{finding.location}: {finding.hint}")
         findings.append(finding)
     for path, reason in found.unreadable:
-        click.echo(f"warning: {path} was not scanned: {reason}", err=True)
+        click.echo(f"warning: {keys_format.redact(path)} was not scanned: {reason}", err=True)
     if report_url is not None and findings:
         _report_leaks(report_url, admin_key, findings, timeout)
     if findings:

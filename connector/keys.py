@@ -99,6 +99,12 @@ def redact(text: str) -> str:
     return _KEY_SHAPED.sub(REDACTED, text) if PREFIX in text.lower() else text
 
 
+def printable(text: str, limit: int) -> str:
+    """Client text (a path, a URL) fit to store and show: at most ``limit`` characters, control
+    characters as ``?`` (PostgreSQL refuses NUL), nothing key-shaped."""
+    return redact("".join(c if c.isprintable() else "?" for c in text[:limit]))
+
+
 def diagnose(value: str) -> FormatProblem | None:
     """Why ``value`` is not shaped like a TemplateTo key, or None when it is."""
     if value == "":

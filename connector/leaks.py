@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, Field
-from sqlalchemy import CursorResult, or_, select, update
+from sqlalchemy import CursorResult, select, update
 
 from . import audit, keys
 from .api_keys import KeyManager
@@ -67,15 +67,6 @@ def _works(key: ApiKey, value: KeyValue, now: datetime) -> bool:
     return value.retired_at is None or (value.works_until is not None and value.works_until > now)
 
 
-def _printable_url(url: str | None) -> str | None:
-    """Where a leak was found, fit to store and show: no control characters, nothing
-    key-shaped, bounded."""
-    if not url:
-        return None
-    cleaned = "".join(c if c.isprintable() else "?" for c in url[:MAX_LEAK_URL])
-    return keys.redact(cleaned)
-
-
 class LeakResponder:
     def __init__(self, db: Database, clock: Clock, key_manager: KeyManager) -> None:
         self._db = db
@@ -96,7 +87,7 @@ class LeakResponder:
         any (GitHub). ``reporter`` is recorded in the audit log as who marked it, and, through
         the leak response, rolled it."""
         now = self._clock.now()
-        url = _printable_url(url)
+        url = keys.printable(url, MAX_LEAK_URL) if url else None
         with self._db.transaction() as session:
             query = (
                 select(KeyValue, ApiKey)
@@ -113,17 +104,16 @@ class LeakResponder:
             found = {"key_id": key.id, "key_name": key.name, "hint": hint}
             if not _works(key, value, now):
                 return LeakOutcome(status=LeakStatus.NOT_WORKING, **found)
-            # Conditional, so that two reports of one value at once mark it (and roll) once.
+            # Conditional, so that two reports of one value at once mark it (and roll) once;
+            # by value, as another value of the key (a grace period's) may have leaked before.
             marked: CursorResult[Any] = session.execute(  # type: ignore[assignment]
-                update(ApiKey)
-                .where(
-                    ApiKey.id == key.id,
-                    or_(ApiKey.leaked_at.is_(None), ApiKey.leaked_at < value.issued_at),
-                )
-                .values(leaked_at=now, leak_url=url)
+                update(KeyValue)
+                .where(KeyValue.id == value.id, KeyValue.leaked_at.is_(None))
+                .values(leaked_at=now)
             )
             if marked.rowcount != 1:
                 return LeakOutcome(status=LeakStatus.ALREADY_LEAKED, **found)
+            key.leaked_at, key.leak_url = now, url
             on_leak = policy_of(session, key.account_id).on_leak
             detail = {"name": key.name, "hint": hint, "url": url, "source": source.value}
             record(
@@ -136,9 +126,15 @@ class LeakResponder:
             audit.record(
                 session, key.account_id, AuditAction.API_KEY_LEAKED, key.id, reporter, now, detail
             )
+            if on_leak is OnLeak.ROLL:
+                # In the transaction of the mark: a leak is never marked, and so never again
+                # responded to, without the roll its policy asks for.
+                responder = Actor(
+                    reporter.name, Via.LEAK_RESPONSE, reporter.source_address, reporter.user_agent
+                )
+                self._keys.roll_within(
+                    session, key.account_id, key.id, timedelta(0), actor=responder
+                )
         if on_leak is OnLeak.ROLL:
-            responder = Actor(
-                reporter.name, Via.LEAK_RESPONSE, reporter.source_address, reporter.user_agent
-            )
-            self._keys.roll(key.account_id, key.id, timedelta(0), actor=responder)
+            self._keys.revoked(key.id)
         return LeakOutcome(status=LeakStatus.LEAKED, rolled=on_leak is OnLeak.ROLL, **found)

@@ -109,7 +109,7 @@ class ApiKey(Base):
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # The key's own deadline for its next roll, overriding the account's policy; a roll clears it.
     rotate_by: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    # When and where a value of this key was reported leaked (never the value itself).
+    # When and where a value of this key was last reported leaked (never the value itself).
     leaked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     leak_url: Mapped[str | None] = mapped_column(Text)
 
@@ -138,6 +138,8 @@ class KeyValue(Base):
     issued_at: Mapped[datetime] = mapped_column(UTCDateTime())
     retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
     works_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # When this value was first reported leaked: each value is a leak of its own, once.
+    leaked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     key: Mapped[ApiKey] = relationship(back_populates="values")
 

@@ -49,6 +49,19 @@ def test_a_key_in_a_file_is_reported_by_file_line_and_hint_and_exits_1(tmp_path:
     assert "1 TemplateTo API key value(s) found" in result.stderr
 
 
+def test_a_file_named_after_a_value_it_holds_is_reported_without_the_value(
+    tmp_path: Path,
+) -> None:
+    value = keys.generate()
+    (tmp_path / f"{value}.env").write_text(f"KEY={value}\n")
+
+    result = scan(".", cwd=tmp_path)
+
+    assert result.exit_code == 1
+    assert value not in result.output
+    assert result.stdout == f"./tt_live_[redacted].env:1: {hint(value)}\n"
+
+
 def test_a_directory_is_walked_and_each_key_reported_in_order(tmp_path: Path) -> None:
     first, second, third = keys.generate(), keys.generate(), keys.generate()
     (tmp_path / "b").mkdir()
@@ -105,6 +118,21 @@ def test_binary_files_symbolic_links_and_git_directories_are_not_read(tmp_path: 
     assert scan(tree).exit_code == 0
     assert scan(tree / "linked.txt", tree / "linked-dir", tree / "pipe").exit_code == 0
     assert scan(outside).exit_code == 1
+
+
+def test_a_named_path_that_is_not_read_is_a_warning_not_silence(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "settings.py").write_text(f'KEY = "{keys.generate()}"\n')
+    (tmp_path / "current").symlink_to(project, target_is_directory=True)
+    os.mkfifo(tmp_path / "pipe")
+
+    result = scan("current", "pipe", cwd=tmp_path)
+
+    # Nothing outside the paths is read, but "nothing found" must not pass for "all clean".
+    assert result.exit_code == 0 and result.stdout == ""
+    assert "warning: current was not scanned: a symbolic link" in result.stderr
+    assert "warning: pipe was not scanned: not a regular file or directory" in result.stderr
 
 
 def test_a_path_that_does_not_exist_is_a_usage_error(tmp_path: Path) -> None:
@@ -173,3 +201,13 @@ def test_report_takes_the_admin_key_from_the_environment_and_no_url_may_hold_one
     assert without_key.exit_code == 2 and "TEMPLATETO_API_KEY" in without_key.output
     assert key_in_url.exit_code == 2 and "a URL is no place for a key" in key_in_url.output
     assert value not in key_in_url.output
+
+
+def test_a_percent_encoded_key_in_the_report_url_is_refused_too(tmp_path: Path) -> None:
+    value = keys.generate()
+    encoded = value.replace("_", "%5F")
+    in_url = ["scan", "--report", f"http://127.0.0.1:9/?key={encoded}", str(tmp_path)]
+
+    key_in_url = CliRunner().invoke(main, in_url, env={"TEMPLATETO_API_KEY": value})
+
+    assert key_in_url.exit_code == 2 and "a URL is no place for a key" in key_in_url.output

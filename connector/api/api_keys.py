@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from flask import request
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
+from .. import keys
 from ..api_keys import (
     ApiKeyInfo,
     FailureReport,
@@ -68,14 +69,45 @@ class NewKey(BaseModel):
     permission: Permission = Permission.STANDARD
 
 
+# Any rotate-by time anyone means; the edges of what a date holds would overflow when turned
+# to UTC or when the 7 days before it are counted.
+EARLIEST_ROTATE_BY = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST_ROTATE_BY = datetime(9999, 1, 1, tzinfo=UTC)
+
+
 class KeyChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     rotate_by: AwareDatetime | None = Field(
         description="When this key is to be rolled, overriding the key policy's max_age_days: "
-        "an ISO 8601 time with its zone (2027-03-01T09:00:00Z); null to follow the policy "
-        "again. A roll clears it.",
+        "an ISO 8601 time with its zone (2027-03-01T09:00:00Z), from 1970 to 9998; null to "
+        "follow the policy again. A roll clears it.",
     )
+
+    @field_validator("rotate_by", mode="before")
+    @classmethod
+    def _iso_text(cls, value: object) -> object:
+        # Lax parsing would take a number as seconds since 1970: 90 (days, meant) is refused.
+        if value is not None and not isinstance(value, str):
+            raise PydanticCustomError(
+                "rotate_by_text", "Send an ISO 8601 time as a string, e.g. 2027-03-01T09:00:00Z"
+            )
+        return value
+
+    @field_validator("rotate_by")
+    @classmethod
+    def _in_range(cls, value: datetime | None) -> datetime | None:
+        if value is None:
+            return None
+        try:
+            in_utc = value.astimezone(UTC)
+        except OverflowError:
+            in_utc = None
+        if in_utc is None or not EARLIEST_ROTATE_BY <= in_utc < LATEST_ROTATE_BY:
+            raise PydanticCustomError(
+                "rotate_by_range", "Send a time between 1970-01-01 and 9998-12-31, in UTC"
+            )
+        return in_utc
 
 
 class Roll(BaseModel):
@@ -94,6 +126,12 @@ class ReportedLeak(BaseModel):
     location: str = Field(
         min_length=1, max_length=2_000, description="Where it was found: FILE:LINE, or a URL."
     )
+
+    @field_validator("location")
+    @classmethod
+    def _no_key_value(cls, value: str) -> str:
+        # A file's path may name a value (secrets/tt_live_….env): it is echoed and kept.
+        return keys.redact(value)
 
 
 class LeakReport(BaseModel):

@@ -65,9 +65,7 @@ def github_matches() -> Response:
     svc.github_keys.verify(
         request.headers.get(KEY_IDENTIFIER_HEADER), request.headers.get(SIGNATURE_HEADER), body
     )
-    reporter = Actor(
-        GITHUB, Via.API, request.remote_addr, keys.redact(request.headers.get("User-Agent", ""))
-    )
+    reporter = Actor(GITHUB, Via.API, request.remote_addr, request.headers.get("User-Agent"))
     labels = []
     # A token found in several places is one leak, labelled alike: once rolled by the first,
     # it would no longer work for the second.

@@ -311,8 +311,19 @@ def _audit_detail(hook: Hook) -> dict[str, Any]:
     }
 
 
-def delete_hooks_of_key(session: Session, key_id: str) -> None:
-    """Part of deleting a key: its subscriptions go with it."""
+def delete_hooks_of_key(session: Session, key_id: str, actor: Actor, now: datetime) -> None:
+    """Part of deleting a key: its subscriptions go with it, each in the audit log as deleted
+    by whoever deleted the key."""
+    for hook in session.scalars(select(Hook).where(Hook.key_id == key_id)):
+        audit.record(
+            session,
+            hook.account_id,
+            AuditAction.HOOK_DELETED,
+            hook.id,
+            actor,
+            now,
+            _audit_detail(hook),
+        )
     session.execute(delete(Hook).where(Hook.key_id == key_id))
 
 

@@ -77,6 +77,23 @@ def test_hooks_created_and_deleted_are_recorded_without_their_urls_path(
     assert "secret-token-123" not in str(log)
 
 
+def test_hooks_deleted_with_their_key_are_recorded_by_who_deleted_it(
+    client, headers, services, account, admin_key, receiver
+) -> None:
+    zap = services.keys.create(account.id, "Zapier staging")
+    hook = client.post(
+        "/v1/hooks",
+        json={"target_url": receiver.url + "/hook", "events": ["template.created"]},
+        headers=key_header(zap.value),
+    ).json
+
+    client.delete(f"/v1/api-keys/{zap.id}", headers=headers)
+
+    [deleted] = entries(client, headers, f"?target={hook['id']}&action=hook.deleted")
+    assert (deleted["actor"], deleted["via"]) == (admin_key.hint, "api")
+    assert deleted["detail"]["target_host"] == "127.0.0.1"
+
+
 def test_page_sign_ins_sign_outs_and_key_actions_name_the_user(
     app, client, headers, admin_user, clock
 ) -> None:
@@ -188,3 +205,14 @@ def test_a_keys_own_rotate_by_is_recorded_with_the_date(client, headers, admin_k
 
     assert entry["target"] == admin_key.id
     assert entry["detail"] == {"name": "Zapier production", "rotate_by": "2027-03-01T08:00:00Z"}
+
+
+def test_a_key_value_in_a_user_agent_is_not_kept(client, admin_key) -> None:
+    # A client that fills the wrong header with the key (a template variable gone astray).
+    careless = key_header(admin_key.value, user_agent=f"sync-script key={admin_key.value}")
+    client.put("/v1/key-policy", json={"max_age_days": 90}, headers=careless)
+
+    [entry] = entries(client, careless, "?action=key_policy.changed")
+
+    assert admin_key.value not in str(entry)
+    assert entry["user_agent"] == "sync-script key=tt_live_[redacted]"

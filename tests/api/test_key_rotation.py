@@ -117,6 +117,12 @@ def test_a_keys_own_rotate_by_overrides_the_policy_until_a_roll(
         ({"rotate_by": "next tuesday"}, "datetime"),
         ({}, "required"),
         ({"rotate_by": None, "name": "x"}, "Extra inputs"),
+        # Times no one means, at the edges of what a date can hold (once a 500).
+        ({"rotate_by": "0001-01-01T00:00:00Z"}, "between"),
+        ({"rotate_by": "0001-01-01T00:00:00+14:00"}, "between"),
+        ({"rotate_by": "9999-12-31T23:59:59-14:00"}, "between"),
+        # A number is not an ISO time: 90 (days, meant) must not become 1970-01-01T00:01:30Z.
+        ({"rotate_by": 90}, "ISO 8601"),
     ],
 )
 def test_a_wrong_rotate_by_is_refused_with_what_to_send(

@@ -15,10 +15,13 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from flask.testing import FlaskClient
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 
 from connector import keys
 from connector.app import create_app
 from connector.audit import Actor, Via
+from connector.clock import iso
 from connector.config import Settings
 from connector.events import EventType
 from connector.leaks import LeakSource, LeakStatus
@@ -137,6 +140,27 @@ def test_a_leak_marks_the_key_and_records_one_event_without_the_value(
     assert [(e.target, e.actor, e.via) for e in leaked] == [
         (zap.id, "GitHub secret scanning", "api")
     ]
+
+
+def test_each_leaked_value_of_a_key_is_its_own_leak(
+    report, client, services, account, admin_key, clock
+) -> None:
+    zap = services.keys.create(account.id, "Zapier staging")
+    clock.advance(minutes=1)
+    rolled = services.keys.roll(account.id, zap.id, timedelta(days=7))
+    clock.advance(minutes=1)
+    # The old value (still in its grace period) is found first, then the new one elsewhere.
+    report(zap.value, url="https://github.com/acme/old/blob/a/settings.py#L2")
+    clock.advance(minutes=1)
+    new_url = "https://github.com/acme/new/blob/b/settings.py#L9"
+    again = report(rolled.value, url=new_url)
+    repeated = report(rolled.value, url=new_url)
+
+    assert again.json[0]["label"] == repeated.json[0]["label"] == "true_positive"
+    hints = [event["data"]["hint"] for event in leak_events(client, admin_key)]
+    assert sorted(hints) == sorted([zap.hint, rolled.hint])
+    listed = key_json(client, admin_key, zap.id)
+    assert listed["leak_url"] == new_url and listed["leaked_at"] == iso(clock.now())
 
 
 def _page() -> PageQuery:
@@ -380,6 +404,26 @@ def test_scan_reports_need_an_admin_key_and_digests_never_values(
     assert admin_key.value not in with_a_value.get_data(as_text=True)
 
 
+def test_a_key_value_in_a_reported_location_is_neither_kept_nor_echoed(
+    client, admin_key, standard_key
+) -> None:
+    # A file named after a value it holds: the location names it too.
+    location = f"secrets/{standard_key.value}.env:1"
+    leak = {"sha256": keys.fingerprint(standard_key.value), "location": location}
+
+    answer = client.post(
+        "/v1/api-keys/leaks", json={"leaks": [leak]}, headers=key_header(admin_key.value)
+    )
+
+    assert answer.status_code == 200
+    assert standard_key.value not in answer.get_data(as_text=True)
+    assert answer.json["data"][0]["location"] == "secrets/tt_live_[redacted].env:1"
+    assert (
+        key_json(client, admin_key, standard_key.id)["leak_url"]
+        == answer.json["data"][0]["location"]
+    )
+
+
 def test_reports_of_one_value_at_the_same_moment_mark_and_roll_it_once(
     client, services, account, admin_key
 ) -> None:
@@ -429,3 +473,43 @@ def test_control_characters_and_lone_surrogates_in_a_signed_body_are_answered_no
     assert key_json(client, admin_key, zap.id)["leak_url"] == "https://x/?"
     assert answers[1].status_code == 422
     assert answers[1].json["error"]["code"] == "validation_failed"
+
+
+# A trigger that refuses every new key value, as a full disk would: a roll fails part-way.
+NO_NEW_VALUES = {
+    "sqlite": [
+        "CREATE TRIGGER no_new_values BEFORE INSERT ON api_key_values "
+        "BEGIN SELECT RAISE(ABORT, 'disk full'); END"
+    ],
+    "postgresql": [
+        "CREATE OR REPLACE FUNCTION refuse_values() RETURNS trigger AS "
+        "$$ BEGIN RAISE EXCEPTION 'disk full'; END $$ LANGUAGE plpgsql",
+        "CREATE TRIGGER no_new_values BEFORE INSERT ON api_key_values "
+        "FOR EACH ROW EXECUTE FUNCTION refuse_values()",
+    ],
+}
+DROP_ON = {"sqlite": "", "postgresql": " ON api_key_values"}
+
+
+def test_a_leak_is_marked_only_with_the_roll_its_policy_asks_for(
+    client, services, account, admin_key
+) -> None:
+    set_on_leak(client, admin_key, "roll")
+    zap = services.keys.create(account.id, "Zapier staging")
+    github = Actor("GitHub secret scanning", Via.API)
+    digest = keys.fingerprint(zap.value)
+    # A real storage failure part-way: no new value can be written, so the roll fails.
+    with services.db.engine.begin() as connection:
+        for statement in NO_NEW_VALUES[services.db.dialect]:
+            connection.execute(text(statement))
+    with pytest.raises(SQLAlchemyError):
+        services.leaks.report(digest, "https://github.com/x", LeakSource.GITHUB, github)
+    with services.db.engine.begin() as connection:
+        connection.execute(text("DROP TRIGGER no_new_values" + DROP_ON[services.db.dialect]))
+
+    # GitHub sends the match again: the leak, not yet responded to, is responded to now.
+    again = services.leaks.report(digest, "https://github.com/x", LeakSource.GITHUB, github)
+
+    assert (again.status, again.rolled) == (LeakStatus.LEAKED, True)
+    assert client.get("/v1/api-keys", headers=key_header(zap.value)).status_code == 401
+    assert len(leak_events(client, admin_key)) == 1

@@ -33,7 +33,16 @@ from connector.documents import NewDocument
 from connector.encryption import StoredSecrets
 from connector.errors import ApiKeyDeleted, ApiKeyRolled
 from connector.key_policy import KeyPolicyChange
-from connector.models import ApiKey, AuditEntry, Base, Event, Hook, KeyPolicy, OldValueAlert
+from connector.models import (
+    ApiKey,
+    AuditEntry,
+    Base,
+    Event,
+    Hook,
+    KeyPolicy,
+    KeyValue,
+    OldValueAlert,
+)
 from connector.paging import PageQuery
 from connector.rendering.engines import Engine as PdfEngine
 from connector.rendering.page import PageSetup, PaperSize
@@ -203,6 +212,7 @@ def assert_issue_18_starts_empty(services: Services) -> None:
         upgraded = session.scalars(select(ApiKey)).all()
         assert upgraded
         assert {(k.rotate_by, k.leaked_at, k.leak_url) for k in upgraded} == {(None, None, None)}
+        assert {v.leaked_at for v in session.scalars(select(KeyValue))} == {None}
         assert session.scalars(select(KeyPolicy)).all() == []
         assert session.scalars(select(AuditEntry)).all() == []
 

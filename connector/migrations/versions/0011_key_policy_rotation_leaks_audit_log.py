@@ -1,6 +1,6 @@
 """Keys that look after themselves (issue 18): each account's key policy (maximum age, what a
 leak does), a key's own rotate-by date, which rotation notices each key value has had, a key's
-leak (when and where), and the append-only audit log.
+last leak (when and where), when each value was reported leaked, and the append-only audit log.
 
 Revision ID: 0011
 Revises: 0010
@@ -36,6 +36,7 @@ def upgrade() -> None:
     op.add_column("api_keys", sa.Column("rotate_by", TIMESTAMP))
     op.add_column("api_keys", sa.Column("leaked_at", TIMESTAMP))
     op.add_column("api_keys", sa.Column("leak_url", sa.Text))
+    op.add_column("api_key_values", sa.Column("leaked_at", TIMESTAMP))
     op.create_table(
         "api_key_rotation_notices",
         sa.Column(
@@ -82,6 +83,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("audit_log")
     op.drop_table("api_key_rotation_notices")
+    op.drop_column("api_key_values", "leaked_at")
     op.drop_column("api_keys", "leak_url")
     op.drop_column("api_keys", "leaked_at")
     op.drop_column("api_keys", "rotate_by")
