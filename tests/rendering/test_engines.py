@@ -175,6 +175,15 @@ def test_characters_no_font_can_draw_are_named_not_silently_boxed(renderer, engi
     assert "Kawi" in rendered.missing_scripts
 
 
+@pytest.mark.parametrize("engine", [e for e in ENGINES if e != Engine.XHTML2PDF])
+def test_the_generic_serif_is_the_browsers_face_with_either_engine(renderer, engine) -> None:
+    _, reader = pdf(renderer, '<p style="font-family: serif">Dear customer,</p>', engine)
+
+    # Chromium's serif is its Times New Roman: Liberation Serif on Debian; WeasyPrint's follows
+    # (fonts.conf), not fontconfig's own first serif font (Noto Serif).
+    assert {name.replace("-", "") for name in fonts(reader)} == {"LiberationSerif"}
+
+
 def left_edges(content: bytes, sentence: str) -> list[float]:
     """Where each word of ``sentence`` starts on the first page, in the sentence's order. A PDF
     keeps right-to-left text in visual order: a word may read back to front."""
