@@ -176,12 +176,17 @@ def test_characters_no_font_can_draw_are_named_not_silently_boxed(renderer, engi
 
 
 @pytest.mark.parametrize("engine", [e for e in ENGINES if e != Engine.XHTML2PDF])
-def test_the_generic_serif_is_the_browsers_face_with_either_engine(renderer, engine) -> None:
-    _, reader = pdf(renderer, '<p style="font-family: serif">Dear customer,</p>', engine)
+@pytest.mark.parametrize(
+    ("generic", "face"), [("serif", "LiberationSerif"), ("sans-serif", "LiberationSans")]
+)
+def test_generic_families_are_the_browsers_faces_with_either_engine(
+    renderer, engine, generic, face
+) -> None:
+    _, reader = pdf(renderer, f'<p style="font-family: {generic}">Dear customer,</p>', engine)
 
-    # Chromium's serif is its Times New Roman: Liberation Serif on Debian; WeasyPrint's follows
-    # (fonts.conf), not fontconfig's own first serif font (Noto Serif).
-    assert {name.replace("-", "") for name in fonts(reader)} == {"LiberationSerif"}
+    # Chromium's serif and sans-serif are its Times New Roman and Arial: Liberation's faces on
+    # Debian; WeasyPrint's follow (fonts.conf), not fontconfig's own first faces (Noto's).
+    assert {name.replace("-", "") for name in fonts(reader)} == {face}
 
 
 def left_edges(content: bytes, sentence: str) -> list[float]:
