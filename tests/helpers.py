@@ -104,6 +104,8 @@ def github_matches(
             for t in tokens
         ]
     ).encode()
+
+
 def pdf_producer(content: bytes) -> str:
     """The PDF's Producer: which engine made it (xhtml2pdf, WeasyPrint, Skia/PDF for Chromium)."""
     import io
