@@ -54,7 +54,7 @@ n8n-runtime:
 # chromium engine, the page's browser tests), Pango (weasyprint), fontconfig and Noto fonts (every
 # script). About 70 MB beyond Chromium. Installed when missing where apt-get can (as root: CI);
 # elsewhere, make says what to install.
-OS_PACKAGES := chromium libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fontconfig \
+OS_PACKAGES := chromium libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fontconfig fonts-liberation \
   fonts-noto-core fonts-noto-cjk
 
 os-packages:

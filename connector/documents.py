@@ -75,8 +75,9 @@ class DocumentInfo(BaseModel):
     )
     missing_scripts: builtins.list[str] = Field(
         default_factory=builtins.list,
-        description='Scripts ("Han", "Thai", …) of characters the engine\'s fonts could not draw, '
-        "printed as boxes; empty when none.",
+        description='Scripts ("Han", "Arabic", …) the engine could not print correctly: '
+        "characters its fonts lack (printed as boxes) and, with xhtml2pdf, scripts that need "
+        "shaping or right-to-left order; empty when none.",
     )
 
 

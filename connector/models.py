@@ -294,7 +294,8 @@ class Document(Base):
     # The client's Idempotency-Key, and a digest of the request it came with.
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
     request_digest: Mapped[str | None] = mapped_column(String(64))
-    # Scripts of characters its engine's fonts could not draw; null for documents made before.
+    # Scripts its engine could not print correctly (characters its fonts lack; for xhtml2pdf
+    # also scripts needing shaping or right-to-left order); null for documents made before.
     missing_scripts: Mapped[list[str] | None] = mapped_column(JSON)
 
 

@@ -50,7 +50,8 @@ class TemplateSource:
 class RenderedFile:
     content: bytes
     format: Format
-    # Scripts of characters the engine's fonts cannot draw (printed as boxes): "Han", "Thai", …
+    # Scripts the engine cannot print correctly: "Han", "Thai", … (characters its fonts lack,
+    # printed as boxes; for xhtml2pdf also scripts that need shaping or right-to-left order)
     missing_scripts: tuple[str, ...] = ()
 
     @property

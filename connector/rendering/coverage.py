@@ -1,5 +1,7 @@
 """Which characters an engine's fonts can draw, and the scripts of those they cannot: a render
-that would print boxes says so (``X-Render-Warning``, a document's ``missing_scripts``).
+that would print boxes says so (``X-Render-Warning``, a document's ``missing_scripts``). So does
+one whose engine cannot shape text (xhtml2pdf): scripts written right to left or built of letters
+and marks that a shaper places (:func:`unshaped_scripts`) come out wrong even with the glyphs.
 
 Coverage comes from the fonts an engine actually uses: the cmaps of the bundled fonts for
 xhtml2pdf (it reads no other), fontconfig's view of the system's fonts for WeasyPrint and
@@ -20,13 +22,37 @@ WARNING_HEADER = "X-Render-Warning"
 def missing_scripts_warning(scripts: Iterable[str]) -> str:
     """The X-Render-Warning of a render that printed boxes (scripts' names are plain ASCII)."""
     return (
-        f"missing-scripts: {', '.join(scripts)}: the engine's fonts cannot draw these "
-        "characters (they print as boxes); try the weasyprint or chromium engine"
+        f"missing-scripts: {', '.join(scripts)}: the engine cannot print these correctly (its "
+        "fonts lack the characters, which print as boxes, or it has no text shaping or "
+        "right-to-left ordering); try the weasyprint or chromium engine"
     )
 
 
 # Characters no font needs to draw: spaces, controls, and format marks (bidi, joiners).
 _NOT_DRAWN = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp", "Cs"})
+_RIGHT_TO_LEFT = frozenset({"R", "AL"})  # Unicode bidi classes: Hebrew, Arabic letters, …
+_MARKS = frozenset({"Mn", "Mc"})
+# Scripts of marks that apply to any script (accents U+0300…): placed without shaping.
+_ANY_SCRIPT = frozenset({"Zinh", "Zyyy"})
+
+
+def unshaped_scripts(text: str) -> list[str]:
+    """The scripts (Unicode's names) in ``text`` that an engine without text shaping and bidi
+    ordering prints wrongly even with every glyph: those of right-to-left letters (bidi class R
+    or AL: Arabic, Hebrew, Syriac, Thaana, N'Ko, …), which come out unjoined and reversed, and
+    those of a script's own combining marks (vowel signs, viramas: Devanagari, Bengali, Tamil,
+    Thai, Khmer, Myanmar, …), which need a shaper to place and to form conjuncts. Sorted."""
+    from fontTools import unicodedata as scripts
+
+    found = set()
+    for character in set(text):
+        if unicodedata.bidirectional(character) in _RIGHT_TO_LEFT:
+            found.add(scripts.script(character))
+        elif unicodedata.category(character) in _MARKS:
+            script = scripts.script(character)
+            if script not in _ANY_SCRIPT:
+                found.add(script)
+    return sorted(scripts.script_name(script) for script in found)
 
 
 class FontCoverage:

@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 from ..errors import EngineUnavailable, TemplateRenderError
 from . import Format, RenderedFile, RenderJob, liquid, weasy
 from .chrome import ChromiumPrinter
-from .coverage import FontCoverage
+from .coverage import FontCoverage, unshaped_scripts
 from .engines import DEFAULT_CHROMIUM, Engine
 from .page import PageSetup
 from .pdf import FONT_FILES, FONTS, html_to_pdf
@@ -151,10 +151,14 @@ def _pdf(html: str, engine: Engine, page: PageSetup | None) -> RenderedFile:
 
 
 def _missing_scripts(html: str, engine: Engine) -> list[str]:
+    """The scripts the engine cannot print correctly: those its fonts lack, and for xhtml2pdf,
+    which has no text shaping or bidi ordering, those that need them."""
+    text = html_to_text(html)
     coverage = _bundled_fonts() if engine is Engine.XHTML2PDF else _system_fonts()
-    if coverage is None:
-        return []
-    return coverage.missing_scripts(html_to_text(html))
+    missing = set(coverage.missing_scripts(text)) if coverage is not None else set()
+    if engine is Engine.XHTML2PDF:
+        missing.update(unshaped_scripts(text))
+    return sorted(missing)
 
 
 @functools.cache

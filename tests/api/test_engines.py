@@ -1,5 +1,5 @@
-"""Choosing a PDF engine and page setup through the API, and the warning of scripts an engine's
-fonts cannot draw."""
+"""Choosing a PDF engine and page setup through the API, and the warning of scripts an engine
+cannot print correctly (its fonts lack them, or it cannot shape them)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ from connector.services import EXTENSION
 from ..helpers import key_header, pdf_producer
 
 JAPANESE = "こんにちは 東京"
+ARABIC = "فاتورة رقم ١٢٣"
+HEBREW = "חשבונית מספר"
 
 
 def from_html(client, key: str, html: str, **options):
@@ -63,6 +65,33 @@ def test_characters_the_fonts_cannot_draw_are_named_in_a_header(client, standard
     assert boxed.headers["X-Render-Warning"].startswith("missing-scripts: Han, Hiragana:")
     assert "X-Render-Warning" not in drawn.headers
     assert "X-Render-Warning" not in latin.headers
+
+
+def test_scripts_xhtml2pdf_cannot_shape_are_named_in_the_header_and_the_document(
+    client, standard_key
+) -> None:
+    headers = key_header(standard_key.value)
+    html = f"<p>Invoice {ARABIC} {HEBREW}</p>"
+    template = client.post(
+        "/v1/templates", json={"name": "RTL", "body": "<p>{{ text }}</p>"}, headers=headers
+    ).json
+
+    unshaped = from_html(client, standard_key.value, html)
+    shaped = from_html(client, standard_key.value, html, engine="weasyprint")
+    document = client.post(
+        "/v1/documents",
+        json={"template_id": template["id"], "data": {"text": f"{ARABIC} {HEBREW}"}},
+        headers=headers,
+    )
+
+    # DejaVu Sans has these letters: what xhtml2pdf lacks is shaping and right-to-left order.
+    assert unshaped.status_code == 200
+    warning = unshaped.headers["X-Render-Warning"]
+    assert warning.startswith("missing-scripts: Arabic, Hebrew:")
+    assert "weasyprint or chromium" in warning
+    assert "X-Render-Warning" not in shaped.headers
+    assert document.json["missing_scripts"] == ["Arabic", "Hebrew"]
+    assert document.headers["X-Render-Warning"] == warning
 
 
 def test_a_template_names_its_engine_and_page_setup(client, standard_key) -> None:

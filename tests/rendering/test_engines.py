@@ -7,9 +7,11 @@ import io
 import os
 import socket
 import threading
+import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 
+import pdfplumber
 import pytest
 from pypdf import PdfReader
 
@@ -34,6 +36,11 @@ SCRIPTS = {
     "Hangul": "안녕하세요",
     "Devanagari": "नमस्ते दुनिया",
     "Thai": "สวัสดีชาวโลก",
+}
+# Sentences in logical order (as typed): printed right to left, the first word is rightmost.
+RIGHT_TO_LEFT = {
+    "ar": "مرحبا بكم في متجرنا",
+    "he": "שלום וברוכים הבאים לחנות",
 }
 TWO_PAGES = '<p>one</p><div style="page-break-before: always">two</div>'
 
@@ -168,13 +175,63 @@ def test_characters_no_font_can_draw_are_named_not_silently_boxed(renderer, engi
     assert "Kawi" in rendered.missing_scripts
 
 
-def test_xhtml2pdf_names_the_scripts_its_bundled_font_lacks(renderer) -> None:
+@pytest.mark.parametrize("engine", [e for e in ENGINES if e != Engine.XHTML2PDF])
+@pytest.mark.parametrize(
+    ("generic", "face"), [("serif", "LiberationSerif"), ("sans-serif", "LiberationSans")]
+)
+def test_generic_families_are_the_browsers_faces_with_either_engine(
+    renderer, engine, generic, face
+) -> None:
+    _, reader = pdf(renderer, f'<p style="font-family: {generic}">Dear customer,</p>', engine)
+
+    # Chromium's serif and sans-serif are its Times New Roman and Arial: Liberation's faces on
+    # Debian; WeasyPrint's follow (fonts.conf), not fontconfig's own first faces (Noto's).
+    assert {name.replace("-", "") for name in fonts(reader)} == {face}
+
+
+def left_edges(content: bytes, sentence: str) -> list[float]:
+    """Where each word of ``sentence`` starts on the first page, in the sentence's order. A PDF
+    keeps right-to-left text in visual order: a word may read back to front."""
+    with pdfplumber.open(io.BytesIO(content)) as document:
+        printed = {
+            unicodedata.normalize("NFKC", word["text"]): word["x0"]
+            for word in document.pages[0].extract_words()
+        }
+    edges = []
+    for word in sentence.split():
+        found = [printed[text] for text in (word, word[::-1]) if text in printed]
+        assert found, (word, printed)
+        edges.append(found[0])
+    return edges
+
+
+@pytest.mark.parametrize("engine", [e for e in ENGINES if e != Engine.XHTML2PDF])
+@pytest.mark.parametrize("language", sorted(RIGHT_TO_LEFT))
+def test_arabic_and_hebrew_are_printed_right_to_left(renderer, engine, language) -> None:
+    sentence = RIGHT_TO_LEFT[language]
+
+    rendered, _ = pdf(renderer, f'<p lang="{language}">{sentence}</p>', engine)
+
+    edges = left_edges(rendered.content, sentence)
+    # The first word typed is the rightmost, each next one further left.
+    assert edges == sorted(edges, reverse=True) and len(set(edges)) == len(edges)
+
+
+def test_xhtml2pdf_names_the_scripts_its_font_lacks_or_it_cannot_shape(renderer) -> None:
     html = "".join(f"<p>{line}</p>" for line in SCRIPTS.values()) + "<p>Łódź Ελλάδα Москва</p>"
 
     rendered, _ = pdf(renderer, html, Engine.XHTML2PDF)
 
-    # DejaVu Sans has Latin, Greek, Cyrillic and Arabic letters; not these.
-    assert rendered.missing_scripts == ("Devanagari", "Han", "Hangul", "Hiragana", "Thai")
+    # DejaVu Sans has Latin, Greek, Cyrillic and Arabic letters, but xhtml2pdf prints Arabic
+    # unjoined and left to right; Han, Hangul, Hiragana as boxes; Devanagari and Thai both.
+    assert rendered.missing_scripts == (
+        "Arabic",
+        "Devanagari",
+        "Han",
+        "Hangul",
+        "Hiragana",
+        "Thai",
+    )
 
 
 @pytest.mark.parametrize("engine", ENGINES)
