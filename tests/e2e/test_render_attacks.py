@@ -37,8 +37,10 @@ ATTACKS = [
     ),
     pytest.param("pdf", TABLE, {}, 422, "time", None, id="pdf-15000-rows"),
     pytest.param("pdf", TABLE, {}, 422, "time", "weasyprint", id="pdf-15000-rows-weasyprint"),
+    # Chromium's layout of the table grows past the memory limit about when the time limit
+    # ends: whichever comes first stops it.
     pytest.param(
-        "pdf", TABLE, {}, 422, "time", "chromium", id="pdf-15000-rows-chromium",
+        "pdf", TABLE, {}, 422, {"time", "memory"}, "chromium", id="pdf-15000-rows-chromium",
         marks=pytest.mark.chromium,
     ),
     pytest.param(
@@ -127,7 +129,8 @@ def test_an_attack_is_answered_within_its_limit_and_others_are_served(
     assert response.status_code == status, response.text
     if limit is not None:
         assert response.json()["error"]["code"] == "render_limit_exceeded"
-        assert response.json()["error"]["details"]["limit"] == limit
+        named = limit if isinstance(limit, set) else {limit}
+        assert response.json()["error"]["details"]["limit"] in named
     assert seconds < LIMIT_SECONDS[format] + 1
     assert after.status_code in (200, 422)  # the pool serves on after a killed render
     assert statuses and set(statuses) == {200}
