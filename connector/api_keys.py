@@ -37,6 +37,7 @@ from .errors import (
     ApiKeyNameTaken,
     ApiKeyNotFound,
     ApiKeyRollConflict,
+    LeakedValueGraceRefused,
 )
 from .events import EventType, record
 from .key_policy import policy_of
@@ -182,6 +183,10 @@ class ApiKeyInfo(BaseModel):
         description="Where that leak was found: the URL GitHub gave, or the FILE:LINE a scan "
         "reported."
     )
+    value_leaked: bool = Field(
+        description="Whether the key's current value was reported leaked: it is then rolled "
+        "with no grace period."
+    )
     old_values: list[OldValueInfo]
 
     @classmethod
@@ -202,6 +207,7 @@ class ApiKeyInfo(BaseModel):
             rotation=rotation(deadline, now),
             leaked_at=key.leaked_at,
             leak_url=key.leak_url,
+            value_leaked=latest.leaked_at is not None,
             old_values=[
                 OldValueInfo(
                     hint=keys.display_hint(value.last4),
@@ -394,6 +400,12 @@ class KeyManager:
         key = self._find(session, account_id, key_id, for_update=True)
         self._refuse_if_deleted(key, "rolled")
         current = key.latest_value
+        if grace and current.leaked_at is not None:
+            # Whoever found it could use it for the whole grace period.
+            raise LeakedValueGraceRefused(
+                f"The current value of the API key {key.name!r} was reported leaked, so it must "
+                "stop working at once: roll it with no grace period (grace_seconds 0)."
+            )
         # Conditional, so two rolls racing on SQLite (where FOR UPDATE does nothing) cannot
         # both retire the same value and leave two new ones working.
         retired: CursorResult[Any] = session.execute(  # type: ignore[assignment]

@@ -450,6 +450,12 @@ class HookDisabled(ValidationFailed):
     code = "hook_disabled"
 
 
+class LeakedValueGraceRefused(ValidationFailed):
+    """A roll with a grace period would keep a value reported leaked working."""
+
+    code = "leaked_value_grace_refused"
+
+
 # --- 429: over a limit, retry later -------------------------------------------------------------
 
 

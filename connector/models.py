@@ -159,15 +159,17 @@ class KeyPolicy(Base):
 
 
 class RotationNotice(Base):
-    """An api_key.rotation_due event recorded for one value of a key at one stage (due,
-    overdue). Its primary key lets only one process record it, once; a roll issues a new value,
-    so the next rotation period starts with none."""
+    """An api_key.rotation_due event recorded for one value of a key, for the rotate-by time it
+    announced, at one stage (due, overdue). Its primary key lets only one process record it,
+    once. A rotation period is one value with one deadline: a roll (a new value) or a moved
+    deadline starts the next one with no notices."""
 
     __tablename__ = "api_key_rotation_notices"
 
     value_id: Mapped[int] = mapped_column(
         ForeignKey("api_key_values.id", ondelete="CASCADE"), primary_key=True
     )
+    rotate_by: Mapped[datetime] = mapped_column(UTCDateTime(), primary_key=True)
     stage: Mapped[str] = mapped_column(String(16), primary_key=True)
     sent_at: Mapped[datetime] = mapped_column(UTCDateTime())
 

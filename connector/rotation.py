@@ -1,18 +1,20 @@
 """api_key.rotation_due: recorded when a key becomes due for rolling (its rotate-by time is
 within 7 days) and again when it becomes overdue, once each per rotation period.
 
-A rotation period is the life of one value: a roll issues a new value, and so starts afresh. What
-was told is remembered in the database (:class:`~connector.models.RotationNotice`, keyed by value
-and stage) in the transaction that records the event, so a restart, or several delivery workers
-looking at once, never tell it twice. Nothing here rolls a key.
+A rotation period is one value with one rotate-by time: a roll issues a new value, and moving the
+deadline (the key's own rotate_by, or the policy's max_age_days) sets a new one; either starts
+afresh, so the new deadline is told due and overdue in its turn. What was told is remembered in
+the database (:class:`~connector.models.RotationNotice`, keyed by value, deadline and stage) in the
+transaction that records the event, so a restart, or several delivery workers looking at once,
+never tell it twice. Nothing here rolls a key.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import func, or_, select, tuple_
+from sqlalchemy import func, or_, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import selectinload
 
@@ -61,27 +63,27 @@ class RotationWatch:
                     or_(ApiKey.rotate_by.is_not(None), KeyPolicy.max_age_days.is_not(None)),
                 )
             ).all()
-            stages = {}
+            # (value id, deadline, stage) of each key due or overdue, and its policy's age.
+            stages: dict[str, tuple[tuple[int, datetime, str], int | None]] = {}
             for key_id, value_id, own, started, max_age_days in candidates:
-                stage = rotation(live_key_rotate_by(own, started, max_age_days), now)
-                if stage is not Rotation.OK:
-                    stages[key_id] = (value_id, stage, max_age_days)
+                deadline = live_key_rotate_by(own, started, max_age_days)
+                stage = rotation(deadline, now)
+                if deadline is not None and stage is not Rotation.OK:
+                    stages[key_id] = ((value_id, deadline, stage.value), max_age_days)
             if not stages:
                 return 0
-            told = set(
-                session.execute(
-                    select(RotationNotice.value_id, RotationNotice.stage).where(
-                        tuple_(RotationNotice.value_id, RotationNotice.stage).in_(
-                            [(value_id, stage.value) for value_id, stage, _ in stages.values()]
-                        )
+            # Compared here rather than in SQL: notices of other deadlines do not count.
+            told = {
+                tuple(row)
+                for row in session.execute(
+                    select(
+                        RotationNotice.value_id, RotationNotice.rotate_by, RotationNotice.stage
+                    ).where(
+                        RotationNotice.value_id.in_({notice[0] for notice, _ in stages.values()})
                     )
-                ).all()
-            )
-            untold = sorted(
-                key_id
-                for key_id, (value_id, stage, _) in stages.items()
-                if (value_id, stage.value) not in told
-            )
+                )
+            }
+            untold = sorted(key_id for key_id, (notice, _) in stages.items() if notice not in told)
             recorded = 0
             # In id order, the order in which every worker takes their notices' locks.
             for key in session.scalars(
@@ -90,14 +92,15 @@ class RotationWatch:
                 .options(selectinload(ApiKey.values))
                 .order_by(ApiKey.id)
             ):
-                _, _, max_age_days = stages[key.id]
+                _, max_age_days = stages[key.id]
                 info = ApiKeyInfo.of(key, now, max_age_days)
-                if info.rotation is Rotation.OK:
+                if info.rotate_by is None or info.rotation is Rotation.OK:
                     continue  # rolled or given a later date since the first query
                 first = insert_if_absent(
                     session,
                     RotationNotice,
                     value_id=key.latest_value.id,
+                    rotate_by=info.rotate_by,
                     stage=info.rotation.value,
                     sent_at=now,
                 )

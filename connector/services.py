@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -161,9 +161,7 @@ class Services:
                 lease=timedelta(seconds=settings.delivery_lease_seconds),
                 concurrency=settings.delivery_concurrency,
                 receivers={platform.name: platform.receivers for platform in platforms},
-                housekeeping=_chores(
-                    documents.housekeeping, rotation.housekeeping, audit.housekeeping
-                ),
+                chores=(documents.housekeeping, rotation.housekeeping, audit.housekeeping),
                 count_outcome=lambda outcome: metrics.deliveries.labels(outcome).inc(),
             ),
             api_limits=ApiLimits(
@@ -196,16 +194,6 @@ class Services:
         self.revocations.close()
         if self.own_slots_dir is not None:
             shutil.rmtree(self.own_slots_dir, ignore_errors=True)
-
-
-def _chores(*chores: Callable[[], None]) -> Callable[[], None]:
-    """The periodic chores that ride on the delivery worker's loop, run one after another."""
-
-    def run() -> None:
-        for chore in chores:
-            chore()
-
-    return run
 
 
 def _renderer(settings: Settings, slots_dir: Path) -> Renderer:

@@ -62,6 +62,53 @@ def test_a_key_found_already_overdue_is_told_overdue_only(services, account, clo
     assert told(services) == [("Reporting", "overdue")]
 
 
+def test_a_deadline_moved_later_starts_a_new_period_with_its_own_notices(
+    services, account, clock
+) -> None:
+    key = services.keys.create(account.id, "Zapier")
+    services.keys.set_rotate_by(account.id, key.id, clock.now() + timedelta(days=5))
+    assert services.rotation.tell_due_keys() == 1
+
+    services.keys.set_rotate_by(account.id, key.id, clock.now() + timedelta(days=30))
+    assert services.rotation.tell_due_keys() == 0  # ok again: nothing to tell
+    clock.advance(days=24)
+    assert services.rotation.tell_due_keys() == 1
+    assert RotationWatch(services.db, clock).tell_due_keys() == 0  # a restart, another worker
+    clock.advance(days=7)
+    assert services.rotation.tell_due_keys() == 1
+    assert services.rotation.tell_due_keys() == 0
+
+    assert told(services) == [("Zapier", "due"), ("Zapier", "due"), ("Zapier", "overdue")]
+
+
+def test_a_larger_policy_age_starts_a_new_period(services, account, clock) -> None:
+    services.key_policies.change(account.id, KeyPolicyChange(max_age_days=30))
+    services.keys.create(account.id, "Zapier")
+    clock.advance(days=31)
+    assert services.rotation.tell_due_keys() == 1
+
+    services.key_policies.change(account.id, KeyPolicyChange(max_age_days=60))
+    clock.advance(days=23)
+    assert services.rotation.tell_due_keys() == 1
+
+    assert told(services) == [("Zapier", "overdue"), ("Zapier", "due")]
+
+
+def test_a_deadline_moved_earlier_into_the_past_is_told_overdue_once(
+    services, account, clock
+) -> None:
+    key = services.keys.create(account.id, "Reporting")
+    services.keys.set_rotate_by(account.id, key.id, clock.now() + timedelta(days=3))
+    assert services.rotation.tell_due_keys() == 1
+
+    clock.advance(minutes=1)
+    services.keys.set_rotate_by(account.id, key.id, clock.now() - timedelta(hours=1))
+    assert services.rotation.tell_due_keys() == 1
+    assert services.rotation.tell_due_keys() == 0
+
+    assert told(services) == [("Reporting", "due"), ("Reporting", "overdue")]
+
+
 def test_keys_without_a_deadline_and_deleted_keys_are_never_told(services, account, clock) -> None:
     services.keys.create(account.id, "No deadline")
     gone = services.keys.create(account.id, "Gone")

@@ -15,7 +15,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -106,6 +106,10 @@ class _Outcome:
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
+def _name(chore: Callable[[], None]) -> str:
+    return getattr(chore, "__qualname__", type(chore).__name__)
+
+
 class DeliveryWorker:
     def __init__(
         self,
@@ -118,7 +122,7 @@ class DeliveryWorker:
         concurrency: int = 16,
         poll_seconds: float = 0.1,
         receivers: Mapping[str, Receivers],
-        housekeeping: Callable[[], None] = lambda: None,
+        chores: Sequence[Callable[[], None]] = (),
         count_outcome: Callable[[str], None] = lambda _: None,
     ) -> None:
         """``receivers``: how each platform's receivers are spoken to, by the platform's name
@@ -142,9 +146,9 @@ class DeliveryWorker:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        # Periodic chores of the service (purging expired files) ride on this loop, since it
-        # runs wherever deliveries do: in serve, or in separate workers.
-        self._housekeeping = housekeeping
+        # Periodic chores of the service (purging expired files, rotation notices) ride on this
+        # loop, since it runs wherever deliveries do: in serve, or in separate workers.
+        self._chores = tuple(chores)
         # "delivered", "retrying", "failed" (schedule used up) or "gone" (410, or n8n's 404s).
         self._count_outcome = count_outcome
         self._heartbeat = time.monotonic()
@@ -176,7 +180,7 @@ class DeliveryWorker:
     def run_until_stopped(self) -> None:
         while not self._stop.is_set():
             self._heartbeat = time.monotonic()
-            self._housekeeping()
+            self._run_chores()
             try:
                 busy = self.run_once()
             except OperationalError as error:
@@ -191,6 +195,15 @@ class DeliveryWorker:
             if not busy:
                 self._wake.wait(self._poll_seconds)
                 self._wake.clear()
+
+    def _run_chores(self) -> None:
+        for chore in self._chores:
+            try:
+                chore()
+            except Exception:
+                # A chore's bug must not stop deliveries, nor the chores after it: each chore
+                # logs what it expects and tries again on its next round.
+                log.exception("periodic chore %s failed; carrying on", _name(chore))
 
     def start(self) -> None:
         """Deliver in a background thread of this process (the embedded default). Commits in

@@ -513,3 +513,25 @@ def test_a_leak_is_marked_only_with_the_roll_its_policy_asks_for(
     assert (again.status, again.rolled) == (LeakStatus.LEAKED, True)
     assert client.get("/v1/api-keys", headers=key_header(zap.value)).status_code == 401
     assert len(leak_events(client, admin_key)) == 1
+
+
+def test_a_leaked_value_is_not_kept_working_by_a_grace_period(
+    report, client, services, account, admin_key
+) -> None:
+    zap = services.keys.create(account.id, "Zapier staging")
+    report(zap.value)  # on_leak: notify, so the key is only marked
+    roll = f"/v1/api-keys/{zap.id}/roll"
+    admin = key_header(admin_key.value)
+    assert key_json(client, admin_key, zap.id)["value_leaked"] is True
+
+    refused = client.post(roll, json={"grace_seconds": 3600}, headers=admin)
+
+    assert refused.status_code == 422
+    assert refused.json["error"]["code"] == "leaked_value_grace_refused"
+    assert "must stop working at once" in refused.json["error"]["message"]
+    assert client.get("/v1/me", headers=key_header(zap.value)).status_code == 200  # not rolled
+    rolled = client.post(roll, headers=admin)
+    assert rolled.status_code == 200 and rolled.json["value_leaked"] is False
+    assert client.get("/v1/me", headers=key_header(zap.value)).status_code == 401
+    # The new value was never leaked: rolling it again may keep it working a while.
+    assert client.post(roll, json={"grace_seconds": 3600}, headers=admin).status_code == 200

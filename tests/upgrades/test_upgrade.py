@@ -220,8 +220,8 @@ def assert_issue_18_starts_empty(services: Services) -> None:
 def assert_issue_18_works_on_the_upgraded_store(
     services: Services, keys: dict[str, str], written_at: datetime
 ) -> None:
-    """The restored keys follow a new key policy, are told due once, and what is done to them is
-    in the audit log (the roll just made)."""
+    """The restored keys follow a new key policy, are told due once (and once more for a moved
+    deadline), and what is done to them is in the audit log (the roll just made)."""
     [account_id] = [account.id for account in services.accounts.list()]
     [rolled] = services.audit.list(account_id, PageQuery(), target=keys["Zapier production"]).data
     assert (rolled.action, rolled.actor) == (AuditAction.API_KEY_ROLLED, "operator")
@@ -234,6 +234,11 @@ def assert_issue_18_works_on_the_upgraded_store(
     assert services.rotation.tell_due_keys() == 0
     due = services.keys.list(account_id, rotation={Rotation.OVERDUE})
     assert sorted(key.name for key in due) == ["Reporting", "Zapier production", "n8n workflows"]
+    # A deadline moved later is a new rotation period: told again, once.
+    later = services.clock.now() + timedelta(days=2)
+    services.keys.set_rotate_by(account_id, keys["Zapier production"], later)
+    assert services.rotation.tell_due_keys() == 1
+    assert services.rotation.tell_due_keys() == 0
 
 
 @pytest.mark.filterwarnings("ignore:Skipped unsupported reflection")

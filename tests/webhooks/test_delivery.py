@@ -290,3 +290,36 @@ def test_a_subscription_to_an_event_its_platform_no_longer_offers_holds_up_nothi
     [delivery] = services.hooks.deliveries(account.id, stale.id, PageQuery()).data
     [attempt] = delivery.attempts
     assert attempt.error is not None and attempt.error.startswith("Not sent: No Zapier trigger")
+
+
+def test_a_chore_that_raises_is_logged_and_the_loop_goes_on(
+    services, account, hook, receiver, clock, caplog
+) -> None:
+    leaked = services.keys.create(account.id, "Leaked").value
+
+    def broken_chore() -> None:
+        raise RuntimeError("a chore went wrong")
+
+    ran_after_it: list[bool] = []
+    worker = DeliveryWorker(
+        services.db,
+        services.clock,
+        services.secrets,
+        allow_private_targets=True,
+        receivers=API_ONLY,
+        chores=[broken_chore, lambda: ran_after_it.append(True)],
+    )
+    template = make_event(services, account)
+
+    worker.start()  # the loop serve runs in each process
+    try:
+        [first] = receiver.wait_for(1)
+        make_event(services, account, "Another")  # delivered on a later round of the loop
+        [_, second] = receiver.wait_for(2)
+    finally:
+        worker.stop()
+
+    assert (first.json["data"]["id"], second.json["data"]["name"]) == (template.id, "Another")
+    assert ran_after_it, "the chores after a failing one still ran"
+    failures = [r for r in caplog.records if r.levelname == "ERROR" and "broken_chore" in r.message]
+    assert failures and all(leaked not in r.getMessage() for r in caplog.records)

@@ -1,6 +1,7 @@
 """Keys that look after themselves (issue 18): each account's key policy (maximum age, what a
-leak does), a key's own rotate-by date, which rotation notices each key value has had, a key's
-last leak (when and where), when each value was reported leaked, and the append-only audit log.
+leak does), a key's own rotate-by date, which rotation notices each key value has had for each
+deadline, a key's last leak (when and where), when each value was reported leaked, and the
+append-only audit log.
 
 Revision ID: 0011
 Revises: 0010
@@ -45,6 +46,7 @@ def upgrade() -> None:
             sa.ForeignKey("api_key_values.id", ondelete="CASCADE"),
             primary_key=True,
         ),
+        sa.Column("rotate_by", TIMESTAMP, primary_key=True),
         sa.Column("stage", sa.String(16), primary_key=True),
         sa.Column("sent_at", TIMESTAMP, nullable=False),
     )
