@@ -11,6 +11,8 @@ its own thread, and never reaches the pool's machinery.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import functools
 import logging
 import math
@@ -33,6 +35,7 @@ from .pdf import FONT_FILES, FONTS, html_to_pdf
 from .text import html_to_text
 
 _T = TypeVar("_T")
+M_ARENA_MAX = -8  # glibc's mallopt parameter (malloc.h)
 # Render processes give way to the web workers: a machine busy rendering still answers at once.
 NICENESS = 10
 log = logging.getLogger(__name__)
@@ -44,6 +47,7 @@ def start_process(
 ) -> None:
     """Runs once in each new render process, before its first task."""
     global _chromium
+    one_malloc_arena()
     # The soft limit only: Chromium's processes are started without it (chrome.py).
     _, hard = resource.getrlimit(resource.RLIMIT_AS)
     resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, hard))
@@ -59,6 +63,17 @@ def start_process(
     # Ctrl-C in a terminal reaches the whole process group: the web worker decides; a render
     # process ends when its web worker does.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def one_malloc_arena() -> None:
+    """glibc gives each thread that allocates its own malloc arena, reserving 64 MB of address
+    space each: unused, but counted against ``RLIMIT_AS``. A render process has a few threads
+    (Playwright's, Chromium's memory watch), so a WeasyPrint render of CJK text after other
+    renders met the 512 MB cap; one arena keeps the address space to what renders use. Where
+    the C library is not glibc, nothing to do."""
+    libc = ctypes.CDLL(ctypes.util.find_library("c"))
+    if hasattr(libc, "mallopt"):
+        libc.mallopt(M_ARENA_MAX, 1)
 
 
 def within_cpu(seconds: float, work: Callable[[], _T]) -> _T:

@@ -96,6 +96,50 @@ def test_the_kernel_ends_a_task_past_its_cpu_time() -> None:
     assert process.exitcode == -signal.SIGXCPU
 
 
+def _address_space_mb() -> float:
+    return int(Path("/proc/self/status").read_text().split("VmSize:")[1].split()[0]) / 1024
+
+
+def _threads_allocate(one_arena: bool, grown: multiprocessing.Queue) -> None:
+    if one_arena:
+        sandbox.one_malloc_arena()
+    before, barrier = _address_space_mb(), threading.Barrier(9)
+
+    def allocate() -> None:
+        held = [bytes(20_000) for _ in range(100)]  # malloc's, not Python's small-object pool
+        barrier.wait()  # every thread holds its memory at once
+        barrier.wait()
+        del held
+
+    threads = [threading.Thread(target=allocate) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    barrier.wait()
+    grown.put(_address_space_mb() - before)
+    barrier.wait()
+    for thread in threads:
+        thread.join()
+
+
+def address_space_grown_by_threads(one_arena: bool) -> float:
+    context = multiprocessing.get_context("spawn")
+    grown = context.Queue()
+    process = context.Process(target=_threads_allocate, args=(one_arena, grown))
+    process.start()
+    megabytes = grown.get(timeout=60)
+    process.join(30)
+    return megabytes
+
+
+def test_a_render_processs_threads_share_one_malloc_arena() -> None:
+    # Eight threads holding 2 MB each: with glibc's arena per thread, each reserves 64 MB of
+    # address space, which a render process's RLIMIT_AS counts (576 MB in all here); with one
+    # arena, the threads' stacks (8 MB each) and what they hold (78 MB here).
+    stacks_and_held = 8 * 8 + 8 * 2
+    assert address_space_grown_by_threads(one_arena=False) > stacks_and_held + 4 * 64
+    assert address_space_grown_by_threads(one_arena=True) < stacks_and_held + 16
+
+
 def test_errors_cross_back_with_their_code_and_details(renderer) -> None:
     with pytest.raises(TemplateSyntaxError) as refused:
         renderer.variables("acc_a", "{{ name }}", "line one\n{% if %}")
