@@ -30,6 +30,9 @@ from .conftest import PASSWORD, TEST_DATABASE_URL
 from .helpers import verify_signature
 from .web.conftest import csrf_token
 
+# Makes its own database from TEST_DATABASE_URL (tests/conftest.py).
+pytestmark = pytest.mark.storage
+
 NEW_SECRET_KEY = "n" * 40
 
 

@@ -14,6 +14,9 @@ from pathlib import Path
 
 import pytest
 
+# Makes its own database from TEST_DATABASE_URL (tests/conftest.py).
+pytestmark = pytest.mark.storage
+
 REPOSITORY = Path(__file__).resolve().parents[2]
 
 

@@ -14,6 +14,9 @@ import requests
 from ..conftest import TEST_DATABASE_URL
 from ..helpers import bridge_command, key_header
 
+# Makes its own database from TEST_DATABASE_URL (tests/conftest.py).
+pytestmark = pytest.mark.storage
+
 
 def create_key(env: dict[str, str], name: str) -> dict:
     def cli(*args: str) -> dict:

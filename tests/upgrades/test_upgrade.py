@@ -52,6 +52,9 @@ from connector.templates import TemplateFields
 from ..conftest import TEST_DATABASE_URL
 from ..helpers import ManualClock, verify_signature
 
+# Makes its own database from TEST_DATABASE_URL (tests/conftest.py).
+pytestmark = pytest.mark.storage
+
 LETTER = PageSetup(size=PaperSize.LETTER, margin_mm=15, page_numbers=True)
 STORES = sorted(Path(__file__).parent.glob("store-*.json"), key=lambda path: path.stem)
 
