@@ -23,10 +23,9 @@ from typing import Any
 
 from . import processes
 from .engines import Engine, check_size, conversion_failed, unavailable
-from .page import PageSetup, with_style
+from .page import PageSetup, with_page_setup
 
 WATCH_SECONDS = 0.1
-DEFAULT_CSS = 'html { font-family: "DejaVu Sans", sans-serif; }'
 # Where the template's CSS sets none: Chrome's print dialog's, room for page numbers.
 _MARGINS = {side: "10mm" for side in ("top", "right", "bottom", "left")}
 _ARGS = ["--disable-gpu", "--disable-dev-shm-usage", "--disable-extensions", "--mute-audio"]
@@ -44,9 +43,7 @@ class ChromiumPrinter:
 
     def html_to_pdf(self, html: str, page: PageSetup | None) -> bytes:
         check_size(html)
-        html = with_style(html, DEFAULT_CSS, first=True)
-        if page is not None:
-            html = with_style(html, page.css(), first=False)
+        html = with_page_setup(html, page)
         tab = self._tab()
         from playwright.sync_api import Error as PlaywrightError
 
@@ -59,6 +56,8 @@ class ChromiumPrinter:
             except PlaywrightError as error:
                 if watch.tripped:
                     raise MemoryError from None
+                if not tab.context.browser.is_connected():  # it crashed: the next render starts one
+                    self._page = None
                 raise conversion_failed(error) from None
         return pdf
 
@@ -83,15 +82,17 @@ class ChromiumPrinter:
             from playwright.sync_api import sync_playwright
         except ImportError as error:
             raise unavailable(Engine.CHROMIUM, str(error)) from None
+        with _without_own_limits():
+            driver = sync_playwright().start()
         try:
             with _without_own_limits():
-                driver = sync_playwright().start()
                 browser = driver.chromium.launch(executable_path=self._executable, args=_ARGS)
             context = browser.new_context(java_script_enabled=False, service_workers="block")
             context.route("**/*", _only_data_uris)
             tab = context.new_page()
             tab.pdf()  # its renderer process is up: what renders use is measured from here
         except PlaywrightError as error:
+            driver.stop()  # else each render that tries again leaves a driver behind
             raise unavailable(Engine.CHROMIUM, f"it did not start: {error.message}") from None
         self._idle_bytes = _resident()
         return tab

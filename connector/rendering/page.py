@@ -95,3 +95,14 @@ def with_style(html: str, css: str, *, first: bool) -> str:
     if head >= 0:
         return html[: head + 6] + style + html[head + 6 :]
     return style + html
+
+
+# WeasyPrint's and Chromium's default face, as xhtml2pdf's: the bundled DejaVu Sans.
+DEFAULT_CSS = 'html { font-family: "DejaVu Sans", sans-serif; }'
+
+
+def with_page_setup(html: str, page: PageSetup | None) -> str:
+    """``html`` as WeasyPrint and Chromium convert it: the default face under the template's
+    CSS, the page setup over it."""
+    html = with_style(html, DEFAULT_CSS, first=True)
+    return html if page is None else with_style(html, page.css(), first=False)

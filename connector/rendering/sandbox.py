@@ -168,6 +168,8 @@ def _pdf(html: str, engine: Engine, page: PageSetup | None) -> RenderedFile:
 def _missing_scripts(html: str, engine: Engine) -> list[str]:
     """The scripts the engine cannot print correctly: those its fonts lack, and for xhtml2pdf,
     which has no text shaping or bidi ordering, those that need them."""
+    if html.isascii() and "&" not in html:  # ASCII text, which every engine's fonts draw:
+        return []  # no second parse of the HTML (an entity may stand for any character)
     text = html_to_text(html)
     coverage = _bundled_fonts() if engine is Engine.XHTML2PDF else _system_fonts()
     missing = set(coverage.missing_scripts(text)) if coverage is not None else set()

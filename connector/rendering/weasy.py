@@ -9,12 +9,11 @@ import logging
 
 from ..errors import BridgeError
 from .engines import Engine, check_size, conversion_failed, unavailable
-from .page import PageSetup, with_style
+from .page import PageSetup, with_page_setup
 
 # WeasyPrint logs each refused resource (at ERROR) and unknown CSS property: the template
 # author's concern, not the operator's.
 logging.getLogger("weasyprint").setLevel(logging.CRITICAL)
-DEFAULT_CSS = 'html { font-family: "DejaVu Sans", sans-serif; }'
 
 
 def available() -> bool:
@@ -34,9 +33,7 @@ def html_to_pdf(html: str, page: PageSetup | None) -> bytes:
     except (ImportError, OSError) as error:  # an optional extra, and it needs Pango
         raise unavailable(Engine.WEASYPRINT, f"{type(error).__name__}: {error}") from None
     check_size(html)
-    html = with_style(html, DEFAULT_CSS, first=True)
-    if page is not None:
-        html = with_style(html, page.css(), first=False)
+    html = with_page_setup(html, page)
     try:
         # Templates are someone else's HTML: only what they carry inline may be read.
         fetcher = weasyprint.urls.URLFetcher(allowed_protocols={"data"}, allow_redirects=False)
