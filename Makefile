@@ -81,6 +81,7 @@ test-fast: $(BIN)/.installed
 bench: $(BIN)/.installed
 	$(BIN)/python -m benchmarks.auth
 	$(BIN)/python -m benchmarks.rendering
+	$(BIN)/python -m benchmarks.engines
 	$(BIN)/python -m benchmarks.documents
 	$(BIN)/python -m benchmarks.webhooks
 	$(BIN)/python -m benchmarks.scanning

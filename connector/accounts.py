@@ -16,7 +16,7 @@ from pydantic import (
     TypeAdapter,
     WithJsonSchema,
 )
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -208,11 +208,7 @@ class Accounts:
             user = session.get(User, user_id)
             if user is None:
                 return
-            session.execute(
-                update(User)
-                .where(User.id == user_id)
-                .values(session_generation=User.session_generation + 1)
-            )
+            user.session_generation = User.session_generation + 1
             audit.record(
                 session,
                 user.account_id,

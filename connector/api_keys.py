@@ -471,7 +471,7 @@ class KeyManager:
                 now,
                 {"name": key.name},
             )
-        self._on_revoke(key_id)
+        self.revoked(key_id)
         return info
 
     def failures(self, account_id: str | None, key_id: str) -> builtins.list[FailureReport]:

@@ -98,7 +98,7 @@ def record(
         via=actor.via.value,
         source_address=(actor.source_address or None) and actor.source_address[:MAX_ADDRESS],
         # A request's User-Agent is whatever the client put there, a key value included.
-        user_agent=(actor.user_agent or None) and keys.redact(actor.user_agent)[:MAX_USER_AGENT],
+        user_agent=(actor.user_agent or None) and keys.printable(actor.user_agent, MAX_USER_AGENT),
     )
     session.add(entry)
     return entry

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
@@ -94,8 +94,8 @@ class KeyPolicies:
         with self._db.transaction() as session:
             if session.get(Account, account_id) is None:
                 raise AccountNotFound(f"There is no account {account_id!r}.")
-            # A row first, so that two changes at once take turns on its lock.
-            created = insert_if_absent(
+            # A row first (the default's), so that two changes at once take turns on its lock.
+            insert_if_absent(
                 session,
                 KeyPolicy,
                 account_id=account_id,
@@ -104,14 +104,11 @@ class KeyPolicies:
                 updated_at=now,
             )
             row = session.get_one(KeyPolicy, account_id, with_for_update=True)
-            before = DEFAULT if created else KeyPolicyInfo.of(row)
-            fields: dict[str, Any] = {
-                "max_age_days": before.max_age_days,
-                "on_leak": before.on_leak,
-                **change.model_dump(include=change.model_fields_set),
-            }
-            row.max_age_days = fields["max_age_days"]
-            row.on_leak = OnLeak(fields["on_leak"]).value
+            before = KeyPolicyInfo.of(row)
+            if "max_age_days" in change.model_fields_set:
+                row.max_age_days = change.max_age_days
+            if "on_leak" in change.model_fields_set:
+                row.on_leak = OnLeak(change.on_leak).value
             row.updated_at = now
             after = KeyPolicyInfo.of(row)
             audit.record(

@@ -31,7 +31,8 @@ _INSTALL = {
     Engine.XHTML2PDF: "pip install templateto-bridge",
     Engine.WEASYPRINT: "pip install 'templateto-bridge[weasyprint]' and, on Debian, apt-get "
     "install libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0",
-    Engine.CHROMIUM: "apt-get install chromium (or set BRIDGE_CHROMIUM_PATH to a Chromium)",
+    Engine.CHROMIUM: "pip install 'templateto-bridge[chromium]' and apt-get install chromium "
+    "(or set BRIDGE_CHROMIUM_PATH to a Chromium)",
 }
 
 
