@@ -144,7 +144,7 @@ class DeliveryWorker:
         self._batch_seconds = lease.total_seconds() / 2
         self._connections = urllib3.PoolManager(maxsize=concurrency, retries=False)
         self._wake = threading.Event()
-        self._stop = threading.Event()
+        self._stopping = False  # a plain flag: see stop_soon
         self._thread: threading.Thread | None = None
         # Periodic chores of the service (purging expired files, rotation notices) ride on this
         # loop, since it runs wherever deliveries do: in serve, or in separate workers.
@@ -178,7 +178,7 @@ class DeliveryWorker:
         return len(outcomes)
 
     def run_until_stopped(self) -> None:
-        while not self._stop.is_set():
+        while not self._stopping:
             self._heartbeat = time.monotonic()
             self._run_chores()
             try:
@@ -227,12 +227,14 @@ class DeliveryWorker:
         return "ok"
 
     def stop_soon(self) -> None:
-        """Finish the batch in hand, then return from :meth:`run_until_stopped`."""
-        self._stop.set()
-        self._wake.set()
+        """Finish the batch in hand, then return from :meth:`run_until_stopped` (within
+        ``poll_seconds`` when idle). Safe in a signal handler: it takes no lock, since the
+        handler runs on the loop's own thread, which may hold the lock it would wait for."""
+        self._stopping = True
 
     def stop(self) -> None:
         self.stop_soon()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=self._batch_seconds + READ_SECONDS)
         self._connections.clear()

@@ -4,9 +4,12 @@ policy, each key's rotation and the audit log, which no method changes."""
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import requests
 
@@ -17,24 +20,39 @@ from connector.webhooks.subscriptions import NewHook
 from ..helpers import bridge_command, key_header
 
 
-def start_worker(server_env, tmp_path, name: str) -> subprocess.Popen:
+@dataclass
+class Worker:
+    process: subprocess.Popen
+    log: Path
+
+
+def start_worker(server_env, tmp_path, name: str) -> Worker:
     """A worker process, once it has begun delivering (and made its first look for due keys)."""
     log_path = tmp_path / f"worker-{name}.log"
     with log_path.open("w") as log:
         worker = subprocess.Popen(
-            bridge_command("worker"), env=server_env, stdout=log, stderr=subprocess.STDOUT
+            bridge_command("worker"),
+            env={**server_env, "PYTHONFAULTHANDLER": "1"},  # SIGABRT prints where it is
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
     deadline = time.monotonic() + 30
     while "Delivering webhooks." not in log_path.read_text():
         assert worker.poll() is None and time.monotonic() < deadline, log_path.read_text()
         time.sleep(0.05)
-    return worker
+    return Worker(worker, log_path)
 
 
-def stop(*workers: subprocess.Popen) -> None:
+def stop(*workers: Worker) -> None:
+    """SIGTERM, as a supervisor stops a worker: it finishes its batch (here: none) and ends."""
     for worker in workers:
-        worker.terminate()
-        worker.wait(timeout=20)
+        worker.process.terminate()
+        try:
+            worker.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            worker.process.send_signal(signal.SIGABRT)
+            worker.process.wait()
+            raise AssertionError(worker.log.read_text()) from None
 
 
 def test_worker_processes_tell_a_key_due_once_across_a_restart(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -323,3 +324,24 @@ def test_a_chore_that_raises_is_logged_and_the_loop_goes_on(
     assert ran_after_it, "the chores after a failing one still ran"
     failures = [r for r in caplog.records if r.levelname == "ERROR" and "broken_chore" in r.message]
     assert failures and all(leaked not in r.getMessage() for r in caplog.records)
+
+
+def test_a_stop_from_a_signal_handler_cannot_deadlock_the_loop(services) -> None:
+    # `templateto-bridge worker` stops on SIGTERM by calling stop_soon from the signal handler,
+    # which Python runs on the loop's own thread, wherever it was: also inside the wake event's
+    # wait or clear, which hold that event's lock. Waiting there for the same lock never ends
+    # (a CI run saw a worker ignore SIGTERM). Here another thread holds that lock instead.
+    worker = DeliveryWorker(
+        services.db,
+        services.clock,
+        services.secrets,
+        allow_private_targets=True,
+        receivers=API_ONLY,
+    )
+    with worker._wake._cond:  # where the interrupted loop may be
+        stopping = threading.Thread(target=worker.stop_soon, daemon=True)
+        stopping.start()
+        stopping.join(timeout=5)
+        assert not stopping.is_alive(), "stop_soon waited for a lock the loop holds"
+
+    worker.run_until_stopped()  # returns: it was asked to stop
