@@ -201,6 +201,10 @@ class DocumentItem(BaseModel):
     size: int
     created_at: datetime
     expires_at: datetime
+    missing_scripts: list[str] = Field(
+        description='Scripts ("Han", "Arabic", …) the PDF could not print correctly (boxes, or '
+        "unjoined letters); empty when none. Choose another engine for them."
+    )
 
     @classmethod
     def of(cls, document: DocumentInfo | dict[str, Any]) -> DocumentItem:
@@ -393,6 +397,7 @@ _DOCUMENT_SAMPLE = {
     "size": 44_928,
     "created_at": "2026-11-20T10:03:00Z",
     "expires_at": "2026-11-21T10:03:00Z",
+    "missing_scripts": [],
 }
 _TEMPLATE_SAMPLE = {
     "id": "tpl_8hJk2LmN4pQr6sTu0vWx",

@@ -117,6 +117,23 @@ def test_create_file_takes_the_engine(client, headers, invoice) -> None:
     assert unknown.status_code == 422 and "engine" in unknown.json["message"], unknown.json
 
 
+def test_create_file_names_the_scripts_the_engine_could_not_draw(
+    client, headers, services, account
+) -> None:
+    greeting = services.templates.create(
+        account.id, TemplateFields(name="Greeting", body="<p>{{ text }}</p>")
+    )
+
+    def create(**engine: str) -> dict:
+        body = {"template_id": greeting.id, "data": {"text": "こんにちは 東京"}, **engine}
+        return json.loads(
+            client.post("/n8n/documents", json=body, headers=headers).headers["X-Document"]
+        )
+
+    assert create()["missing_scripts"] == ["Han", "Hiragana"]
+    assert create(engine="weasyprint")["missing_scripts"] == []
+
+
 def test_render_answers_the_file_with_its_name_and_record(client, clock, headers, invoice):
     pdf = client.post(
         "/n8n/documents",

@@ -119,6 +119,22 @@ def test_create_file_offers_the_engine_where_the_template_names_none(
     assert producer(fixed.id, "weasyprint").startswith("xhtml2pdf")  # the template's own
 
 
+def test_create_file_names_the_scripts_the_engine_could_not_draw(
+    client, headers, services, account
+) -> None:
+    greeting = services.templates.create(
+        account.id, TemplateFields(name="Greeting", body="<p>{{ text }}</p>")
+    )
+
+    def create(engine: str) -> dict:
+        body = {"template": greeting.id, "data": {"text": "こんにちは 東京"}, "engine": engine}
+        return client.post("/zapier/creates/create_file", json=body, headers=headers).json
+
+    # A Zap can branch on it (a Filter step) instead of mailing a PDF of boxes.
+    assert create("")["missing_scripts"] == ["Han", "Hiragana"]
+    assert create("weasyprint")["missing_scripts"] == []
+
+
 def test_create_file_errors_a_zapier_user_understands(client, headers, invoice) -> None:
     bad_json = client.post(
         "/zapier/creates/create_file",
