@@ -20,6 +20,12 @@ from ..helpers import key_header
 API_ONLY = {API.name: API.receivers}
 
 
+def new_worker(services, **options) -> DeliveryWorker:
+    """A delivery worker of its own, besides the one the services run; to loopback receivers."""
+    defaults = {"allow_private_targets": True, "receivers": API_ONLY}
+    return DeliveryWorker(services.db, services.clock, services.secrets, **defaults | options)
+
+
 def make_event(services, account, name="Invoice"):
     return services.templates.create(account.id, TemplateFields(name=name, body="x"))
 
@@ -156,13 +162,7 @@ def test_a_success_ends_a_failure_streak(services, account, hook, receiver, cloc
 
 
 def test_targets_are_checked_again_at_delivery(services, account, hook, receiver) -> None:
-    strict = DeliveryWorker(
-        services.db,
-        services.clock,
-        services.secrets,
-        allow_private_targets=False,
-        receivers=API_ONLY,
-    )
+    strict = new_worker(services, allow_private_targets=False)
     make_event(services, account)
 
     strict.run_once()
@@ -177,14 +177,7 @@ def test_a_lease_keeps_a_second_worker_off_until_it_expires(
     services, account, hook, receiver, clock
 ) -> None:
     make_event(services, account)
-    second = DeliveryWorker(
-        services.db,
-        services.clock,
-        services.secrets,
-        allow_private_targets=True,
-        lease=timedelta(seconds=30),
-        receivers=API_ONLY,
-    )
+    second = new_worker(services, lease=timedelta(seconds=30))
     leased = second._lease_due()  # taken, then the worker "dies" before sending
 
     assert len(leased) == 1
@@ -217,14 +210,7 @@ def test_a_receiver_that_does_not_answer_in_time_is_a_failed_attempt(
     services, account, hook, receiver
 ) -> None:
     receiver.delay_seconds = 2
-    impatient = DeliveryWorker(
-        services.db,
-        services.clock,
-        services.secrets,
-        allow_private_targets=True,
-        lease=timedelta(seconds=1),
-        receivers=API_ONLY,
-    )
+    impatient = new_worker(services, lease=timedelta(seconds=1))
     make_event(services, account)
 
     assert impatient.run_once() == 1
@@ -257,13 +243,7 @@ def test_a_hook_of_a_platform_the_worker_was_not_assembled_with_is_an_error(
         "zapier",
     )
     make_event(services, account)
-    api_only = DeliveryWorker(
-        services.db,
-        services.clock,
-        services.secrets,
-        allow_private_targets=True,
-        receivers=API_ONLY,
-    )
+    api_only = new_worker(services)
 
     with pytest.raises(LookupError, match="'zapier'"):
         api_only.run_once()
@@ -302,14 +282,7 @@ def test_a_chore_that_raises_is_logged_and_the_loop_goes_on(
         raise RuntimeError("a chore went wrong")
 
     ran_after_it: list[bool] = []
-    worker = DeliveryWorker(
-        services.db,
-        services.clock,
-        services.secrets,
-        allow_private_targets=True,
-        receivers=API_ONLY,
-        chores=[broken_chore, lambda: ran_after_it.append(True)],
-    )
+    worker = new_worker(services, chores=[broken_chore, lambda: ran_after_it.append(True)])
     template = make_event(services, account)
 
     worker.start()  # the loop serve runs in each process
@@ -331,13 +304,7 @@ def test_a_stop_from_a_signal_handler_cannot_deadlock_the_loop(services) -> None
     # which Python runs on the loop's own thread, wherever it was: also inside the wake event's
     # wait or clear, which hold that event's lock. Waiting there for the same lock never ends
     # (a CI run saw a worker ignore SIGTERM). Here another thread holds that lock instead.
-    worker = DeliveryWorker(
-        services.db,
-        services.clock,
-        services.secrets,
-        allow_private_targets=True,
-        receivers=API_ONLY,
-    )
+    worker = new_worker(services)
     with worker._wake._cond:  # where the interrupted loop may be
         stopping = threading.Thread(target=worker.stop_soon, daemon=True)
         stopping.start()
