@@ -49,6 +49,7 @@ class AuditAction(enum.StrEnum):
     SIGNED_OUT = "user.signed_out"
     HOOK_CREATED = "hook.created"
     HOOK_DELETED = "hook.deleted"
+    HOOK_DISABLED = "hook.disabled"
 
 
 class Via(enum.StrEnum):
@@ -58,6 +59,7 @@ class Via(enum.StrEnum):
     API = "api"
     CLI = "cli"
     LEAK_RESPONSE = "leak_response"
+    DELIVERY = "delivery"  # the delivery worker, on what receivers answered
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,8 @@ class Actor:
 
 # Whoever runs the service's code outside a request: the command line, tests, scripts.
 OPERATOR = Actor("operator", Via.CLI)
+# The service itself, removing or disabling a subscription whose receiver is gone or failing.
+SERVICE = Actor("service", Via.DELIVERY)
 
 
 def record(
@@ -117,7 +121,9 @@ class AuditEntryInfo(BaseModel):
     action: AuditAction
     target: str = Field(description="The key or hook id, the user's email, or key_policy.")
     detail: dict[str, Any] = Field(description="What else there is to know; never a key value.")
-    actor: str = Field(description="A user's email, a key's hint (tt_live_…abcd), or operator.")
+    actor: str = Field(
+        description="A user's email, a key's hint (tt_live_…abcd), operator, or service."
+    )
     via: Via
     source_address: str | None
     user_agent: str | None

@@ -26,12 +26,15 @@ from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, selectinload
 
+from .. import audit
+from ..audit import SERVICE, AuditAction
 from ..clock import Clock, iso
 from ..db import Database
 from ..encryption import StoredSecrets, UnreadableSecret
 from ..events import DeliveryStatus, EventInfo, EventType, committed_events, record
 from ..models import Delivery, DeliveryAttempt, Hook
 from . import signing
+from .subscriptions import audit_detail
 from .targets import HookTargetRefused, resolve_target
 
 log = logging.getLogger(__name__)
@@ -438,6 +441,16 @@ class DeliveryWorker:
                     gone.add(hook.id)
                     attempts.pop()
                     counted.append("gone")
+                    detail = {**audit_detail(hook), "receiver_status": result.status_code}
+                    audit.record(
+                        session,
+                        hook.account_id,
+                        AuditAction.HOOK_DELETED,
+                        hook.id,
+                        SERVICE,
+                        now,
+                        detail,
+                    )
                 else:
                     self._failed(session, delivery, hook, now)
                     failed = delivery.status == DeliveryStatus.FAILED.value
@@ -492,4 +505,13 @@ class DeliveryWorker:
                     "disabled_at": iso(now),
                 },
                 now,
+            )
+            audit.record(
+                session,
+                hook.account_id,
+                AuditAction.HOOK_DISABLED,
+                hook.id,
+                SERVICE,
+                now,
+                {**audit_detail(hook), "failing_since": iso(hook.failing_since)},
             )

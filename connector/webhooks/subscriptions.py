@@ -166,7 +166,7 @@ class HookStore:
                 hook.id,
                 actor,
                 hook.created_at,
-                _audit_detail(hook),
+                audit_detail(hook),
             )
         return CreatedHook(**HookInfo.of(hook).model_dump(), secret=secret)
 
@@ -242,7 +242,7 @@ class HookStore:
                 hook.id,
                 actor,
                 self._clock.now(),
-                _audit_detail(hook),
+                audit_detail(hook),
             )
 
     def deliveries(self, account_id: str, hook_id: str, page: PageQuery) -> DeliveryPage:
@@ -301,7 +301,7 @@ class HookStore:
             return DeliveryInfo.of(delivery, attempts)
 
 
-def _audit_detail(hook: Hook) -> dict[str, Any]:
+def audit_detail(hook: Hook) -> dict[str, Any]:
     """What the audit log says of a subscription: its host only, since a target URL's path or
     query may hold the receiver's secret token."""
     return {
@@ -322,7 +322,7 @@ def delete_hooks_of_key(session: Session, key_id: str, actor: Actor, now: dateti
             hook.id,
             actor,
             now,
-            _audit_detail(hook),
+            audit_detail(hook),
         )
     session.execute(delete(Hook).where(Hook.key_id == key_id))
 

@@ -7,8 +7,10 @@ from datetime import timedelta
 
 import pytest
 
+from connector.audit import AuditAction
 from connector.clients import Client
 from connector.documents import NewDocument
+from connector.paging import PageQuery
 from connector.templates import TemplateFields
 
 from ..helpers import key_header, pdf_producer
@@ -355,6 +357,8 @@ def test_subscriptions_n8n_forgot_are_removed_after_answering_404(
     clock.advance(minutes=6)
     services.delivery.run_once()
     assert services.hooks.list(account.id) == []
+    [removed] = services.audit.list(account.id, PageQuery(), action=AuditAction.HOOK_DELETED).data
+    assert (removed.actor, removed.detail["receiver_status"]) == ("service", 404)
 
 
 def test_other_platforms_keep_subscriptions_that_answer_404(

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from standardwebhooks import Webhook, WebhookVerificationError
 
+from connector.audit import AuditAction
 from connector.paging import PageQuery
 from connector.platforms import API
 from connector.templates import TemplateFields
@@ -113,6 +114,11 @@ def test_410_gone_deletes_the_subscription(services, account, hook, receiver) ->
     assert services.hooks.list(account.id) == []
     make_event(services, account, "Another")
     assert services.delivery.run_once() == 0
+    # An admin who finds the subscription gone sees who removed it, and why.
+    [entry] = services.audit.list(account.id, PageQuery(), action=AuditAction.HOOK_DELETED).data
+    assert (entry.target, entry.actor, entry.via) == (hook.id, "service", "delivery")
+    assert entry.detail["receiver_status"] == 410
+    assert entry.detail["target_host"] == "127.0.0.1"
 
 
 def test_redirects_are_not_followed(services, account, hook, receiver) -> None:
@@ -141,6 +147,8 @@ def test_five_days_of_failures_disable_the_subscription(
     ).json["data"]
     assert disabled.disabled_at is not None
     assert events[0]["data"]["hook_id"] == hook.id
+    [entry] = services.audit.list(account.id, PageQuery(), action=AuditAction.HOOK_DISABLED).data
+    assert (entry.target, entry.actor, entry.via) == (hook.id, "service", "delivery")
     make_event(services, account, "After")
     clock.advance(days=1)
     sent = len(receiver.requests)
