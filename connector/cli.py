@@ -30,6 +30,7 @@ from .app import platforms
 from .audit import AuditAction, AuditEntryInfo
 from .config import DEFAULT_HOST, DEFAULT_PORT, Settings, load_settings
 from .errors import ApiKeyMissing, BridgeError, ConfigError, SchemaOutdated
+from .key_policy import MAX_AGE_DAYS_LIMIT, KeyPolicyChange, KeyPolicyInfo, OnLeak
 from .logs import configure as configure_logs
 from .paging import PageQuery
 from .platforms import API, Platform
@@ -444,6 +445,49 @@ def keys_delete(key_id: str, yes: bool, as_json: bool) -> None:
             )
         deleted = services.keys.delete(None, key_id)
         _emit(as_json, deleted, lambda: _describe_key(deleted))
+
+
+@keys.command("policy")
+@click.option("--account", "account_id", required=True, help="Account id (acc_...).")
+@click.option(
+    "--max-age-days",
+    type=click.IntRange(1, MAX_AGE_DAYS_LIMIT),
+    help="Keys fall due for rolling this many days after their creation or last roll.",
+)
+@click.option("--no-max-age", is_flag=True, help="Keys have no maximum age.")
+@click.option(
+    "--on-leak",
+    type=click.Choice([choice.value for choice in OnLeak]),
+    help="What a reported leak does: notify, or also roll the key at once.",
+)
+@json_option
+def keys_policy(
+    account_id: str, max_age_days: int | None, no_max_age: bool, on_leak: str | None, as_json: bool
+) -> None:
+    """Show the account's key policy, or change the parts given (recorded in the audit log).
+    Nothing is rolled because a key is old: due keys are listed, marked and told as events."""
+    if no_max_age and max_age_days is not None:
+        raise click.UsageError("Give --max-age-days or --no-max-age, not both.")
+    given: dict[str, Any] = {"on_leak": on_leak} if on_leak else {}
+    if max_age_days is not None or no_max_age:
+        given["max_age_days"] = max_age_days
+    with _services() as services:
+        services.accounts.get(account_id)
+        if given:
+            policy = services.key_policies.change(account_id, KeyPolicyChange(**given))
+        else:
+            policy = services.key_policies.get(account_id)
+        _emit(as_json, policy, lambda: _describe_policy(policy))
+
+
+def _describe_policy(policy: KeyPolicyInfo) -> str:
+    age = (
+        f"due for rolling {policy.max_age_days} days after creation or last roll"
+        if policy.max_age_days
+        else "no maximum age"
+    )
+    leak = {OnLeak.NOTIFY: "notify", OnLeak.ROLL: "roll the key at once"}[policy.on_leak]
+    return f"Keys: {age}. A reported leak: {leak}."
 
 
 @keys.command("failures")

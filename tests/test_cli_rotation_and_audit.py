@@ -9,8 +9,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from click.testing import CliRunner, Result
 
+from connector.audit import AuditAction
 from connector.cli import main
 from connector.key_policy import KeyPolicyChange
+from connector.paging import PageQuery
 
 
 @pytest.fixture
@@ -97,3 +99,28 @@ def test_audit_of_an_unknown_account_says_so(server_env) -> None:
 
     assert result.exit_code == 1
     assert "account_not_found: There is no account 'acc_nope'." in result.output
+
+
+def test_keys_policy_shows_and_changes_the_policy_and_the_audit_log_says_who(
+    run, services, account
+) -> None:
+    shown = run("keys", "policy", "--account", account.id)
+    changed = run(
+        "keys", "policy", "--account", account.id, "--max-age-days", "90", "--on-leak", "roll"
+    )
+    age_only = run("keys", "policy", "--account", account.id, "--no-max-age", "--json")
+    both = run("keys", "policy", "--account", account.id, "--no-max-age", "--max-age-days", "9")
+    too_old = run("keys", "policy", "--account", account.id, "--max-age-days", "4000")
+
+    assert shown.output.strip() == "Keys: no maximum age. A reported leak: notify."
+    assert changed.output.strip() == (
+        "Keys: due for rolling 90 days after creation or last roll. "
+        "A reported leak: roll the key at once."
+    )
+    # A part left out keeps its value.
+    assert json.loads(age_only.output)["max_age_days"] is None
+    assert services.key_policies.get(account.id).on_leak == "roll"
+    assert both.exit_code == 2 and "not both" in both.output
+    assert too_old.exit_code == 2 and "--max-age-days" in too_old.output
+    entries = services.audit.list(account.id, PageQuery(), action=AuditAction.KEY_POLICY_CHANGED)
+    assert [(e.actor, e.via) for e in entries.data] == [("operator", "cli")] * 2
