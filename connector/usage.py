@@ -66,6 +66,9 @@ class UsageRecorder:
         self._db = db
         self._flush_delay = flush_delay
         self._lock = threading.Lock()
+        # Held for a whole flush: a flush returns only once every use noted before it is written,
+        # also those a timer's flush took a moment earlier and is still writing.
+        self._flushing = threading.Lock()
         self._last_used: dict[str, datetime] = {}
         self._tallies: dict[_TallyKey, _Tally] = {}
         self._timer: threading.Timer | None = None
@@ -92,6 +95,10 @@ class UsageRecorder:
     def flush(self) -> None:
         """Write everything buffered now. On a database error the uses go back into the buffer
         and are written by the next flush."""
+        with self._flushing:
+            self._write_buffered()
+
+    def _write_buffered(self) -> None:
         with self._lock:
             last_used, self._last_used = self._last_used, {}
             tallies, self._tallies = self._tallies, {}

@@ -3,10 +3,15 @@ aggregate, so a flood of requests does not become a flood of writes."""
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, update
+
+from connector.models import ApiKey
+from connector.usage import UsageRecorder
 
 from ..helpers import key_header
 
@@ -141,3 +146,22 @@ def test_connection_test_has_no_side_effect_but_last_used(client, services, admi
     assert after.model_dump(exclude={"last_used_at"}) == before.model_dump(exclude={"last_used_at"})
     assert after.last_used_at is not None
     assert services.keys.failures(None, admin_key.id) == []
+
+
+def test_a_flush_returns_once_uses_a_timer_is_still_writing_are_written(
+    services, account, standard_key, clock
+) -> None:
+    # Shutting down (close() flushes) or reading a report right after a flush must not miss
+    # uses that the timer's flush took a moment earlier and is still writing.
+    recorder = UsageRecorder(services.db, flush_delay=0.05)
+    holder = services.db.engine.connect()
+    holding = holder.begin()  # holds the key's row: the timer's write waits for it
+    holder.execute(update(ApiKey).where(ApiKey.id == standard_key.id).values(last_used_at=None))
+    recorder.note_used(standard_key.id, clock.now())
+    time.sleep(0.5)  # the timer has fired, taken the use and waits for the row
+    threading.Timer(0.5, holding.rollback).start()
+
+    recorder.flush()
+
+    assert services.keys.get(account.id, standard_key.id).last_used_at == clock.now()
+    holder.close()
