@@ -150,16 +150,23 @@ def running(
     the kernel spreads over the workers."""
     with started(command, env=env, log=log) as process:
         server = Server(f"http://{HOST}:{port}", process, log)
-        deadline, in_a_row = time.monotonic() + READY_SECONDS, 0
-        while in_a_row < 10 * workers:
-            ready = len(server.workers()) >= workers and _answers_200(server.url + ready_path)
-            in_a_row = in_a_row + 1 if ready else 0
-            if process.poll() is not None or time.monotonic() > deadline:
-                state = "exited" if process.poll() is not None else "is not ready"
-                raise RuntimeError(f"the server on {port} {state}: {log.read_text()[-3000:]}")
-            if not ready:
-                time.sleep(0.2)
+        wait_until_ready(server.url + ready_path, process, workers, log)
         yield server
+
+
+def wait_until_ready(url: str, master: subprocess.Popen[bytes], workers: int, log: Path) -> None:
+    """Return once ``master`` has its ``workers`` and ``url`` has answered 200 on each: many
+    times in a row, on new connections, which the kernel spreads over the workers (each binds
+    its own socket and loads the app after, so a connection may wait for one still starting)."""
+    deadline, in_a_row = time.monotonic() + READY_SECONDS, 0
+    while in_a_row < 10 * workers:
+        ready = len(children(master.pid)) >= workers and _answers_200(url)
+        in_a_row = in_a_row + 1 if ready else 0
+        if master.poll() is not None or time.monotonic() > deadline:
+            state = "exited" if master.poll() is not None else "is not ready"
+            raise RuntimeError(f"the server at {url} {state}: {log.read_text()[-3000:]}")
+        if not ready:
+            time.sleep(0.2)
 
 
 def _answers_200(url: str) -> bool:

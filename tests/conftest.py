@@ -3,6 +3,7 @@ a clock the tests can move, and real servers on 127.0.0.1 for end-to-end tests."
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -12,13 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-import requests
 from flask.testing import FlaskClient
 from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
+from benchmarks import live
 from connector import schema
 from connector.accounts import AccountInfo, NewUser, Role, UserInfo
 from connector.api_keys import IssuedApiKey, Permission
@@ -212,40 +213,25 @@ def server_env(settings: Settings) -> dict[str, str]:
 def start_server(
     server_env: dict[str, str], tmp_path: Path
 ) -> Iterator[Callable[..., RunningServer]]:
-    """Start ``templateto-bridge serve`` processes on free loopback ports; stop them after.
+    """Start ``templateto-bridge serve`` processes on free loopback ports, each returned once
+    every worker is ready (render processes included); stop their process groups after.
     Without BRIDGE_PUBLIC_URL, as a first run has none: links start with the address served."""
-    started: list[RunningServer] = []
+    with contextlib.ExitStack() as stack:
 
-    def start(workers: int = 1, **extra_env: str) -> RunningServer:
-        port = free_port()
-        log_path = tmp_path / f"server-{port}.log"
-        with log_path.open("w") as log_file:
-            process = subprocess.Popen(
-                bridge_command("serve", "--port", str(port), "--workers", str(workers)),
-                env={**server_env, **extra_env},
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-            )
-        server = RunningServer(f"http://127.0.0.1:{port}", process, log_path, server_env)
-        started.append(server)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                pytest.fail(f"server exited with {process.returncode}:\n{server.log()}")
+        def start(workers: int = 1, **extra_env: str) -> RunningServer:
+            port = free_port()
+            log_path = tmp_path / f"server-{port}.log"
+            command = bridge_command("serve", "--port", str(port), "--workers", str(workers))
+            env = {**server_env, **extra_env}
+            process = stack.enter_context(live.started(command, env=env, log=log_path))
+            server = RunningServer(f"http://127.0.0.1:{port}", process, log_path, server_env)
             try:
-                requests.get(server.url + "/openapi.json", timeout=5)
-                return server
-            except requests.RequestException:  # not listening yet, or its workers still starting
-                time.sleep(0.1)
-        pytest.fail(f"server did not start:\n{server.log()}")
+                live.wait_until_ready(server.url + "/readyz", process, workers, log_path)
+            except RuntimeError as error:
+                pytest.fail(str(error))
+            return server
 
-    yield start
-    for server in started:
-        server.process.terminate()
-        try:
-            server.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.process.kill()
+        yield start
 
 
 @pytest.fixture

@@ -83,20 +83,6 @@ def someone_else_polling(url: str, key: str) -> Iterator[list[int]]:
         thread.join(10)
 
 
-def ready(server, in_a_row: int = 10):
-    """The server, once the render processes of every worker are up (a render sent before waits
-    for them): ``in_a_row`` ready answers on new connections, which the kernel spreads over the
-    workers."""
-    deadline, answered = time.monotonic() + 60, 0
-    while answered < in_a_row:
-        ok = requests.get(server.url + "/readyz", timeout=5).status_code == 200
-        answered = answered + 1 if ok else 0
-        assert time.monotonic() < deadline, "the server did not become ready"
-        if not ok:
-            time.sleep(0.1)
-    return server
-
-
 def new_account_key(services, name: str) -> str:
     account = services.accounts.create(name)
     return services.keys.create(account.id, "Renders", Permission.STANDARD).value
@@ -106,7 +92,7 @@ def new_account_key(services, name: str) -> str:
 def test_an_attack_is_answered_within_its_limit_and_others_are_served(
     start_server, services, format, body, data, status, limit, engine
 ) -> None:
-    server = ready(start_server(workers=2))
+    server = start_server(workers=2)
     attacker = services.accounts.create("Mallory")
     key = services.keys.create(attacker.id, "Renders", Permission.STANDARD).value
     template = services.templates.create(
@@ -138,7 +124,7 @@ def test_an_attack_is_answered_within_its_limit_and_others_are_served(
 
 
 def test_an_account_saturating_its_share_does_not_hold_up_another(start_server, services) -> None:
-    server = ready(start_server(workers=2))
+    server = start_server(workers=2)
     attacker = services.accounts.create("Mallory")
     attacker_key = services.keys.create(attacker.id, "Renders", Permission.STANDARD).value
     slow = services.templates.create(
