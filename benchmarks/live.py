@@ -154,11 +154,17 @@ def running(
         yield server
 
 
-def wait_until_ready(url: str, master: subprocess.Popen[bytes], workers: int, log: Path) -> None:
+def wait_until_ready(
+    url: str,
+    master: subprocess.Popen[bytes],
+    workers: int,
+    log: Path,
+    within: float = READY_SECONDS,
+) -> None:
     """Return once ``master`` has its ``workers`` and ``url`` has answered 200 on each: many
     times in a row, on new connections, which the kernel spreads over the workers (each binds
     its own socket and loads the app after, so a connection may wait for one still starting)."""
-    deadline, in_a_row = time.monotonic() + READY_SECONDS, 0
+    deadline, in_a_row = time.monotonic() + within, 0
     while in_a_row < 10 * workers:
         ready = len(children(master.pid)) >= workers and _answers_200(url)
         in_a_row = in_a_row + 1 if ready else 0

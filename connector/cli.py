@@ -544,7 +544,8 @@ def audit(
     as_json: bool,
 ) -> None:
     """The account's audit log, newest first: who created, rolled or deleted keys, changed the
-    key policy, signed in or out, or subscribed to events, through what and from where."""
+    key policy, signed in or out, or subscribed to events (and which subscriptions the service
+    removed or disabled), through what and from where."""
     with _services() as services:
         services.accounts.get(account_id)
         page = services.audit.list(

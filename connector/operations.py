@@ -201,9 +201,11 @@ class DocumentItem(BaseModel):
     size: int
     created_at: datetime
     expires_at: datetime
+    # A default: document.created events recorded before the field existed are still sent.
     missing_scripts: list[str] = Field(
+        default_factory=list,
         description='Scripts ("Han", "Arabic", …) the PDF could not print correctly (boxes, or '
-        "unjoined letters); empty when none. Choose another engine for them."
+        "unjoined letters); empty when none. Choose another engine for them.",
     )
 
     @classmethod

@@ -35,6 +35,8 @@ from .receiver import Receiver
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
 PASSWORD = "correct horse battery"
+# Well within pytest's limit per test (120 s), in which a test may start two servers.
+SERVER_START_SECONDS = 45
 TESTS = Path(__file__).parent
 
 # A test that uses the database (the `database_url` fixture, or marked `storage` where it makes
@@ -226,7 +228,9 @@ def start_server(
             process = stack.enter_context(live.started(command, env=env, log=log_path))
             server = RunningServer(f"http://127.0.0.1:{port}", process, log_path, server_env)
             try:
-                live.wait_until_ready(server.url + "/readyz", process, workers, log_path)
+                live.wait_until_ready(
+                    server.url + "/readyz", process, workers, log_path, within=SERVER_START_SECONDS
+                )
             except RuntimeError as error:
                 pytest.fail(str(error))
             return server

@@ -51,6 +51,10 @@ UNSIGNABLE = (
     "Not sent: the service cannot decrypt this subscription's signing secret (its operator "
     "changed BRIDGE_SECRET_KEY). It is tried again on its schedule."
 )
+UNTRANSLATABLE = (
+    "Not sent: this event's data could not be shaped for the subscription's platform (an event "
+    "stored by an earlier release); the service's log has the details."
+)
 USER_AGENT = "TemplateTo-Bridge-Webhooks/1"
 MAX_BATCH = 200
 MAX_DRAINED_BYTES = 65_536
@@ -295,6 +299,14 @@ class DeliveryWorker:
             payload = receivers.payload(EventInfo.of(delivery.event))
         except LookupError as error:  # a subscription an earlier release allowed
             payload, unsendable = {}, f"Not sent: {error} Subscribe again to a trigger offered."
+        except Exception:
+            # An event stored by an earlier release in a shape this one cannot translate: it
+            # fails alone, rather than failing every batch it is leased in, and every delivery
+            # of every account queued behind it.
+            log.exception(
+                "an event's payload could not be built", extra={"event": delivery.event_id}
+            )
+            payload, unsendable = {}, UNTRANSLATABLE
         body = json.dumps(payload, separators=(",", ":"))
         try:
             secret: str | None = self._secrets.decrypt(delivery.hook.encrypted_secret)

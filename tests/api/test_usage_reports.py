@@ -157,11 +157,13 @@ def test_a_flush_returns_once_uses_a_timer_is_still_writing_are_written(
     holder = services.db.engine.connect()
     holding = holder.begin()  # holds the key's row: the timer's write waits for it
     holder.execute(update(ApiKey).where(ApiKey.id == standard_key.id).values(last_used_at=None))
-    recorder.note_used(standard_key.id, clock.now())
-    time.sleep(0.5)  # the timer has fired, taken the use and waits for the row
-    threading.Timer(0.5, holding.rollback).start()
+    try:
+        recorder.note_used(standard_key.id, clock.now())
+        time.sleep(0.5)  # the timer has fired, taken the use and waits for the row
+        threading.Timer(0.5, holding.rollback).start()
 
-    recorder.flush()
+        recorder.flush()
 
-    assert services.keys.get(account.id, standard_key.id).last_used_at == clock.now()
-    holder.close()
+        assert services.keys.get(account.id, standard_key.id).last_used_at == clock.now()
+    finally:
+        holder.close()

@@ -6,11 +6,15 @@ from datetime import timedelta
 
 import pytest
 
+from connector import events
 from connector.clients import Client
 from connector.documents import NewDocument
+from connector.events import EventType
 from connector.keys import NewKeyValue
+from connector.paging import PageQuery
 from connector.rendering.engines import Engine
 from connector.templates import TemplateFields
+from connector.webhooks.delivery import UNTRANSLATABLE
 
 from ..helpers import key_header, pdf_producer
 
@@ -198,6 +202,41 @@ def test_rest_hooks_subscribe_deliver_polling_shapes_and_unsubscribe(
     gone = client.delete(f"/zapier/hooks/{subscribed.json['id']}", headers=headers)
     assert gone.status_code == 200
     assert services.hooks.list(account.id) == []
+
+
+def test_document_events_of_an_earlier_release_are_delivered_and_a_bad_one_holds_up_none(
+    client, services, clock, account, headers, receiver
+) -> None:
+    hook = client.post(
+        "/zapier/hooks",
+        json={"target_url": receiver.url + "/zap", "event": "document.created"},
+        headers=headers,
+    ).json
+    # As stored before documents named their missing scripts, and one no release would make.
+    before = {
+        "id": "doc_before",
+        "template_id": None,
+        "template_name": "Invoice",
+        "format": "pdf",
+        "file_url": None,
+        "filename": "Invoice.pdf",
+        "size": 1,
+        "created_at": "2026-11-20T10:03:00Z",
+        "expires_at": "2026-11-21T10:03:00Z",
+    }
+    with services.db.transaction() as session:
+        events.record(session, account.id, EventType.DOCUMENT_CREATED, {"id": "doc_x"}, clock.now())
+        events.record(session, account.id, EventType.DOCUMENT_CREATED, before, clock.now())
+
+    services.delivery.run_once()
+
+    [delivered] = receiver.wait_for(1)
+    assert (delivered.json["id"], delivered.json["missing_scripts"]) == ("doc_before", [])
+    outcomes = {
+        d.status: d.attempts[0].error
+        for d in services.hooks.deliveries(account.id, hook["id"], PageQuery()).data
+    }
+    assert outcomes == {"succeeded": None, "pending": UNTRANSLATABLE}
 
 
 def test_only_instant_trigger_events_can_be_subscribed(client, headers, receiver) -> None:
