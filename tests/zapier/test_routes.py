@@ -184,14 +184,19 @@ def test_searches_are_arrays_and_empty_when_nothing_matches(
     assert [d["id"] for d in by_id] == [document.id]
 
 
-def test_rest_hooks_subscribe_deliver_polling_shapes_and_unsubscribe(
-    client, services, account, headers, receiver, invoice
-) -> None:
-    subscribed = client.post(
+def subscribe_to_documents(client, headers, receiver):
+    """A Zap's New Document trigger turned on: a REST hook to the receiver."""
+    return client.post(
         "/zapier/hooks",
         json={"target_url": receiver.url + "/zap", "event": "document.created"},
         headers=headers,
     )
+
+
+def test_rest_hooks_subscribe_deliver_polling_shapes_and_unsubscribe(
+    client, services, account, headers, receiver, invoice
+) -> None:
+    subscribed = subscribe_to_documents(client, headers, receiver)
     client.post("/zapier/creates/create_file", json={"template": invoice.id}, headers=headers)
     services.delivery.run_once()
     [delivered] = receiver.wait_for(1)
@@ -207,11 +212,7 @@ def test_rest_hooks_subscribe_deliver_polling_shapes_and_unsubscribe(
 def test_document_events_of_an_earlier_release_are_delivered_and_a_bad_one_holds_up_none(
     client, services, clock, account, headers, receiver
 ) -> None:
-    hook = client.post(
-        "/zapier/hooks",
-        json={"target_url": receiver.url + "/zap", "event": "document.created"},
-        headers=headers,
-    ).json
+    hook = subscribe_to_documents(client, headers, receiver).json
     # As stored before documents named their missing scripts, and one no release would make.
     before = {
         "id": "doc_before",
