@@ -40,7 +40,8 @@ SERVER_START_SECONDS = 45
 TESTS = Path(__file__).parent
 
 # A test that uses the database (the `database_url` fixture, or marked `storage` where it makes
-# its own from TEST_DATABASE_URL) is marked `storage`: CI's PostgreSQL pass runs those.
+# its own from TEST_DATABASE_URL) is marked `storage`: CI's PostgreSQL pass runs those, but for
+# those marked `any_database` (HTTP and rendering behaviour, the same whatever stores the keys).
 # What makes a test slow, found from what it uses: a fixture that starts something outside this
 # Python process, or living in tests/e2e (servers and programs started as processes). Each such
 # test is marked with its reason and `slow`; `make test-fast` runs the rest (`-m "not slow"`).
@@ -64,7 +65,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(reason)
         if reasons:
             item.add_marker("slow")
-        if "database_url" in used or item.get_closest_marker("storage"):
+        uses_database = "database_url" in used or item.get_closest_marker("storage")
+        if uses_database and not item.get_closest_marker("any_database"):
             item.add_marker("storage")
 
 

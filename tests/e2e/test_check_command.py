@@ -5,9 +5,14 @@ from __future__ import annotations
 import json
 import subprocess
 
+import pytest
+
 from connector import keys
 
 from ..helpers import bridge_command, free_port
+
+# HTTP and rendering behaviour: the same whatever database is behind the server.
+pytestmark = pytest.mark.any_database
 
 
 def check(url: str, env: dict[str, str], *, key: str | None = None, stdin: str | None = None):

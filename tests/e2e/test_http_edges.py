@@ -14,6 +14,9 @@ import requests
 
 from ..helpers import key_header
 
+# HTTP and rendering behaviour: the same whatever database is behind the server.
+pytestmark = pytest.mark.any_database
+
 
 def test_a_pooled_connection_survives_a_413(start_server, standard_key) -> None:
     server = start_server()

@@ -17,6 +17,9 @@ from connector.templates import TemplateFields
 
 from ..helpers import key_header
 
+# HTTP and rendering behaviour: the same whatever database is behind the server.
+pytestmark = pytest.mark.any_database
+
 TXT_SECONDS, PDF_SECONDS = 2.0, 4.0
 LIMIT_SECONDS = {"txt": TXT_SECONDS, "pdf": PDF_SECONDS}
 TABLE = (

@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import requests
 
 from connector.templates import TemplateFields
 
 from ..helpers import key_header
+
+# HTTP and rendering behaviour: the same whatever database is behind the server.
+pytestmark = pytest.mark.any_database
 
 
 def _document(server, key: str, template_id: str) -> dict:
