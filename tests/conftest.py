@@ -218,11 +218,15 @@ def start_server(
     server_env: dict[str, str], tmp_path: Path
 ) -> Iterator[Callable[..., RunningServer]]:
     """Start ``templateto-bridge serve`` processes on free loopback ports, each returned once
-    every worker is ready (render processes included); stop their process groups after.
-    Without BRIDGE_PUBLIC_URL, as a first run has none: links start with the address served."""
+    every worker answers ``ready_path``: ``/healthz`` (its app is loaded; a render waits for its
+    render processes), or ``/readyz`` for a test that times renders (they are up too). Stop
+    their process groups after. Without BRIDGE_PUBLIC_URL, as a first run has none: links start
+    with the address served."""
     with contextlib.ExitStack() as stack:
 
-        def start(workers: int = 1, **extra_env: str) -> RunningServer:
+        def start(
+            workers: int = 1, *, ready_path: str = "/healthz", **extra_env: str
+        ) -> RunningServer:
             port = free_port()
             log_path = tmp_path / f"server-{port}.log"
             command = bridge_command("serve", "--port", str(port), "--workers", str(workers))
@@ -231,7 +235,7 @@ def start_server(
             server = RunningServer(f"http://127.0.0.1:{port}", process, log_path, server_env)
             try:
                 live.wait_until_ready(
-                    server.url + "/readyz", process, workers, log_path, within=SERVER_START_SECONDS
+                    server.url + ready_path, process, workers, log_path, within=SERVER_START_SECONDS
                 )
             except RuntimeError as error:
                 pytest.fail(str(error))

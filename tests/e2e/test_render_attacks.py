@@ -95,7 +95,7 @@ def new_account_key(services, name: str) -> str:
 def test_an_attack_is_answered_within_its_limit_and_others_are_served(
     start_server, services, format, body, data, status, limit, engine
 ) -> None:
-    server = start_server(workers=2)
+    server = start_server(workers=2, ready_path="/readyz")
     attacker = services.accounts.create("Mallory")
     key = services.keys.create(attacker.id, "Renders", Permission.STANDARD).value
     template = services.templates.create(
@@ -127,7 +127,7 @@ def test_an_attack_is_answered_within_its_limit_and_others_are_served(
 
 
 def test_an_account_saturating_its_share_does_not_hold_up_another(start_server, services) -> None:
-    server = start_server(workers=2)
+    server = start_server(workers=2, ready_path="/readyz")
     attacker = services.accounts.create("Mallory")
     attacker_key = services.keys.create(attacker.id, "Renders", Permission.STANDARD).value
     slow = services.templates.create(
