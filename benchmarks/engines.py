@@ -9,32 +9,19 @@ Method: docs/benchmarks.md, "PDF engines".
 from __future__ import annotations
 
 import json
-import tempfile
-from pathlib import Path
 
 from benchmarks import live
 from connector.cli import DEMO_FILES
-from connector.rendering import Format, Renderer, RenderLimits, TemplateSource
+from connector.rendering import Format, Renderer, TemplateSource
 from connector.rendering.engines import Engine
-from connector.rendering.pool import RenderPool
-from connector.rendering.slots import RenderSlots
 
 TARGETS = {Engine.CHROMIUM: "< 3", Engine.WEASYPRINT: "none (reported)"}
 
 
 def main() -> None:
-    with tempfile.TemporaryDirectory(prefix="bench-slots-") as slots:
-        # One process: every render meets the same browser, as a busy render process's do.
-        renderer = Renderer(
-            RenderPool(processes=1, memory_mb=512, warm=Engine.CHROMIUM),
-            RenderSlots(Path(slots), capacity=1, queue=4),
-            RenderLimits(),
-        )
-        try:
-            renderer.start()
-            measure(renderer)
-        finally:
-            renderer.close()
+    # One process: every render meets the same browser, as a busy render process's do.
+    with live.own_renderer(1, warm=Engine.CHROMIUM) as renderer:
+        measure(renderer)
 
 
 def measure(renderer: Renderer) -> None:

@@ -35,6 +35,10 @@ from requests.adapters import HTTPAdapter
 from connector import schema
 from connector.cli import serve as serve_cli
 from connector.config import Settings, load_settings
+from connector.rendering import Renderer, RenderLimits
+from connector.rendering.engines import Engine
+from connector.rendering.pool import RenderPool
+from connector.rendering.slots import RenderSlots
 from connector.services import Services
 from connector.webhooks import signing
 
@@ -423,6 +427,25 @@ def run_load(
 
 
 # --- timing in this process --------------------------------------------------------------------
+@contextmanager
+def own_renderer(
+    processes: int, *, warm: Engine | None = None, memory_mb: int = 512
+) -> Iterator[Renderer]:
+    """The service's renderer as ``serve`` starts one in a web worker (its default limits), with
+    ``processes`` render processes and as many slots; closed after."""
+    with tempfile.TemporaryDirectory(prefix="bench-slots-") as slots:
+        renderer = Renderer(
+            RenderPool(processes=processes, memory_mb=memory_mb, warm=warm),
+            RenderSlots(Path(slots), capacity=processes, queue=4),
+            RenderLimits(),
+        )
+        try:
+            renderer.start()
+            yield renderer
+        finally:
+            renderer.close()
+
+
 def per_call_seconds(function: Callable[[], object], calls: int) -> float:
     start = time.perf_counter()
     for _ in range(calls):

@@ -10,19 +10,15 @@ from __future__ import annotations
 
 import io
 import json
-import tempfile
-from pathlib import Path
 
 from liquid import Environment
 from xhtml2pdf import pisa
 
 from benchmarks import live
 from connector.cli import DEMO_FILES
-from connector.rendering import Format, Renderer, RenderLimits, TemplateSource
+from connector.rendering import Format, Renderer, TemplateSource
 from connector.rendering.page import with_style
 from connector.rendering.pdf import FONT_CSS, FONTS
-from connector.rendering.pool import RenderPool
-from connector.rendering.slots import RenderSlots
 
 TARGETS = {"TXT": 1.5, "PDF": 1.1}
 TEXT_INVOICE = (
@@ -34,17 +30,8 @@ TEXT_INVOICE = (
 
 
 def main() -> None:
-    with tempfile.TemporaryDirectory(prefix="bench-slots-") as slots:
-        renderer = Renderer(
-            RenderPool(processes=2, memory_mb=512),
-            RenderSlots(Path(slots), capacity=2, queue=4),
-            RenderLimits(),
-        )
-        try:
-            renderer.start()
-            measure(renderer)
-        finally:
-            renderer.close()
+    with live.own_renderer(2) as renderer:
+        measure(renderer)
 
 
 def measure(renderer: Renderer) -> None:

@@ -4,16 +4,13 @@ slot, a render process of its pool, the default limits), converting HTML as ``PO
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
+from benchmarks import live
 from benchmarks.fidelity.reference import PAGE
-from connector.rendering import Renderer, RenderLimits
+from connector.rendering import Renderer
 from connector.rendering.engines import Engine
-from connector.rendering.pool import RenderPool
-from connector.rendering.slots import RenderSlots
 
 ENGINES = tuple(engine.value for engine in Engine)
 ACCOUNT = "acc_fidelity"
@@ -42,14 +39,5 @@ class ServiceEngines:
 def service_engines() -> Iterator[ServiceEngines]:
     """The service's renderer with its default limits and two render processes, as ``serve``
     starts it in a web worker."""
-    with tempfile.TemporaryDirectory(prefix="bench-fidelity-") as slots:
-        renderer = Renderer(
-            RenderPool(processes=2, memory_mb=MEMORY_MB),
-            RenderSlots(Path(slots), capacity=2, queue=4),
-            RenderLimits(),
-        )
-        renderer.start()
-        try:
-            yield ServiceEngines(renderer)
-        finally:
-            renderer.close()
+    with live.own_renderer(2, memory_mb=MEMORY_MB) as renderer:
+        yield ServiceEngines(renderer)
