@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import socket
+import subprocess
 import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
@@ -16,6 +17,7 @@ from standardwebhooks import Webhook
 
 from connector.clock import Clock
 
+REPOSITORY = Path(__file__).parents[1]
 START = datetime(2026, 11, 20, 10, 3, tzinfo=UTC)
 
 
@@ -48,6 +50,18 @@ def free_port() -> int:
 def bridge_command(*args: str) -> list[str]:
     """The templateto-bridge command line, run by this test's Python."""
     return [sys.executable, "-m", "connector", *args]
+
+
+def run_benchmark(module: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m <module> <args>`` from the repository, as `make bench` runs a benchmark."""
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=REPOSITORY,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
 
 
 def class_tree(base: type) -> list[type]:

@@ -4,8 +4,6 @@ really rendered (not the grey panel of an engine that is not installed)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,8 +13,9 @@ from benchmarks.fidelity import picture
 from benchmarks.fidelity.engines import ENGINES
 from benchmarks.fidelity.reference import CHROMIUM
 
-ROOT = Path(__file__).parents[2]
-PICTURE = ROOT / "docs" / "screenshots" / "engines.png"
+from ..helpers import REPOSITORY, run_benchmark
+
+PICTURE = REPOSITORY / "docs" / "screenshots" / "engines.png"
 
 
 def rendered_panels(path: Path) -> list[str]:
@@ -35,8 +34,10 @@ def rendered_panels(path: Path) -> list[str]:
 
 
 def test_the_readme_shows_the_three_engines_on_the_template_it_names() -> None:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    attribution = (ROOT / "benchmarks/fidelity/corpus/ATTRIBUTION.md").read_text(encoding="utf-8")
+    readme = (REPOSITORY / "README.md").read_text(encoding="utf-8")
+    attribution = (REPOSITORY / "benchmarks/fidelity/corpus/ATTRIBUTION.md").read_text(
+        encoding="utf-8"
+    )
 
     assert "](docs/screenshots/engines.png)" in readme
     assert ENGINES == ("xhtml2pdf", "weasyprint", "chromium")
@@ -52,14 +53,7 @@ def test_the_readme_shows_the_three_engines_on_the_template_it_names() -> None:
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="Chromium is not installed")
 def test_the_script_draws_each_engines_page(tmp_path: Path) -> None:
     out = tmp_path / "engines.png"
-    run = subprocess.run(
-        [sys.executable, "-m", "benchmarks.fidelity.picture", "--out", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    run = run_benchmark("benchmarks.fidelity.picture", "--out", str(out))
 
     assert run.returncode == 0, run.stderr
     assert rendered_panels(out) == list(ENGINES)

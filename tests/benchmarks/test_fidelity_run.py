@@ -4,10 +4,7 @@ service's renderer for the engines): the harness works, not what it measures."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser
@@ -18,7 +15,8 @@ from benchmarks.fidelity.engines import service_engines
 from benchmarks.fidelity.score import score, words
 from connector.errors import PdfConversionFailed
 
-ROOT = Path(__file__).parents[2]
+from ..helpers import run_benchmark
+
 SUBSET = ("sparksuite-invoice", "mailgun-billing-ja")
 
 pytestmark = pytest.mark.skipif(
@@ -64,14 +62,7 @@ def test_every_template_converts_with_the_default_engine_or_is_refused_clearly()
 
 
 def test_the_benchmark_prints_its_table(browser) -> None:
-    run = subprocess.run(
-        [sys.executable, "-m", "benchmarks.fidelity", "--rounds", "1", "--only", ",".join(SUBSET)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    run = run_benchmark("benchmarks.fidelity", "--rounds", "1", "--only", ",".join(SUBSET))
 
     assert run.returncode == 0, run.stderr
     rows = [line for line in run.stdout.splitlines() if line.startswith("| ")]
